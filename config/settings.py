@@ -1,0 +1,136 @@
+"""Settings read from the environment (SPEC §5), with embedded defaults under ``var/``.
+
+The same code runs on one laptop (SQLite + a broker in a SQLite file) and on
+PostgreSQL + Redis with many machines; only these variables differ.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+log = logging.getLogger(__name__)
+
+
+
+def database_url(raw: str) -> str:
+    """Accept a plain ``postgresql://`` URL as given and use the psycopg 3 driver for it."""
+    for prefix in ("postgresql://", "postgres://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix):]
+    return raw
+
+
+def _local_secret(var: Path, name: str, make) -> str:
+    """A secret kept in a 0600 file under var/ — only for the embedded one-machine default.
+
+    Production sets the HCP_* variable; a laptop gets a key made once and kept, so
+    encrypted rater data stays readable across restarts.
+    """
+    path = var / name
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(make())
+        log.warning("generated %s; set the matching HCP_* variable in production", path)
+    return path.read_text().strip()
+
+
+@dataclass
+class Settings:
+    database_url: str
+    broker_url: str
+    redis_url: str | None
+    device_rate_limit: str
+    secret_key: str
+    data_keys: list[str]
+    bind: str
+    var_dir: Path
+    callback_working_days: int = 1
+    close_working_days: int = 15
+    token_hours: int = 8
+    sweep_seconds: float = 60.0
+    sweep_grace_seconds: float = 30.0
+    timezone: str = "Asia/Shanghai"
+    extra: dict = field(default_factory=dict)
+
+    def flask_config(self) -> dict:
+        """The Flask config mapping built from these settings."""
+        engine_options = {"pool_pre_ping": True}
+        if self.database_url.startswith("postgresql"):
+            engine_options.update(
+                pool_size=int(os.environ.get("HCP_DB_POOL_SIZE", "5")),
+                max_overflow=int(os.environ.get("HCP_DB_MAX_OVERFLOW", "10")),
+                pool_timeout=5,
+                connect_args={"connect_timeout": 3},
+            )
+        else:
+            engine_options["connect_args"] = {"timeout": 30}
+        return {
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+            "HCP_SETTINGS": self,
+            "API_TITLE": "hcp 好差评 API",
+            "API_VERSION": "v1",
+            "OPENAPI_VERSION": "3.0.3",
+            "OPENAPI_URL_PREFIX": "/api",
+            "OPENAPI_JSON_PATH": "v1/openapi.json",
+            "OPENAPI_SWAGGER_UI_PATH": "docs",
+            "OPENAPI_SWAGGER_UI_URL": "/static/swagger-ui/",
+            "RATELIMIT_STORAGE_URI": self.redis_url or "memory://",
+            "RATELIMIT_HEADERS_ENABLED": True,
+            "JSON_AS_ASCII": False,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "CELERY": self.celery_config(),
+        }
+
+    def celery_config(self) -> dict:
+        """Celery settings: late acks and prefetch 1 so a killed worker loses no task."""
+        transport_options = {}
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            transport_options = {"socket_connect_timeout": 2, "socket_timeout": 5}
+        return {
+            "broker_url": self.broker_url,
+            "broker_transport_options": transport_options,
+            "broker_connection_retry_on_startup": True,
+            "task_ignore_result": True,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "task_default_queue": "hcp",
+            "timezone": self.timezone,
+            "enable_utc": True,
+            "worker_hijack_root_logger": False,
+        }
+
+
+def load_settings(overrides: dict | None = None) -> Settings:
+    """Read the HCP_* environment (with ``overrides`` on top, as in tests)."""
+    env = dict(os.environ)
+    env.update(overrides or {})
+    var = Path(env.get("HCP_VAR_DIR", "var")).resolve()
+    var.mkdir(parents=True, exist_ok=True)
+    secret = env.get("HCP_SECRET_KEY") or _local_secret(var, "secret_key", lambda: secrets.token_urlsafe(48))
+    data = env.get("HCP_DATA_KEY") or _local_secret(var, "data_key", lambda: Fernet.generate_key().decode())
+    return Settings(
+        database_url=database_url(env.get("HCP_DATABASE_URL") or f"sqlite:///{var / 'hcp.sqlite'}"),
+        broker_url=env.get("HCP_BROKER_URL") or f"sqla+sqlite:///{var / 'broker.sqlite'}",
+        redis_url=env.get("HCP_REDIS_URL") or None,
+        device_rate_limit=env.get("HCP_DEVICE_RATE_LIMIT", "600/minute"),
+        secret_key=secret,
+        # Several comma-separated keys allow rotation: the first encrypts, all decrypt.
+        data_keys=[k.strip() for k in data.split(",") if k.strip()],
+        bind=env.get("HCP_BIND", "127.0.0.1:8000"),
+        var_dir=var,
+        callback_working_days=int(env.get("HCP_CALLBACK_WORKING_DAYS", "1")),
+        close_working_days=int(env.get("HCP_CLOSE_WORKING_DAYS", "15")),
+        token_hours=int(env.get("HCP_TOKEN_HOURS", "8")),
+        sweep_seconds=float(env.get("HCP_SWEEP_SECONDS", "60")),
+        sweep_grace_seconds=float(env.get("HCP_SWEEP_GRACE_SECONDS", "30")),
+    )

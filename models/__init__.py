@@ -1,0 +1,11 @@
+"""hcp's tables (SQLAlchemy 2.x) and their Alembic migrations (``models/migrations``)."""
+from models.cases import (CalendarOverride, Case, CaseEvent, Notification, OPEN_STATUSES,
+                          OUTCOME_LABELS, STATUS_LABELS)
+from models.org import CHANNELS, ROLES, ApiToken, Department, Device, ServiceItem, User
+from models.ratings import LEVEL_LABELS, Rating, is_bad
+
+__all__ = [
+    "ApiToken", "CHANNELS", "CalendarOverride", "Case", "CaseEvent", "Department", "Device",
+    "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "ROLES", "Rating",
+    "STATUS_LABELS", "ServiceItem", "User", "is_bad",
+]

@@ -1,0 +1,110 @@
+"""Who and what: the department tree, service items, devices and staff users."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.types import UTCDateTime, utcnow
+from service.extensions import db
+
+CHANNELS = ("pc", "mobile", "qrcode", "hall_tablet", "hall_terminal", "sms", "hotline", "default")
+ROLES = ("handler", "supervisor", "manager", "admin")
+
+
+class Department(db.Model):
+    """A node of the district → bureau → section tree.
+
+    ``path`` is the chain of ids from the root (``/1/4/9/``), so a scope — a department
+    and everything under it — is one indexed ``LIKE 'prefix%'`` match.
+    """
+
+    __tablename__ = "departments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    path: Mapped[str] = mapped_column(String(512), index=True, default="")
+    notify_webhook: Mapped[str | None] = mapped_column(String(500))
+    notify_email: Mapped[str | None] = mapped_column(String(500))
+
+    parent: Mapped[Department | None] = relationship(remote_side=[id])
+
+
+class ServiceItem(db.Model):
+    """A government service (事项) that ratings may name by ``item_code``."""
+
+    __tablename__ = "service_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+
+    department: Mapped[Department] = relationship()
+
+
+class Device(db.Model):
+    """A kiosk, tablet or channel relay; its key is kept only as a SHA-256 hash."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    window: Mapped[str | None] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    rate_limit: Mapped[str | None] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    department: Mapped[Department] = relationship()
+
+
+class User(db.Model):
+    """A staff account: role and department decide what it may see and do."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    email: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    department: Mapped[Department] = relationship()
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class ApiToken(db.Model):
+    """A staff bearer token; only its hash is stored, and it expires or is revoked."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()

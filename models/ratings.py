@@ -1,0 +1,64 @@
+"""Ratings as received from devices: one row per ``client_id``, never updated."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, SmallInteger, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.org import Department, Device, ServiceItem
+from models.types import BigId, UTCDateTime, utcnow
+from service.extensions import db
+
+LEVEL_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+
+
+def is_bad(level: int) -> bool:
+    """差评 = levels 1–2 (不满意, 非常不满意)."""
+    return level <= 2
+
+
+class Rating(db.Model):
+    """One 好差评 rating. Channel, window and department come from the device and item.
+
+    Rater name and phone are Fernet tokens (``*_enc``) beside a masked copy for display;
+    ``body_hash`` is a keyed hash of the submitted body, used to tell a replay (same body)
+    from a conflict (same ``client_id``, different body).
+    """
+
+    __tablename__ = "ratings"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(36), unique=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("service_items.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    window: Mapped[str | None] = mapped_column(String(64))
+    level: Mapped[int] = mapped_column(SmallInteger)
+    negative: Mapped[bool] = mapped_column(Boolean)
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # rated_at's local (Asia/Shanghai) date: the figures select periods by it.
+    rated_date: Mapped[date] = mapped_column(Date)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    project_no: Mapped[str | None] = mapped_column(String(64))
+    staff_no: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[list | None] = mapped_column(JSON)
+    comment: Mapped[str | None] = mapped_column(Text)
+    real_name: Mapped[bool] = mapped_column(Boolean, default=False)
+    rater_name_enc: Mapped[str | None] = mapped_column(Text)
+    rater_phone_enc: Mapped[str | None] = mapped_column(Text)
+    rater_name_masked: Mapped[str | None] = mapped_column(String(64))
+    rater_phone_masked: Mapped[str | None] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    device: Mapped[Device] = relationship()
+    department: Mapped[Department] = relationship()
+    item: Mapped[ServiceItem | None] = relationship()
+
+    __table_args__ = (
+        Index("ix_ratings_rated_date_department", "rated_date", "department_id"),
+        # The sweep looks for bad ratings without a case; only ~3 % of rows are bad.
+        Index("ix_ratings_negative_id", "id", postgresql_where=text("negative"),
+              sqlite_where=text("negative")),
+    )

@@ -1,0 +1,144 @@
+"""Authentication of devices and staff, per-device rate limits, and department scopes.
+
+Device keys (``hcpd_…``) and staff tokens (``hcpt_…``) live in different tables, so a
+device key is never accepted where staff are expected, or the other way round.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import secrets
+import time
+from datetime import timedelta
+
+from flask import current_app, g, request
+from flask_login import current_user
+from flask_smorest import abort
+from limits import parse
+from sqlalchemy import select
+
+from models import ApiToken, Department, Device, User
+from models.types import utcnow
+from service.extensions import db, limiter
+from service.privacy import key_digest
+
+log = logging.getLogger(__name__)
+
+DEVICE_PREFIX = "hcpd_"
+TOKEN_PREFIX = "hcpt_"
+
+
+def new_device_key() -> str:
+    return DEVICE_PREFIX + secrets.token_urlsafe(32)
+
+
+def issue_token(user: User) -> tuple[str, ApiToken]:
+    """A new bearer token for ``user``; the caller commits. Only its hash is stored."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    hours = current_app.config["HCP_SETTINGS"].token_hours
+    token = ApiToken(user_id=user.id, token_hash=key_digest(raw), expires_at=utcnow() + timedelta(hours=hours))
+    db.session.add(token)
+    return raw, token
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _unauthorized(message: str):
+    abort(401, message=message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _rate_limit(device: Device) -> None:
+    """Per-device limit in Flask-Limiter's storage (Redis when HCP_REDIS_URL is set).
+
+    If the limit store is unreachable the rating is still taken: losing a rating costs
+    more than briefly not limiting a device.
+    """
+    settings = current_app.config["HCP_SETTINGS"]
+    item = parse(device.rate_limit or settings.device_rate_limit)
+    try:
+        allowed = limiter.limiter.hit(item, "device", str(device.id))
+        if allowed:
+            return
+        reset_at, _ = limiter.limiter.get_window_stats(item, "device", str(device.id))
+    except Exception:  # noqa: BLE001 — any storage failure fails open, logged
+        log.warning("rate-limit storage unavailable; device %s not limited", device.id, exc_info=True)
+        return
+    retry = max(1, math.ceil(reset_at - time.time()))
+    abort(429, message=f"rate limit {item} exceeded for this device",
+          headers={"Retry-After": str(retry)})
+
+
+def current_device() -> Device:
+    """The active device whose key is the bearer token; 401 otherwise, 429 over its limit."""
+    raw = _bearer()
+    if not raw or not raw.startswith(DEVICE_PREFIX):
+        _unauthorized("a device key is required")
+    device = db.session.scalar(select(Device).where(Device.key_hash == key_digest(raw)))
+    if device is None or not device.active:
+        _unauthorized("unknown or disabled device key")
+    _rate_limit(device)
+    g.device = device
+    return device
+
+
+def device_required(view):
+    """The view runs for a device only; ``g.device`` is set."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        current_device()
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def current_staff() -> User | None:
+    """The staff user of the bearer token or, failing that, of the web session."""
+    raw = _bearer()
+    if raw is not None:
+        if not raw.startswith(TOKEN_PREFIX):
+            return None
+        token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == key_digest(raw)))
+        if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
+            return None
+        g.api_token = token
+        return token.user if token.user.active else None
+    if current_user and current_user.is_authenticated:
+        return current_user._get_current_object()
+    return None
+
+
+def staff_required(*roles: str):
+    """The view runs for staff of one of ``roles`` (any role when none given); ``g.user`` is set."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user = current_staff()
+            if user is None:
+                _unauthorized("a valid staff token is required")
+            if roles and user.role not in roles:
+                abort(403, message=f"role {user.role} may not do this")
+            g.user = user
+            return view(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+def scope_filter(user: User, department_column):
+    """A SQL condition: ``department_column`` lies in the user's department subtree.
+
+    Admins see everything; everyone else sees their own department and all under it.
+    """
+    if user.role == "admin":
+        return True
+    subtree = select(Department.id).where(Department.path.startswith(user.department.path))
+    return department_column.in_(subtree)
+
+
+def in_scope(user: User, department: Department) -> bool:
+    return user.role == "admin" or department.path.startswith(user.department.path)

@@ -1,0 +1,73 @@
+"""Working-day deadlines on the Chinese calendar (holidays and 调休 make-up days).
+
+A deadline is the end of the Nth working day after the day the rating was received, in
+Asia/Shanghai. Admin overrides win; then chinese-calendar; for years it does not cover,
+Monday–Friday.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import CalendarOverride
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local_date(moment: datetime) -> date:
+    """The Asia/Shanghai calendar date of an aware datetime."""
+    return moment.astimezone(SHANGHAI).date()
+
+
+def library_is_workday(day: date) -> bool:
+    """chinese-calendar's answer, or Monday–Friday for a year it does not know yet."""
+    try:
+        return chinese_calendar.is_workday(day)
+    except NotImplementedError:
+        return day.weekday() < 5
+
+
+class WorkCalendar:
+    """Working days with the admin overrides loaded once, for many deadline computations."""
+
+    def __init__(self, overrides: dict[date, str] | None = None):
+        self.overrides = overrides or {}
+
+    @classmethod
+    def load(cls, session: Session) -> WorkCalendar:
+        rows = session.execute(select(CalendarOverride.day, CalendarOverride.kind))
+        return cls({day: kind for day, kind in rows})
+
+    def is_workday(self, day: date) -> bool:
+        kind = self.overrides.get(day)
+        if kind is not None:
+            return kind == "workday"
+        return library_is_workday(day)
+
+    def add_working_days(self, start: date, n: int) -> date:
+        """The Nth working day after ``start`` (``start`` itself never counts)."""
+        if n < 0:
+            raise ValueError("working days must be zero or more")
+        day, left = start, n
+        while left:
+            day += timedelta(days=1)
+            if self.is_workday(day):
+                left -= 1
+        return day
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """Working days after ``start`` up to and including ``end`` (0 when end ≤ start)."""
+        count, day = 0, start
+        while day < end:
+            day += timedelta(days=1)
+            if self.is_workday(day):
+                count += 1
+        return count
+
+    def due(self, received_at: datetime, n: int) -> date:
+        """Deadline date for something received at ``received_at``, ``n`` working days on."""
+        return self.add_working_days(local_date(received_at), n)

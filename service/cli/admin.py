@@ -1,0 +1,166 @@
+"""Admin commands: departments, service items, devices and staff users."""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import with_appcontext
+from limits import parse
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
+from service.auth.access import new_device_key
+from service.extensions import db
+from service.privacy import key_digest
+
+
+def department_by_code(code: str) -> Department:
+    dept = db.session.scalar(select(Department).where(Department.code == code))
+    if dept is None:
+        raise click.BadParameter(f"no department with code {code}", param_hint="--department")
+    return dept
+
+
+def _unique(model, column, value, what: str) -> None:
+    if db.session.scalar(select(model.id).where(column == value)) is not None:
+        raise click.ClickException(f"{what} {value} already exists")
+
+
+def add_department(code: str, name: str, parent: Department | None) -> Department:
+    """A new department under ``parent`` with its materialised path; the caller commits."""
+    dept = Department(code=code, name=name, parent=parent, path="")
+    db.session.add(dept)
+    db.session.flush()
+    dept.path = (parent.path if parent else "/") + f"{dept.id}/"
+    return dept
+
+
+def add_user(username: str, password: str, role: str, dept: Department, display_name: str | None = None) -> User:
+    user = User(username=username, password_hash=generate_password_hash(password), role=role,
+                department=dept, display_name=display_name)
+    db.session.add(user)
+    return user
+
+
+def add_device(name: str, dept: Department, channel: str, window: str | None, rate_limit: str | None) -> tuple[Device, str]:
+    key = new_device_key()
+    device = Device(name=name, department=dept, channel=channel, window=window,
+                    rate_limit=rate_limit, key_hash=key_digest(key))
+    db.session.add(device)
+    return device, key
+
+
+@click.group()
+def departments():
+    """Departments (a tree: district → bureau → section)."""
+
+
+@departments.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--parent", help="code of the parent department")
+@with_appcontext
+def departments_add(code, name, parent):
+    """Add department CODE named NAME."""
+    _unique(Department, Department.code, code, "department")
+    dept = add_department(code, name, department_by_code(parent) if parent else None)
+    db.session.commit()
+    click.echo(f"department {dept.code} {dept.name} added")
+
+
+@departments.command("list")
+@with_appcontext
+def departments_list():
+    """List departments as a tree."""
+    rows = db.session.scalars(select(Department).order_by(Department.path))
+    for dept in rows:
+        depth = dept.path.count("/") - 2
+        click.echo(f"{'  ' * depth}{dept.code}\t{dept.name}")
+
+
+@click.group()
+def items():
+    """Service items (事项) that ratings may name."""
+
+
+@items.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--department", required=True, help="code of the owning department")
+@with_appcontext
+def items_add(code, name, department):
+    """Add service item CODE named NAME, owned by a department."""
+    _unique(ServiceItem, ServiceItem.code, code, "item")
+    db.session.add(ServiceItem(code=code, name=name, department=department_by_code(department)))
+    db.session.commit()
+    click.echo(f"item {code} {name} added")
+
+
+@click.group()
+def devices():
+    """Devices: kiosks, tablets and channel relays, each with its own key."""
+
+
+def _rate_limit(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        parse(value)
+    except ValueError as err:
+        raise click.BadParameter(f"{value!r} is not a rate like 5/minute") from err
+    return value
+
+
+@devices.command("add")
+@click.argument("name")
+@click.option("--department", required=True, help="department code")
+@click.option("--channel", required=True, type=click.Choice(CHANNELS))
+@click.option("--window", help="window number (窗口号) in the hall")
+@click.option("--rate-limit", callback=_rate_limit, help="e.g. 5/minute (default HCP_DEVICE_RATE_LIMIT)")
+@with_appcontext
+def devices_add(name, department, channel, window, rate_limit):
+    """Add a device and print its key — shown this once only."""
+    device, key = add_device(name, department_by_code(department), channel, window, rate_limit)
+    db.session.commit()
+    click.echo(f"device {device.id} {name} added; its key (shown once, keep it safe):", err=True)
+    click.echo(key)
+
+
+@devices.command("list")
+@with_appcontext
+def devices_list():
+    """List devices (keys are never shown again)."""
+    for d in db.session.scalars(select(Device).order_by(Device.id)):
+        click.echo(f"{d.id}\t{d.name}\t{d.department.code}\t{d.channel}\t{d.window or ''}\t"
+                   f"{'active' if d.active else 'disabled'}")
+
+
+@click.group()
+def users():
+    """Staff users: handlers, supervisors, managers and admins."""
+
+
+def read_password() -> str:
+    """The password from stdin: a prompt on a terminal, the first line from a pipe."""
+    if sys.stdin.isatty():
+        return click.prompt("password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--department", required=True, help="department code")
+@click.option("--name", "display_name", help="display name, e.g. 张三")
+@with_appcontext
+def users_add(username, role, department, display_name):
+    """Add a staff user; the password is read from stdin (at least 8 characters)."""
+    _unique(User, User.username, username, "user")
+    dept = department_by_code(department)
+    password = read_password()
+    if len(password) < 8:
+        raise click.ClickException("the password needs at least 8 characters")
+    add_user(username, password, role, dept, display_name)
+    db.session.commit()
+    click.echo(f"user {username} ({role}, {dept.code}) added")

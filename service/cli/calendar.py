@@ -1,0 +1,81 @@
+"""``hcp calendar``: working-day deadlines and the admin's holiday / make-up-day overrides."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import click
+from flask.cli import with_appcontext
+
+from models import CalendarOverride
+from service.cases.deadlines import SHANGHAI, WorkCalendar
+from service.extensions import db
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as err:
+        raise click.BadParameter(f"{value!r} is not an ISO date or datetime") from err
+    return moment.replace(tzinfo=SHANGHAI) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as err:
+        raise click.BadParameter(f"{value!r} is not a date like 2027-01-01") from err
+
+
+@click.group()
+def calendar():
+    """Working days: deadlines, holidays and make-up workdays (调休)."""
+
+
+@calendar.command("due")
+@click.argument("received_at")
+@click.option("--working-days", "-n", type=click.IntRange(min=0), required=True)
+@with_appcontext
+def due(received_at, working_days):
+    """Print the due date N working days after RECEIVED_AT (local time if no offset)."""
+    click.echo(WorkCalendar.load(db.session).due(_moment(received_at), working_days).isoformat())
+
+
+def _override(day: str, kind: str, note: str | None) -> None:
+    d = _day(day)
+    row = db.session.get(CalendarOverride, d) or CalendarOverride(day=d)
+    row.kind, row.note = kind, note
+    db.session.add(row)
+    db.session.commit()
+
+
+@calendar.command("add-holiday")
+@click.argument("day")
+@click.option("--note", help="e.g. 元旦")
+@with_appcontext
+def add_holiday(day, note):
+    """Mark DAY a holiday (no work), over the calendar library."""
+    _override(day, "holiday", note)
+    click.echo(f"{day} is a holiday")
+
+
+@calendar.command("add-workday")
+@click.argument("day")
+@click.option("--note", help="e.g. 调休上班")
+@with_appcontext
+def add_workday(day, note):
+    """Mark DAY a working day (调休 make-up day), over the calendar library."""
+    _override(day, "workday", note)
+    click.echo(f"{day} is a working day")
+
+
+@calendar.command("remove")
+@click.argument("day")
+@with_appcontext
+def remove(day):
+    """Remove the override of DAY."""
+    row = db.session.get(CalendarOverride, _day(day))
+    if row is None:
+        raise click.ClickException(f"no override for {day}")
+    db.session.delete(row)
+    db.session.commit()
+    click.echo(f"override of {day} removed")

@@ -1,0 +1,55 @@
+"""JSON errors for the API; 503 with Retry-After when the database is unreachable."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, g, jsonify, request
+from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_DB = "5"
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _request_id():
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+
+    @app.after_request
+    def _headers(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype in ("text/html", "text/plain", "text/csv", "application/json"):
+            response.charset = "utf-8"
+        return response
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def _database_down(err):
+        from service.extensions import db
+
+        log.error("database unavailable: %s", err)
+        db.session.rollback()
+        resp = jsonify(code=503, status="Service Unavailable", message="database unavailable, retry later")
+        resp.status_code = 503
+        resp.headers["Retry-After"] = RETRY_AFTER_DB
+        return resp
+
+    @app.errorhandler(DBAPIError)
+    def _database_error(err):
+        if err.connection_invalidated:
+            return _database_down(err)
+        raise err
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err):
+        # JSON (flask-smorest's shape, with 422 field errors) under /api; pages get HTML.
+        from service.extensions import api
+
+        if request.path.startswith("/api/"):
+            return api.handle_http_exception(err)
+        return err

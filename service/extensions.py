@@ -1,0 +1,33 @@
+"""Extension singletons, initialised inside ``create_app`` (one of each per process)."""
+from flask_limiter import Limiter
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+def _no_default_key() -> str:
+    # Every limit in hcp names its own key (device id, login name); nothing is limited by IP.
+    return "global"
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+api = Api()
+limiter = Limiter(key_func=_no_default_key, default_limits=[])
+login = LoginManager()
+csrf = CSRFProtect()

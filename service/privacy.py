@@ -1,0 +1,59 @@
+"""Rater data at rest: Fernet encryption (with key rotation) and masking for display."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from cryptography.fernet import Fernet, MultiFernet
+from flask import current_app
+
+
+def fernet() -> MultiFernet:
+    """All configured data keys; the first encrypts, any of them decrypts."""
+    keys = current_app.config["HCP_SETTINGS"].data_keys
+    return MultiFernet([Fernet(k) for k in keys])
+
+
+def encrypt(value: str | None) -> str | None:
+    if not value:
+        return None
+    return fernet().encrypt(value.encode()).decode()
+
+
+def decrypt(token: str | None) -> str | None:
+    if not token:
+        return None
+    return fernet().decrypt(token.encode()).decode()
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """138****5678: the first three and last four digits only."""
+    if not phone:
+        return None
+    if len(phone) <= 7:
+        return phone[:1] + "*" * (len(phone) - 1)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+def mask_name(name: str | None) -> str | None:
+    """张*, 欧阳** — the family name's first character only."""
+    if not name:
+        return None
+    return name[:1] + "*" * max(1, len(name) - 1)
+
+
+def body_digest(body: dict) -> str:
+    """A keyed hash of a request body, so a replay can be told from a conflict.
+
+    Keyed with the secret key because the body may hold a phone number, whose plain
+    hash could be reversed by trying every number.
+    """
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def key_digest(key: str) -> str:
+    """How device keys and staff tokens are stored: SHA-256 of a 256-bit random secret."""
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Ratings: the intake API for devices and the read API for staff."""

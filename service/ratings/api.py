@@ -1,0 +1,98 @@
+"""``/api/v1/ratings``: devices post ratings (single or batch); staff read them."""
+from __future__ import annotations
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from models import LEVEL_LABELS, Case, Rating
+from service.auth.access import device_required, in_scope, staff_required
+from service.extensions import db
+from service.ratings.intake import Outcome, route_created, store
+from service.ratings.schemas import BatchIn, BatchOut, RatingCreated, RatingIn, RatingOut
+
+blp = Blueprint("ratings", __name__, url_prefix="/api/v1/ratings", description="Rating intake")
+
+
+def _intake(bodies: list) -> list[Outcome]:
+    """Store, commit, then route: the rating is safe before any task is sent."""
+    outcomes = store(db.session, g.device, bodies, request_id=g.get("request_id"))
+    db.session.commit()
+    route_created(outcomes, g.get("request_id"))
+    return outcomes
+
+
+@blp.route("")
+class Ratings(MethodView):
+    @device_required
+    @blp.arguments(RatingIn)
+    @blp.response(201, RatingCreated, description="stored")
+    @blp.alt_response(200, schema=RatingCreated, description="a replay: the first answer, nothing new stored")
+    @blp.alt_response(409, description="this client_id was used with a different body")
+    @blp.alt_response(429, description="over this device's rate limit; see Retry-After")
+    @blp.alt_response(503, description="database unavailable; see Retry-After")
+    def post(self, body):
+        """Post one rating (device key). Idempotent on ``client_id``."""
+        outcome = _intake([body])[0]
+        if outcome.status == "invalid":
+            abort(422, errors={"json": outcome.errors}, message="invalid rating")
+        if outcome.status == "conflict":
+            abort(409, message=f"client_id {outcome.client_id} was already used with a different body")
+        return outcome.rating, (201 if outcome.status == "created" else 200)
+
+
+@blp.route("/batch")
+class Batch(MethodView):
+    @device_required
+    @blp.arguments(BatchIn)
+    @blp.response(200, BatchOut)
+    def post(self, body):
+        """Post up to 500 ratings; every valid one is stored, one result per item in order."""
+        schema = RatingIn()
+        bodies = []
+        for raw in body["ratings"]:
+            try:
+                bodies.append(schema.load(raw))
+            except ValidationError as err:
+                cid = raw.get("client_id") if isinstance(raw.get("client_id"), str) else None
+                bodies.append(Outcome(cid, "invalid", errors=err.messages))
+        results = []
+        for outcome in _intake(bodies):
+            item = {"client_id": outcome.client_id, "status": outcome.status}
+            if outcome.rating and outcome.status in ("created", "duplicate"):
+                item["id"] = outcome.rating["id"]
+            if outcome.errors:
+                item["errors"] = outcome.errors
+            results.append(item)
+        return {"results": results}
+
+
+def rating_view(rating: Rating, case_id: int | None) -> dict:
+    """A rating as staff see it, rater masked."""
+    return {
+        "id": rating.id, "client_id": rating.client_id, "level": rating.level,
+        "level_label": LEVEL_LABELS[rating.level], "negative": rating.negative,
+        "rated_at": rating.rated_at, "received_at": rating.received_at,
+        "channel": rating.channel, "window": rating.window, "device": rating.device.name,
+        "department": rating.department.code, "item_code": rating.item.code if rating.item else None,
+        "project_no": rating.project_no, "staff_no": rating.staff_no, "tags": rating.tags,
+        "comment": rating.comment, "case_id": case_id,
+        "rater": {"real_name": rating.real_name, "name": rating.rater_name_masked,
+                  "phone": rating.rater_phone_masked},
+    }
+
+
+@blp.route("/<int:rating_id>")
+class RatingById(MethodView):
+    @staff_required()
+    @blp.response(200, RatingOut)
+    @blp.alt_response(404, description="no such rating in your departments")
+    def get(self, rating_id):
+        """A rating (rater masked) with its ``case_id`` once routed; staff of its department subtree."""
+        rating = db.session.get(Rating, rating_id)
+        if rating is None or not in_scope(g.user, rating.department):
+            abort(404, message="rating not found")
+        case_id = db.session.scalar(select(Case.id).where(Case.rating_id == rating.id))
+        return rating_view(rating, case_id)

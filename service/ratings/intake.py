@@ -1,0 +1,152 @@
+"""Storing ratings exactly once and handing bad ones to routing.
+
+One code path serves the single and the batch endpoint: validated bodies become rows,
+inserted with ``INSERT … ON CONFLICT (client_id) DO NOTHING RETURNING``; a row not
+returned already existed, and its body hash tells a replay (duplicate) from a conflict.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models import Device, Rating, ServiceItem, is_bad
+from models.types import utcnow
+from service.cases.deadlines import local_date
+from service.privacy import body_digest, encrypt, mask_name, mask_phone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What happened to one submitted rating."""
+
+    client_id: str | None
+    status: str  # created | duplicate | conflict | invalid
+    rating: dict | None = None  # {id, client_id, level, negative, received_at}
+    errors: dict | None = None
+
+
+def _answer(row) -> dict:
+    return {"id": row.id, "client_id": row.client_id, "level": row.level,
+            "negative": row.negative, "received_at": row.received_at}
+
+
+def _canonical(body: dict) -> dict:
+    """The body as validated, in a form whose hash does not depend on key order or offsets."""
+    out = dict(body)
+    out["client_id"] = str(body["client_id"])
+    out["rated_at"] = body["rated_at"].astimezone(utcnow().tzinfo).isoformat()
+    return out
+
+
+def _row(device: Device, body: dict, item: ServiceItem | None, digest: str, now, request_id) -> dict:
+    rater = body.get("rater") or {}
+    real = bool(rater.get("real_name"))
+    return {
+        "client_id": str(body["client_id"]),
+        "body_hash": digest,
+        "device_id": device.id,
+        "department_id": item.department_id if item else device.department_id,
+        "item_id": item.id if item else None,
+        "channel": device.channel,
+        "window": device.window,
+        "level": body["level"],
+        "negative": is_bad(body["level"]),
+        "rated_at": body["rated_at"],
+        "rated_date": local_date(body["rated_at"]),
+        "received_at": now,
+        "project_no": body.get("project_no"),
+        "staff_no": body.get("staff_no"),
+        "tags": body.get("tags"),
+        "comment": body.get("comment"),
+        "real_name": real,
+        "rater_name_enc": encrypt(rater.get("name")) if real else None,
+        "rater_phone_enc": encrypt(rater.get("phone")) if real else None,
+        "rater_name_masked": mask_name(rater.get("name")) if real else None,
+        "rater_phone_masked": mask_phone(rater.get("phone")) if real else None,
+        "request_id": request_id,
+    }
+
+
+def _insert(session: Session):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Rating)
+
+
+def store(session: Session, device: Device, bodies: list[dict | Outcome], request_id: str | None = None) -> list[Outcome]:
+    """Store validated bodies for ``device``; return one Outcome per body, in order.
+
+    An element that is already an Outcome (a body that failed validation) is passed
+    through. The caller commits, then routes the created bad ratings.
+    """
+    outcomes: list[Outcome | None] = [b if isinstance(b, Outcome) else None for b in bodies]
+    codes = {b["item_code"] for b in bodies if isinstance(b, dict) and b.get("item_code")}
+    items = {}
+    if codes:
+        items = {i.code: i for i in session.scalars(select(ServiceItem).where(ServiceItem.code.in_(codes)))}
+
+    now = utcnow()
+    rows, first_of, digest_at = [], {}, {}
+    for pos, body in enumerate(bodies):
+        if outcomes[pos] is not None:
+            continue
+        cid = str(body["client_id"])
+        code = body.get("item_code")
+        if code and code not in items:
+            outcomes[pos] = Outcome(cid, "invalid", errors={"item_code": [f"unknown service item {code}"]})
+            continue
+        digest = digest_at[pos] = body_digest({**_canonical(body), "device": device.id})
+        if cid in first_of:  # the same client_id twice in one batch: judged against the first
+            continue
+        first_of[cid] = pos
+        rows.append(_row(device, body, items.get(code), digest, now, request_id))
+
+    created = {}
+    if rows:
+        stmt = _insert(session).values(rows).on_conflict_do_nothing(index_elements=["client_id"])
+        stmt = stmt.returning(Rating.id, Rating.client_id, Rating.level, Rating.negative, Rating.received_at)
+        created = {r.client_id: r for r in session.execute(stmt)}
+
+    digests = {r["client_id"]: r["body_hash"] for r in rows}
+    missing = [cid for cid in digests if cid not in created]
+    existing = {}
+    if missing:
+        existing = {r.client_id: r for r in session.execute(
+            select(Rating.id, Rating.client_id, Rating.level, Rating.negative, Rating.received_at,
+                   Rating.body_hash).where(Rating.client_id.in_(missing)))}
+
+    for pos, body in enumerate(bodies):
+        if outcomes[pos] is not None:
+            continue
+        cid = str(body["client_id"])
+        if first_of[cid] == pos and cid in created:
+            outcomes[pos] = Outcome(cid, "created", _answer(created[cid]))
+            continue
+        first = created.get(cid)
+        first_hash = digests[cid] if first is not None else existing[cid].body_hash
+        first = first if first is not None else existing[cid]
+        status = "duplicate" if digest_at[pos] == first_hash else "conflict"
+        outcomes[pos] = Outcome(cid, status, _answer(first) if status == "duplicate" else None)
+    return outcomes
+
+
+def route_created(outcomes: list[Outcome], request_id: str | None = None) -> None:
+    """After commit: send each newly created bad rating to the routing task.
+
+    A broker that is down must not fail the intake — the rating is stored, and the
+    beat sweep sends it again once the broker is back.
+    """
+    from workers.tasks import route_rating
+
+    for outcome in outcomes:
+        if outcome.status == "created" and outcome.rating["negative"]:
+            try:
+                route_rating.apply_async((outcome.rating["id"],), retry=False,
+                                         headers={"request_id": request_id})
+            except Exception:  # noqa: BLE001 — the sweep resends; never lose the 201
+                log.warning("broker unavailable; rating %s left for the sweep", outcome.rating["id"], exc_info=True)

@@ -1,0 +1,108 @@
+"""marshmallow schemas of the ratings resource, split by verb (SPEC §4)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+
+from models.types import utcnow
+
+# A device clock may run a little fast; a rating from further in the future is refused.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+MAX_BATCH = 500
+
+
+class RaterIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    real_name = fields.Boolean(load_default=False)
+    name = fields.String(validate=validate.Length(min=1, max=50))
+    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9]{5,20}$", error="digits only, 5 to 20"))
+
+    @validates_schema
+    def _anonymous_carries_nothing(self, data, **kwargs):
+        if not data.get("real_name") and (data.get("name") or data.get("phone")):
+            raise ValidationError("an anonymous rater (real_name false) carries no name or phone",
+                                  field_name="real_name")
+
+
+class RatingIn(Schema):
+    """Body of ``POST /api/v1/ratings`` and of each item of a batch."""
+
+    class Meta:
+        unknown = RAISE
+
+    client_id = fields.UUID(required=True, metadata={"description": "the device's idempotency key"})
+    level = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=5),
+                           metadata={"description": "5 非常满意 … 1 非常不满意"})
+    rated_at = fields.AwareDateTime(required=True, metadata={"description": "ISO 8601 with offset"})
+    item_code = fields.String(validate=validate.Length(min=1, max=64))
+    project_no = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "办件编号"})
+    staff_no = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "工号"})
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=32)), validate=validate.Length(max=20))
+    comment = fields.String(validate=validate.Length(max=500))
+    rater = fields.Nested(RaterIn)
+
+    @validates("rated_at")
+    def _not_in_future(self, value, **kwargs):
+        if value > utcnow() + MAX_CLOCK_SKEW:
+            raise ValidationError("rated_at lies in the future")
+
+
+class BatchIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    # Items are validated one by one by the view, so one bad item does not sink the rest.
+    ratings = fields.List(fields.Dict(), required=True,
+                          validate=validate.Length(min=1, max=MAX_BATCH),
+                          metadata={"description": f"at most {MAX_BATCH} RatingIn objects"})
+
+
+class RatingCreated(Schema):
+    id = fields.Integer(dump_only=True)
+    client_id = fields.String(dump_only=True)
+    level = fields.Integer(dump_only=True)
+    negative = fields.Boolean(dump_only=True)
+    received_at = fields.AwareDateTime(dump_only=True)
+
+
+class BatchItemResult(Schema):
+    client_id = fields.String(allow_none=True)
+    status = fields.String(validate=validate.OneOf(["created", "duplicate", "conflict", "invalid"]))
+    id = fields.Integer()
+    errors = fields.Dict()
+
+
+class BatchOut(Schema):
+    results = fields.List(fields.Nested(BatchItemResult))
+
+
+class RaterOut(Schema):
+    real_name = fields.Boolean()
+    name = fields.String(allow_none=True, metadata={"description": "masked"})
+    phone = fields.String(allow_none=True, metadata={"description": "masked, 138****5678"})
+
+
+class RatingOut(Schema):
+    """A stored rating as staff see it; the rater is always masked here."""
+
+    id = fields.Integer()
+    client_id = fields.String()
+    level = fields.Integer()
+    level_label = fields.String()
+    negative = fields.Boolean()
+    rated_at = fields.AwareDateTime()
+    received_at = fields.AwareDateTime()
+    channel = fields.String()
+    window = fields.String(allow_none=True)
+    device = fields.String()
+    department = fields.String()
+    item_code = fields.String(allow_none=True)
+    project_no = fields.String(allow_none=True)
+    staff_no = fields.String(allow_none=True)
+    tags = fields.List(fields.String(), allow_none=True)
+    comment = fields.String(allow_none=True)
+    rater = fields.Nested(RaterOut)
+    case_id = fields.Integer(allow_none=True)

@@ -1,0 +1,24 @@
+"""Celery made from the Flask app, the way Flask documents it.
+
+Every task runs inside ``app.app_context()`` so it uses the same settings, database
+session and extensions as the web process; the session is removed when the context ends.
+"""
+from celery import Celery, Task
+from flask import Flask
+
+from workers.schedule import beat_schedule
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.conf.beat_schedule = beat_schedule(app.config["HCP_SETTINGS"])
+    celery_app.conf.include = ["workers.tasks"]
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app
