@@ -56,6 +56,9 @@ class Settings:
     sweep_seconds: float = 60.0
     sweep_grace_seconds: float = 30.0
     timezone: str = "Asia/Shanghai"
+    # Names this deployment's Celery queue and rate-limit keys, so two hcp instances
+    # (or two test runs) can share one Redis without seeing each other's messages.
+    instance: str = "hcp"
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -103,7 +106,7 @@ class Settings:
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
-            "task_default_queue": "hcp",
+            "task_default_queue": self.instance,
             "timezone": self.timezone,
             "enable_utc": True,
             "worker_hijack_root_logger": False,
@@ -133,4 +136,5 @@ def load_settings(overrides: dict | None = None) -> Settings:
         token_hours=int(env.get("HCP_TOKEN_HOURS", "8")),
         sweep_seconds=float(env.get("HCP_SWEEP_SECONDS", "60")),
         sweep_grace_seconds=float(env.get("HCP_SWEEP_GRACE_SECONDS", "30")),
+        instance=env.get("HCP_INSTANCE", "hcp"),
     )

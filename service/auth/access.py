@@ -62,11 +62,11 @@ def _rate_limit(device: Device) -> None:
     """
     settings = current_app.config["HCP_SETTINGS"]
     item = parse(device.rate_limit or settings.device_rate_limit)
+    key = (settings.instance, "device", str(device.id))
     try:
-        allowed = limiter.limiter.hit(item, "device", str(device.id))
-        if allowed:
+        if limiter.limiter.hit(item, *key):
             return
-        reset_at, _ = limiter.limiter.get_window_stats(item, "device", str(device.id))
+        reset_at, _ = limiter.limiter.get_window_stats(item, *key)
     except Exception:  # noqa: BLE001 — any storage failure fails open, logged
         log.warning("rate-limit storage unavailable; device %s not limited", device.id, exc_info=True)
         return

@@ -29,7 +29,7 @@ def run(bind, concurrency, no_migrate):
     commands = {
         "web": [python, "-m", "gunicorn", "-c", "python:config.gunicorn", "--bind", bind, "service:create_app()"],
         "worker": [python, "-m", "celery", "-A", "workers", "worker", "--loglevel=INFO",
-                   f"--concurrency={concurrency}", "-Q", "hcp"],
+                   f"--concurrency={concurrency}", "-Q", settings.instance],
         "beat": [python, "-m", "celery", "-A", "workers", "beat", "--loglevel=INFO",
                  "-s", str(settings.var_dir / "celerybeat-schedule")],
     }

@@ -1,0 +1,30 @@
+# hcp — see README.md. `make run` starts the service embedded; `make test` runs the suite.
+VENV ?= .venv
+PYTHON ?= python3
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.installed
+
+.PHONY: setup run test test-postgres test-sqlite bench faults lint clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/hcp run
+
+# The suite on PostgreSQL + Redis + a Celery worker, then again on the embedded default.
+test: test-postgres test-sqlite
+
+test-postgres: setup
+	HCP_TEST_BACKEND=postgres $(BIN)/pytest -q
+
+test-sqlite: setup
+	HCP_TEST_BACKEND=sqlite $(BIN)/pytest -q -m "not browser"
+
+clean:
+	rm -rf $(VENV) var *.egg-info .pytest_cache

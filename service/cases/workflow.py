@@ -1,0 +1,180 @@
+"""The case state machine (SPEC §2): one table of transitions, used by the API, the web
+pages and the workers alike.
+
+``TRANSITIONS[(state, action)]`` says which roles may take the action in that state, the
+state it leads to and the outcome it sets. ``apply`` checks the table, the action's
+data and the four-eyes rule, changes the case and appends to its history; the caller
+commits. Nothing here knows about HTTP.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Case, CaseEvent, Department, User
+from models.types import utcnow
+
+HANDLING = frozenset({"handler", "supervisor"})  # supervisors may also work a case themselves
+SUPERVISING = frozenset({"supervisor"})
+REOPENING = frozenset({"supervisor", "manager"})
+
+
+@dataclass(frozen=True)
+class Transition:
+    roles: frozenset[str]
+    to: str | None  # None: the state stays as it is (re-assignment)
+    outcome: str | None = None
+
+
+TRANSITIONS: dict[tuple[str, str], Transition] = {
+    ("unassigned", "assign"): Transition(SUPERVISING, "assigned"),
+    ("assigned", "assign"): Transition(SUPERVISING, None),
+    ("assigned", "verify"): Transition(HANDLING, "rectifying"),
+    ("assigned", "claim_invalid"): Transition(HANDLING, "invalid_review"),
+    ("assigned", "propose_explain"): Transition(HANDLING, "explain_review"),
+    ("rectifying", "assign"): Transition(SUPERVISING, None),
+    ("rectifying", "rectify"): Transition(HANDLING, "feedback", "rectified"),
+    ("rectifying", "claim_invalid"): Transition(HANDLING, "invalid_review"),
+    ("rectifying", "propose_explain"): Transition(HANDLING, "explain_review"),
+    ("invalid_review", "approve"): Transition(SUPERVISING, "closed", "invalid"),
+    ("invalid_review", "reject"): Transition(SUPERVISING, "rectifying"),
+    ("explain_review", "approve"): Transition(SUPERVISING, "feedback", "explained"),
+    ("explain_review", "reject"): Transition(SUPERVISING, "rectifying"),
+    ("feedback", "assign"): Transition(SUPERVISING, None),
+    ("feedback", "feedback"): Transition(HANDLING, "closed"),
+    ("closed", "reopen"): Transition(REOPENING, "rectifying"),
+}
+ACTIONS = ("assign", "verify", "claim_invalid", "propose_explain", "approve", "reject",
+           "rectify", "feedback", "reopen")
+ACTION_LABELS = {
+    "route": "生成工单", "assign": "分派", "verify": "回访核实", "claim_invalid": "申请无效差评",
+    "propose_explain": "申请解释说明", "approve": "审核通过", "reject": "审核驳回",
+    "rectify": "整改", "feedback": "反馈办结", "reopen": "重新打开", "reveal": "查看评价人电话",
+    "warning": "红黄牌预警",
+}
+
+
+class ActionError(Exception):
+    """An action refused: ``status`` is 409 (state), 403 (role or four-eyes) or 422 (data)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def allowed_actions(status: str, role: str | None = None) -> list[str]:
+    """Actions the table allows in ``status`` (for ``role``, when given), in ACTIONS order."""
+    return [a for a in ACTIONS
+            if (status, a) in TRANSITIONS and (role is None or role in TRANSITIONS[(status, a)].roles)]
+
+
+def actions_for(case: Case, user: User) -> list[str]:
+    """What ``user`` may do to ``case`` now: the table, plus the assignee and four-eyes rules."""
+    out = []
+    for action in allowed_actions(case.status, user.role):
+        if user.role == "handler" and case.assignee_id != user.id:
+            continue
+        if action == "approve" and case.claimed_by_id == user.id:
+            continue
+        out.append(action)
+    return out
+
+
+def _text(data: dict, field: str) -> str:
+    value = (data.get(field) or "").strip() if isinstance(data.get(field), str) else ""
+    if not value:
+        raise ActionError(422, f"{field} must not be empty", field)
+    return value
+
+
+def _flag(data: dict, field: str, nullable: bool = False) -> bool | None:
+    value = data.get(field)
+    if value is None and nullable:
+        return None
+    if not isinstance(value, bool):
+        raise ActionError(422, f"{field} must be true or false" + (" or null" if nullable else ""), field)
+    return value
+
+
+def _assignee(session: Session, case: Case, data: dict) -> User:
+    """The handler named by ``data['assignee']``: active, in the case's department subtree."""
+    username = _text(data, "assignee")
+    user = session.scalar(select(User).where(User.username == username))
+    case_path = session.get(Department, case.department_id).path
+    if (user is None or not user.active or user.role not in HANDLING
+            or not session.get(Department, user.department_id).path.startswith(case_path)):
+        raise ActionError(422, f"{username} is not an active handler of this department", "assignee")
+    return user
+
+
+def apply(session: Session, case: Case, user: User, action: str, data: dict | None = None,
+          now: datetime | None = None) -> CaseEvent:
+    """Take ``action`` on ``case`` as ``user``; return the history entry. The caller commits.
+
+    The caller has checked that the case is in the user's scope (404 otherwise).
+    """
+    data = data or {}
+    now = now or utcnow()
+    if action not in ACTIONS:
+        raise ActionError(422, f"unknown action {action}; one of {', '.join(ACTIONS)}", "action")
+    rule = TRANSITIONS.get((case.status, action))
+    if rule is None:
+        allowed = allowed_actions(case.status) or ["none"]
+        raise ActionError(409, f"{action} is not allowed in state {case.status}; "
+                               f"allowed: {', '.join(allowed)}")
+    if user.role not in rule.roles:
+        raise ActionError(403, f"a {user.role} may not {action}")
+    if user.role == "handler" and case.assignee_id != user.id:
+        raise ActionError(403, "only the assigned handler may act on this case")
+
+    before = case.status
+    note = data.get("note") if isinstance(data.get("note"), str) else None
+    detail: dict = {}
+    if action == "assign":
+        assignee = _assignee(session, case, data)
+        case.assignee_id = assignee.id
+        detail["assignee"] = assignee.username
+    elif action == "verify":
+        contacted = _flag(data, "contacted")
+        case.contacted = bool(case.contacted) or contacted
+        case.verified_at = now
+        detail["contacted"] = contacted
+    elif action in ("claim_invalid", "propose_explain", "reopen"):
+        detail["reason"] = _text(data, "reason")
+        if action != "reopen":
+            case.claimed_by_id = user.id
+    elif action == "approve":
+        if case.claimed_by_id == user.id:
+            raise ActionError(403, "a supervisor may not approve their own claim")
+    elif action == "rectify":
+        measures = data.get("measures")
+        if isinstance(measures, str):
+            measures = {"action": measures} if measures.strip() else None
+        if not isinstance(measures, dict):
+            raise ActionError(422, "measures must give the cause and the action taken", "measures")
+        detail["measures"] = {"cause": _text(measures, "cause"), "action": _text(measures, "action")}
+    elif action == "feedback":
+        contacted = _flag(data, "contacted")
+        satisfied = _flag(data, "satisfied", nullable=True)
+        case.contacted = bool(case.contacted) or contacted
+        case.satisfied = satisfied
+        detail.update(contacted=contacted, satisfied=satisfied)
+
+    if action in ("approve", "reject"):
+        case.claimed_by_id = None
+    if rule.to is not None:
+        case.status = rule.to
+    if rule.outcome is not None:
+        case.outcome = rule.outcome
+    if case.status == "closed":
+        case.closed_at = now
+    if action == "reopen":
+        case.outcome, case.closed_at, case.satisfied = None, None, None
+    case.updated_at = now
+    event = CaseEvent(case_id=case.id, at=now, actor_id=user.id, action=action, from_status=before,
+                      to_status=case.status, note=note or detail.get("reason"), data=detail or None)
+    session.add(event)
+    return event

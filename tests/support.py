@@ -1,0 +1,190 @@
+"""Helpers for tests: service processes, data builders and polling with a deadline."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+
+PG_URL = os.environ.get("HCP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
+# A fixed Fernet key for the test run (tests scan the database for clear text).
+TEST_DATA_KEY = "kY3v5Zx0m1Ez6mVSb1cY2yq1rJH1kQ8cL2Zq0fG9x5A="
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_pg_database(name: str) -> None:
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_pg_database(name: str) -> None:
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class RedisServer:
+    """A redis-server process owned by the tests, so they can stop and restart it."""
+
+    def __init__(self, workdir: Path, port: int | None = None):
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.proc = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, timeout=10, message="redis-server to answer")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class CeleryWorker:
+    """A real Celery worker process (``celery -A workers worker``), optionally with beat."""
+
+    def __init__(self, env: dict, beat: bool = False, concurrency: int = 1, name: str = "w1"):
+        self.env = {**os.environ, **env}
+        self.beat = beat
+        self.concurrency = concurrency
+        self.name = name
+        self.proc = None
+        self.log = Path(env["HCP_VAR_DIR"]) / f"worker-{name}.log"
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel=INFO",
+               f"--concurrency={self.concurrency}", "-Q", self.env["HCP_INSTANCE"],
+               "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle"]
+        if self.beat:
+            cmd += ["-B", "-s", str(Path(self.env["HCP_VAR_DIR"]) / f"beat-{self.name}")]
+        self._out = open(self.log, "ab")
+        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT)
+        wait_for(lambda: b"ready." in self.log.read_bytes() or self.proc.poll() is not None,
+                 timeout=60, message="celery worker to be ready")
+        if self.proc.poll() is not None:
+            raise RuntimeError("celery worker exited:\n" + self.log.read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc = None
+        self._out.close()
+
+
+class Org:
+    """Builds departments, items, devices and users for a test, each committed in its own
+    app context, and returns them detached with their columns loaded.
+
+    No app context stays pushed: a test-client request must not share a session (and
+    its cached rows) with the test's setup.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    def _build(self, make):
+        from service.extensions import db
+
+        with self.app.app_context():
+            result = make()
+            db.session.commit()
+            for obj in result if isinstance(result, tuple) else (result,):
+                if isinstance(obj, db.Model):
+                    db.session.refresh(obj)
+            return result
+
+    def department(self, code: str, name: str | None = None, parent=None):
+        from service.cli.admin import add_department
+        from service.extensions import db
+
+        return self._build(lambda: add_department(code, name or code, db.session.merge(parent) if parent else None))
+
+    def item(self, code: str, department):
+        from models import ServiceItem
+        from service.extensions import db
+
+        def make():
+            item = ServiceItem(code=code, name=code, department_id=department.id)
+            db.session.add(item)
+            return item
+        return self._build(make)
+
+    def device(self, department, channel: str = "hall_terminal", window: str | None = "1",
+               rate_limit: str | None = None, name: str = "kiosk"):
+        """Returns (device, key)."""
+        from service.cli.admin import add_device
+        from service.extensions import db
+
+        return self._build(lambda: add_device(name, db.session.merge(department), channel, window, rate_limit))
+
+    def user(self, username: str, role: str, department, password: str = "correct-horse-9"):
+        from service.cli.admin import add_user
+        from service.extensions import db
+
+        return self._build(lambda: add_user(username, password, role, db.session.merge(department)))
+
+    def token(self, user) -> str:
+        from models import User
+        from service.auth.access import issue_token
+        from service.extensions import db
+
+        return self._build(lambda: issue_token(db.session.get(User, user.id)))[0]
+
+
+def rating_body(level: int = 1, **extra) -> dict:
+    """A valid rating body with a fresh client_id."""
+    import uuid
+
+    body = {"client_id": str(uuid.uuid4()), "level": level, "rated_at": "2026-11-20T09:30:00+08:00"}
+    body.update(extra)
+    return body
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def http_session() -> requests.Session:
+    return requests.Session()
