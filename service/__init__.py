@@ -14,10 +14,11 @@ def create_app(config: dict | None = None) -> Flask:
     from service.cases import api as cases_api
     from service.extensions import api, csrf, db, limiter, login, migrate
     from service.ratings import api as ratings_api
+    from service.web import auth as web_auth
     from workers.app import celery_init_app
 
     settings = load_settings(config)
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="web/templates")
     app.config.update(settings.flask_config())
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
     app.json.ensure_ascii = False
@@ -34,6 +35,14 @@ def create_app(config: dict | None = None) -> Flask:
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)
+    app.register_blueprint(web_auth.blp)
+    login.login_view = "web_auth.login"
+    login.login_message = "请先登录"
+
+    @app.get("/")
+    def index():
+        from flask import redirect, url_for
+        return redirect(url_for("web_auth.login"))
     errors.init_app(app)
     celery_init_app(app)
 

@@ -1,0 +1,1 @@
+"""Server-rendered pages in Simplified Chinese for staff, and the hall tablet page."""
