@@ -14,6 +14,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.cases import api as cases_api
     from service.extensions import api, csrf, db, limiter, login, migrate
     from service.ratings import api as ratings_api
+    from service.stats import api as stats_api
     from service.web import auth as web_auth
     from workers.app import celery_init_app
 
@@ -31,7 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     login.init_app(app)
     csrf.init_app(app)
     api.init_app(app)
-    for blp in (ratings_api.blp, cases_api.blp, auth_api.blp):
+    for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)

@@ -1,0 +1,251 @@
+"""The managers' figures (SPEC §3) as plain functions over a session.
+
+Counts that only grow or change with a rating or a case action come from the daily
+rollups (models/stats.py, kept exact by triggers); the counts that change with the clock
+(``open``, ``overdue_open``, ``red``, ``yellow`` and the overdue part of ``on_time_rate``)
+are counted live over the open cases, which are few. Every definition is written out in
+docs/figures.md; a rate with a zero denominator is ``None``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import date
+
+from sqlalchemy import case as sql_case, func, select
+from sqlalchemy.orm import Session
+
+from models import OPEN_STATUSES, Case, Department, Rating, ServiceItem
+from models.stats import COUNTERS, StatsDaily, StatsDailyDetail
+from models.types import utcnow
+from service.cases.deadlines import local_date
+
+CHANNEL_LABELS = {
+    "pc": "PC端", "mobile": "移动端", "qrcode": "二维码", "hall_tablet": "窗口平板",
+    "hall_terminal": "窗口评价器", "sms": "短信", "hotline": "12345热线", "default": "系统默认评价",
+}
+BREAKDOWNS = ("department", "channel", "item", "window", "staff", "month", "day")
+LIVE_COUNTERS = ("open", "overdue_open", "red", "yellow")
+RATES = ("good_rate", "disposal_rate", "rectification_rate", "callback_rate", "on_time_rate",
+         "feedback_satisfaction_rate")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which ratings the figures cover: ``rated_date`` in [date_from, date_to], and
+    optionally a department subtree (by its path), a channel, a service item, a window."""
+
+    date_from: date
+    date_to: date
+    department_path: str | None = None  # None: every department
+    channel: str | None = None
+    item_id: int | None = None
+    window: str | None = None
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    """numerator / denominator, or None when there is nothing to divide by."""
+    return numerator / denominator if denominator else None
+
+
+def figures_from(c: dict) -> dict:
+    """The §3 figures (and the counts behind each rate) from summed counters."""
+    levels = {str(k): int(c.get(f"level_{k}", 0)) for k in range(1, 6)}
+    bad = levels["1"] + levels["2"]
+    good = levels["3"] + levels["4"] + levels["5"]
+    total = bad + good
+    n = {k: int(c.get(k, 0)) for k in COUNTERS + LIVE_COUNTERS}
+    rectifiable = bad - n["closed_invalid"] - n["closed_explained"]
+    on_time_base = n["closed"] + n["overdue_open"]
+    return {
+        "total": total, "good": good, "bad": bad, "by_level": levels,
+        "good_rate": ratio(good, total),
+        "disposal_rate": ratio(n["closed"], bad),
+        "rectification_rate": ratio(n["closed_rectified"], rectifiable),
+        "callback_rate": ratio(n["called_back"], n["bad_real_name"]),
+        "on_time_rate": ratio(n["closed_on_time"], on_time_base),
+        "feedback_satisfaction_rate": ratio(n["satisfied_yes"], n["satisfied_known"]),
+        "open": n["open"], "overdue_open": n["overdue_open"], "red": n["red"], "yellow": n["yellow"],
+        # the numerators and denominators, so every rate can be checked by hand
+        "closed": n["closed"], "closed_rectified": n["closed_rectified"],
+        "closed_explained": n["closed_explained"], "closed_invalid": n["closed_invalid"],
+        "rectifiable": rectifiable, "closed_on_time": n["closed_on_time"],
+        "on_time_base": on_time_base, "called_back": n["called_back"],
+        "real_name_bad": n["bad_real_name"], "satisfied_yes": n["satisfied_yes"],
+        "satisfied_known": n["satisfied_known"],
+    }
+
+
+def subtree_ids(session: Session, path: str) -> list[int]:
+    """Ids of the department at ``path`` and every department under it."""
+    return list(session.scalars(select(Department.id).where(Department.path.startswith(path))))
+
+
+def _uses_detail(f: Filters, by: str | None) -> bool:
+    return f.item_id is not None or f.window is not None or by in ("item", "window", "staff")
+
+
+def _rollup_keys(table, by: str | None) -> list:
+    return {
+        None: [], "department": [table.department_id], "channel": [table.channel],
+        "item": [getattr(table, "item_id", None)], "window": [table.department_id, getattr(table, "window", None)],
+        "staff": [getattr(table, "staff_no", None)], "month": [table.rated_date], "day": [table.rated_date],
+    }[by]
+
+
+def _rating_keys(by: str | None) -> list:
+    return {
+        None: [], "department": [Rating.department_id], "channel": [Rating.channel],
+        "item": [func.coalesce(Rating.item_id, 0)],
+        "window": [Rating.department_id, func.coalesce(Rating.window, "")],
+        "staff": [func.coalesce(Rating.staff_no, "")], "month": [Rating.rated_date], "day": [Rating.rated_date],
+    }[by]
+
+
+def _where(stmt, cols, f: Filters, departments: list[int] | None):
+    stmt = stmt.where(cols.rated_date >= f.date_from, cols.rated_date <= f.date_to)
+    if departments is not None:
+        stmt = stmt.where(cols.department_id.in_(departments))
+    if f.channel is not None:
+        stmt = stmt.where(cols.channel == f.channel)
+    if f.item_id is not None:
+        stmt = stmt.where((cols.item_id if cols is not Rating else func.coalesce(Rating.item_id, 0)) == f.item_id)
+    if f.window is not None:
+        stmt = stmt.where((cols.window if cols is not Rating else func.coalesce(Rating.window, "")) == f.window)
+    return stmt
+
+
+def counters(session: Session, f: Filters, by: str | None = None, today: date | None = None) -> dict[tuple, dict]:
+    """Summed counters per raw group key (``()`` when ``by`` is None), rollup and live."""
+    today = today or local_date(utcnow())
+    departments = subtree_ids(session, f.department_path) if f.department_path is not None else None
+    table = StatsDailyDetail if _uses_detail(f, by) else StatsDaily
+    keys = _rollup_keys(table, by)
+    out: dict[tuple, dict] = defaultdict(dict)
+
+    stmt = select(*keys, *[func.sum(getattr(table, c)).label(c) for c in COUNTERS])
+    stmt = _where(stmt, table, f, departments)
+    if keys:
+        stmt = stmt.group_by(*keys)
+    for row in session.execute(stmt):
+        values = row._mapping
+        out[tuple(row[:len(keys)])].update({c: int(values[c] or 0) for c in COUNTERS})
+
+    # The clock-dependent counts: open cases are a small set (the status index finds them).
+    rkeys = _rating_keys(by)
+    flag = lambda cond: func.sum(sql_case((cond, 1), else_=0))  # noqa: E731
+    live = (select(*rkeys, func.count(Case.id).label("open"),
+                   flag(Case.close_due < today).label("overdue_open"),
+                   flag(Case.warning == "red").label("red"), flag(Case.warning == "yellow").label("yellow"))
+            .join(Rating, Rating.id == Case.rating_id)
+            .where(Case.status.in_(OPEN_STATUSES)))
+    live = _where(live, Rating, f, departments)
+    if rkeys:
+        live = live.group_by(*rkeys)
+    for row in session.execute(live):
+        values = row._mapping
+        out[tuple(row[:len(rkeys)])].update({c: int(values[c] or 0) for c in LIVE_COUNTERS})
+    return out
+
+
+def _add(into: dict, more: dict) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+
+
+def summary(session: Session, f: Filters, today: date | None = None) -> dict:
+    """Every §3 figure over the ratings ``f`` selects."""
+    rows = counters(session, f, None, today)
+    return figures_from(rows.get((), {}))
+
+
+def _department_grouping(session: Session, f: Filters) -> tuple[dict[int, int], dict[int, Department], int | None]:
+    """Maps each department id to the group it is counted in, for ``by=department``.
+
+    The groups are the children of the scope's root department, each with its subtree,
+    plus the root itself for ratings that belong to it directly (labelled 本级). With
+    several top-level departments and no scope, each top-level subtree is a group.
+    """
+    if f.department_path is not None:
+        depts = list(session.scalars(select(Department).where(Department.path.startswith(f.department_path))))
+    else:
+        depts = list(session.scalars(select(Department)))
+    by_id = {d.id: d for d in depts}
+    if f.department_path is not None:
+        root_path = f.department_path
+    else:
+        tops = [d for d in depts if d.parent_id is None]
+        root_path = tops[0].path if len(tops) == 1 else "/"
+    root_id = int(root_path.strip("/").split("/")[-1]) if root_path != "/" else None
+    depth = root_path.count("/")  # the next id along a path lies at this index
+    mapping = {}
+    for d in depts:
+        parts = d.path.split("/")
+        mapping[d.id] = int(parts[depth - 1]) if d.id == root_id else int(parts[depth])
+    return mapping, by_id, root_id
+
+
+def breakdown(session: Session, f: Filters, by: str, today: date | None = None) -> dict:
+    """The figures per group of ``by`` (sorted) and a total row equal to ``summary``.
+
+    Departments, channels, items, windows and staff are sorted by number of ratings
+    (most first, then by key); months and days by date.
+    """
+    if by not in BREAKDOWNS:
+        raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}")
+    raw = counters(session, f, by, today)
+    groups: dict = defaultdict(dict)
+    labels: dict = {}
+    if by == "department":
+        mapping, depts, root_id = _department_grouping(session, f)
+        for (dept_id,), c in raw.items():
+            gid = mapping.get(dept_id, dept_id)
+            _add(groups[gid], c)
+        for gid in groups:
+            d = depts.get(gid) or session.get(Department, gid)
+            labels[gid] = (d.code, d.name + ("（本级）" if gid == root_id else ""))
+    elif by in ("month", "day"):
+        for (day,), c in raw.items():
+            key = day.strftime("%Y-%m") if by == "month" else day.isoformat()
+            _add(groups[key], c)
+            labels[key] = (key, key)
+    elif by == "channel":
+        for (ch,), c in raw.items():
+            _add(groups[ch], c)
+            labels[ch] = (ch, CHANNEL_LABELS.get(ch, ch))
+    elif by == "item":
+        items = {i.id: i for i in session.scalars(select(ServiceItem).where(
+            ServiceItem.id.in_([k[0] for k in raw if k[0]])))}
+        for (item_id,), c in raw.items():
+            _add(groups[item_id], c)
+            labels[item_id] = ((items[item_id].code, items[item_id].name) if item_id in items
+                               else ("", "未指定事项"))
+    elif by == "window":
+        depts = {d.id: d for d in session.scalars(select(Department).where(
+            Department.id.in_({k[0] for k in raw})))}
+        for (dept_id, window), c in raw.items():
+            _add(groups[(dept_id, window)], c)
+            name = depts[dept_id].name
+            labels[(dept_id, window)] = (f"{depts[dept_id].code}/{window}",
+                                         f"{name} {window}号窗口" if window else f"{name} 无窗口")
+    else:  # staff
+        for (staff_no,), c in raw.items():
+            _add(groups[staff_no], c)
+            labels[staff_no] = (staff_no, staff_no or "未填工号")
+
+    rows = []
+    total: dict = {}
+    for gid, c in groups.items():
+        _add(total, c)
+        key, label = labels[gid]
+        rows.append({"key": key, "label": label, **figures_from(c)})
+    if by in ("month", "day"):
+        rows.sort(key=lambda r: r["key"])
+    else:
+        rows.sort(key=lambda r: (-r["total"], r["key"]))
+    return {"by": by, "groups": rows, "total": figures_from(total)}
+
+
+def month_filters(f: Filters, first: date, last: date) -> Filters:
+    """The same scope over another period (the satisfaction-floor check uses it)."""
+    return replace(f, date_from=first, date_to=last)
