@@ -16,6 +16,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.ratings import api as ratings_api
     from service.stats import api as stats_api
     from service.web import auth as web_auth
+    from service.web import dashboard as web_dashboard
     from workers.app import celery_init_app
 
     settings = load_settings(config)
@@ -37,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)
     app.register_blueprint(web_auth.blp)
+    app.register_blueprint(web_dashboard.blp)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
 
