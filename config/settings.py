@@ -59,6 +59,10 @@ class Settings:
     # Names this deployment's Celery queue and rate-limit keys, so two hcp instances
     # (or two test runs) can share one Redis without seeing each other's messages.
     instance: str = "hcp"
+    # The monthly good-rate floor per department (12345 hotline practice: 96 %), checked by beat.
+    satisfaction_floor: float = 0.96
+    satisfaction_min_ratings: int = 20
+    floor_check_seconds: float = 3600.0
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -137,4 +141,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         sweep_seconds=float(env.get("HCP_SWEEP_SECONDS", "60")),
         sweep_grace_seconds=float(env.get("HCP_SWEEP_GRACE_SECONDS", "30")),
         instance=env.get("HCP_INSTANCE", "hcp"),
+        satisfaction_floor=float(env.get("HCP_SATISFACTION_FLOOR", "0.96")),
+        satisfaction_min_ratings=int(env.get("HCP_SATISFACTION_MIN_RATINGS", "20")),
+        floor_check_seconds=float(env.get("HCP_FLOOR_CHECK_SECONDS", "3600")),
     )

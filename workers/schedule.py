@@ -8,4 +8,8 @@ def beat_schedule(settings: Settings) -> dict:
             "task": "workers.tasks.sweep_unrouted",
             "schedule": settings.sweep_seconds,
         },
+        "check-satisfaction-floor": {
+            "task": "workers.tasks.check_satisfaction_floor",
+            "schedule": settings.floor_check_seconds,
+        },
     }

@@ -35,3 +35,17 @@ def sweep_unrouted() -> int:
     if ids:
         log.warning("sweep resent %d unrouted bad ratings", len(ids))
     return len(ids)
+
+
+@shared_task
+def check_satisfaction_floor() -> int:
+    """Alert managers of departments whose monthly good rate is below HCP_SATISFACTION_FLOOR.
+
+    Once per (department, month): the alert is a ``notifications`` row with a unique key.
+    """
+    from service.stats import floor
+
+    alerts = floor.check(db.session)
+    db.session.commit()
+    floor.send_after_commit(alerts)
+    return len(alerts)
