@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: setup run test test-postgres test-sqlite bench faults lint clean
+.PHONY: setup run test test-postgres test-sqlite bench bench-figures faults lint clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,12 @@ test-postgres: setup
 
 test-sqlite: setup
 	HCP_TEST_BACKEND=sqlite $(BIN)/pytest -q -m "not browser"
+
+# The figures at scale: load N ratings into database hcp_bench_figures (dropped afterwards),
+# time the stats API and check it against counting raw rows. See docs/figures.md.
+N ?= 1000000
+bench-figures: setup
+	$(BIN)/python scripts/bench_figures.py --ratings $(N)
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache

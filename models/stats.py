@@ -1,9 +1,9 @@
 """Daily rollups of ratings and their cases, kept exact by database triggers.
 
-Two grains of the same counters: ``stats_daily`` per (day, department, channel) answers
-summaries and department/channel/month breakdowns over a year from a few tens of
-thousands of rows; ``stats_daily_detail`` adds item, window and staff number for the
-filters and breakdowns that need them. Triggers (migration 0005) add a rating's counts
+Three grains of the same counters: ``stats_monthly`` and ``stats_daily`` per (month or
+day, department, channel) answer summaries and department/channel/month breakdowns —
+a year is a dozen months plus the odd days at either end; ``stats_daily_detail`` adds
+item, window and staff number for the filters and breakdowns that need them. Triggers (migration 0005) add a rating's counts
 in the transaction that inserts it and a case's change in the transaction that changes
 it, so the rollups always equal a count over the raw rows. Unknown parts of the key are
 stored as ``0``/``''`` rather than NULL, so the unique key (and ``ON CONFLICT``) holds.
@@ -49,6 +49,19 @@ class StatsDaily(_Counters, db.Model):
 
     __tablename__ = "stats_daily"
     rated_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    department_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class StatsMonthly(_Counters, db.Model):
+    """Counters per (month, department, channel); ``month`` is the month's first day.
+
+    A year's summary adds up a dozen months instead of 365 days; the days before the
+    first and after the last whole month of a period come from ``stats_daily``.
+    """
+
+    __tablename__ = "stats_monthly"
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
     department_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
 

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from models import OPEN_STATUSES, Case, CaseEvent, Department, Rating, User
 from service.cases.deadlines import local_date
@@ -200,7 +200,8 @@ def check_all(app, district, today: date = TODAY) -> None:
         ({"item_id": items["a1"].id}, {"item_id": items["a1"].id}),
         ({"window": "3", "path": d["a1"].path}, {"window": "3", "department_path": d["a1"].path}),
     ]
-    periods = [(YEAR_FROM, YEAR_TO), (date(2021, 3, 31), date(2021, 4, 1))]
+    # whole months (stats_monthly), odd days around them (stats_daily), a midnight boundary
+    periods = [(YEAR_FROM, YEAR_TO), (date(2021, 2, 17), date(2021, 11, 3)), (date(2021, 3, 31), date(2021, 4, 1))]
     with app.app_context():
         assert rollup.differences(db.session) == []
         rows = raw_rows(db.session)
@@ -238,7 +239,7 @@ def test_figures_equal_raw_counts_after_random_inserts_and_actions(app, district
 
 
 def test_rollup_rebuild_equals_trigger_maintained_rollup(app, district, query):
-    from models import StatsDaily, StatsDailyDetail
+    from models import StatsDaily, StatsDailyDetail, StatsMonthly
     from service.extensions import db
     from service.stats import rollup
 
@@ -248,7 +249,7 @@ def test_rollup_rebuild_equals_trigger_maintained_rollup(app, district, query):
 
     def snapshot(session):
         out = []
-        for model in (StatsDaily, StatsDailyDetail):
+        for model in (StatsDaily, StatsMonthly, StatsDailyDetail):
             cols = [c.name for c in model.__table__.columns]
             rows = session.execute(select(model.__table__)).all()
             out.append(sorted(tuple(r) for r in rows if any(r[len(model.__table__.primary_key.columns):])))
@@ -475,3 +476,20 @@ def test_exports_open_and_carry_the_numbers(app, client, org, filled):
 def test_openapi_documents_the_stats_endpoints(client):
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert {"/api/v1/stats/summary", "/api/v1/stats/breakdown", "/api/v1/stats/export"} <= set(paths)
+
+
+def test_cli_check_and_rebuild(app, district):
+    from service.cli.stats import stats
+    from service.extensions import db
+
+    rng = random.Random(3)
+    store_ratings(app, district["devices"]["b-hall"], random_specs(rng, 30, [None]))
+    runner = app.test_cli_runner()
+    assert runner.invoke(stats, ["check"]).exit_code == 0
+    with app.app_context():  # a rollup row gone wrong is found, and rebuild mends it
+        db.session.execute(text("UPDATE stats_daily SET level_5 = level_5 + 1"))
+        db.session.commit()
+    broken = runner.invoke(stats, ["check"])
+    assert broken.exit_code == 1 and "stats_daily" in broken.output
+    assert runner.invoke(stats, ["rebuild"]).exit_code == 0
+    assert runner.invoke(stats, ["check"]).exit_code == 0

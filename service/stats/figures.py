@@ -9,14 +9,14 @@ docs/figures.md; a rate with a zero denominator is ``None``.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 from sqlalchemy import case as sql_case, func, select
 from sqlalchemy.orm import Session
 
 from models import OPEN_STATUSES, Case, Department, Rating, ServiceItem
-from models.stats import COUNTERS, StatsDaily, StatsDailyDetail
+from models.stats import COUNTERS, StatsDaily, StatsDailyDetail, StatsMonthly
 from models.types import utcnow
 from service.cases.deadlines import local_date
 
@@ -85,12 +85,39 @@ def _uses_detail(f: Filters, by: str | None) -> bool:
     return f.item_id is not None or f.window is not None or by in ("item", "window", "staff")
 
 
+def _day_column(table):
+    return table.month if table is StatsMonthly else table.rated_date
+
+
 def _rollup_keys(table, by: str | None) -> list:
     return {
         None: [], "department": [table.department_id], "channel": [table.channel],
         "item": [getattr(table, "item_id", None)], "window": [table.department_id, getattr(table, "window", None)],
-        "staff": [getattr(table, "staff_no", None)], "month": [table.rated_date], "day": [table.rated_date],
+        "staff": [getattr(table, "staff_no", None)], "month": [_day_column(table)], "day": [_day_column(table)],
     }[by]
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def split_period(first: date, last: date) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """The whole months inside [first, last] (as first days) and the odd days around them."""
+    full_from = first if first.day == 1 else _next_month(first)
+    month_end = _next_month(last) - timedelta(days=1)
+    full_to = last if last == month_end else _month_start(last) - timedelta(days=1)
+    if full_from > full_to:
+        return None, [(first, last)]
+    days = []
+    if first < full_from:
+        days.append((first, full_from - timedelta(days=1)))
+    if full_to < last:
+        days.append((full_to + timedelta(days=1), last))
+    return (full_from, _month_start(full_to)), days
 
 
 def _rating_keys(by: str | None) -> list:
@@ -102,8 +129,10 @@ def _rating_keys(by: str | None) -> list:
     }[by]
 
 
-def _where(stmt, cols, f: Filters, departments: list[int] | None):
-    stmt = stmt.where(cols.rated_date >= f.date_from, cols.rated_date <= f.date_to)
+def _where(stmt, cols, f: Filters, departments: list[int] | None, period: tuple[date, date] | None = None):
+    lo, hi = period or (f.date_from, f.date_to)
+    day = _day_column(cols) if cols is not Rating else Rating.rated_date
+    stmt = stmt.where(day >= lo, day <= hi)
     if departments is not None:
         stmt = stmt.where(cols.department_id.in_(departments))
     if f.channel is not None:
@@ -118,18 +147,29 @@ def _where(stmt, cols, f: Filters, departments: list[int] | None):
 def counters(session: Session, f: Filters, by: str | None = None, today: date | None = None) -> dict[tuple, dict]:
     """Summed counters per raw group key (``()`` when ``by`` is None), rollup and live."""
     today = today or local_date(utcnow())
-    departments = subtree_ids(session, f.department_path) if f.department_path is not None else None
-    table = StatsDailyDetail if _uses_detail(f, by) else StatsDaily
-    keys = _rollup_keys(table, by)
+    departments = None
+    if f.department_path is not None:
+        departments = subtree_ids(session, f.department_path)
+        if len(departments) == session.scalar(select(func.count(Department.id))):
+            departments = None  # the whole tree: no filter to apply
+    if _uses_detail(f, by):
+        parts = [(StatsDailyDetail, (f.date_from, f.date_to))]
+    elif by == "day":
+        parts = [(StatsDaily, (f.date_from, f.date_to))]
+    else:
+        months, days = split_period(f.date_from, f.date_to)
+        parts = [(StatsDaily, d) for d in days] + ([(StatsMonthly, months)] if months else [])
     out: dict[tuple, dict] = defaultdict(dict)
 
-    stmt = select(*keys, *[func.sum(getattr(table, c)).label(c) for c in COUNTERS])
-    stmt = _where(stmt, table, f, departments)
-    if keys:
-        stmt = stmt.group_by(*keys)
-    for row in session.execute(stmt):
-        values = row._mapping
-        out[tuple(row[:len(keys)])].update({c: int(values[c] or 0) for c in COUNTERS})
+    for table, period in parts:
+        keys = _rollup_keys(table, by)
+        stmt = select(*keys, *[func.sum(getattr(table, c)).label(c) for c in COUNTERS])
+        stmt = _where(stmt, table, f, departments, period)
+        if keys:
+            stmt = stmt.group_by(*keys)
+        for row in session.execute(stmt):
+            values = row._mapping
+            _add(out[tuple(row[:len(keys)])], {c: int(values[c] or 0) for c in COUNTERS})
 
     # The clock-dependent counts: open cases are a small set (the status index finds them).
     rkeys = _rating_keys(by)
@@ -246,6 +286,3 @@ def breakdown(session: Session, f: Filters, by: str, today: date | None = None) 
     return {"by": by, "groups": rows, "total": figures_from(total)}
 
 
-def month_filters(f: Filters, first: date, last: date) -> Filters:
-    """The same scope over another period (the satisfaction-floor check uses it)."""
-    return replace(f, date_from=first, date_to=last)

@@ -1,4 +1,4 @@
-"""Rebuilding and checking the daily rollups (``stats_daily``, ``stats_daily_detail``).
+"""Rebuilding and checking the rollups (``stats_daily``, ``stats_monthly``, ``stats_daily_detail``).
 
 Triggers (migration 0005) keep the rollups exact as ratings arrive and cases change.
 These functions recount them from the raw rows: ``rebuild`` after a bulk load that ran
@@ -55,6 +55,13 @@ def closed_day_sql(dialect: str, column: str) -> str:
     return f"date({column}, '+8 hours')"
 
 
+def month_sql(dialect: str, column: str) -> str:
+    """SQL for the first day of the month of a date column."""
+    if dialect == "postgresql":
+        return f"date_trunc('month', {column})::date"
+    return f"date({column}, 'start of month')"
+
+
 def _counts_select(dialect: str) -> str:
     """One row per detail key with every counter, counted from ratings ⟕ cases."""
     flags = [f"SUM(CASE WHEN {c.format(r='r')} THEN 1 ELSE 0 END)" for c in RATING_CONDITIONS.values()]
@@ -74,15 +81,20 @@ def rebuild(session: Session) -> None:
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(text("LOCK TABLE stats_daily, stats_daily_detail IN EXCLUSIVE MODE"))
+        session.execute(text("LOCK TABLE stats_daily, stats_monthly, stats_daily_detail IN EXCLUSIVE MODE"))
     session.execute(text("DELETE FROM stats_daily_detail"))
     session.execute(text("DELETE FROM stats_daily"))
+    session.execute(text("DELETE FROM stats_monthly"))
     cols = ", ".join(_q(c) for c in DETAIL_KEYS + COUNTERS)
     session.execute(text(f"INSERT INTO stats_daily_detail ({cols}) {_counts_select(dialect)}"))
     session.execute(text(
         f"INSERT INTO stats_daily (rated_date, department_id, channel, {', '.join(COUNTERS)}) "
         f"SELECT rated_date, department_id, channel, {', '.join(f'SUM({c})' for c in COUNTERS)} "
         f"FROM stats_daily_detail GROUP BY rated_date, department_id, channel"))
+    session.execute(text(
+        f"INSERT INTO stats_monthly (month, department_id, channel, {', '.join(COUNTERS)}) "
+        f"SELECT {month_sql(dialect, 'rated_date')}, department_id, channel, "
+        f"{', '.join(f'SUM({c})' for c in COUNTERS)} FROM stats_daily GROUP BY 1, department_id, channel"))
 
 
 def differences(session: Session, limit: int = 20) -> list[dict]:
@@ -93,11 +105,13 @@ def differences(session: Session, limit: int = 20) -> list[dict]:
     dialect = session.get_bind().dialect.name
     out = []
     nonzero = " OR ".join(f"{c} <> 0" for c in COUNTERS)
-    grains = {"stats_daily_detail": DETAIL_KEYS, "stats_daily": DETAIL_KEYS[:3]}
+    grains = {"stats_daily_detail": DETAIL_KEYS, "stats_daily": DETAIL_KEYS[:3],
+              "stats_monthly": ("month",) + DETAIL_KEYS[1:3]}
     for table, keys in grains.items():
         key_cols = ", ".join(_q(k) for k in keys)
-        raw = (f"SELECT {key_cols}, {', '.join(f'SUM({c}) AS {c}' for c in COUNTERS)} "
-               f"FROM ({_counts_select(dialect)}) x GROUP BY {key_cols}")
+        raw_keys = key_cols.replace("month", f"{month_sql(dialect, 'rated_date')} AS month")
+        raw = (f"SELECT {raw_keys}, {', '.join(f'SUM({c}) AS {c}' for c in COUNTERS)} "
+               f"FROM ({_counts_select(dialect)}) x GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}")
         kept = f"SELECT {key_cols}, {', '.join(COUNTERS)} FROM {table} WHERE {nonzero}"
         missing = f"SELECT * FROM ({raw}) r1 EXCEPT SELECT * FROM ({kept}) k1"
         extra = f"SELECT * FROM ({kept}) k2 EXCEPT SELECT * FROM ({raw}) r2"

@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0001
 Create Date: 2026-11-27
 
-Two tables of the same counters at two grains (see models/stats.py) and the triggers
+Three tables of the same counters at three grains (see models/stats.py) and the triggers
 that keep them equal to the raw rows in the same transaction as every rating insert
 and case change. PostgreSQL uses statement-level triggers with transition tables (one
 sorted upsert per statement, so a 500-rating batch takes each rollup row's lock once
@@ -43,6 +43,7 @@ CASE_CONDITIONS = {
 COUNTERS = list(RATING_CONDITIONS) + list(CASE_CONDITIONS)
 GRAINS = {
     "stats_daily": ("rated_date", "department_id", "channel"),
+    "stats_monthly": ("month", "department_id", "channel"),
     "stats_daily_detail": ("rated_date", "department_id", "channel", "item_id", "window", "staff_no"),
 }
 # The rollup key from a ratings row: NULL item/window/staff become 0/'' so the key is unique.
@@ -50,7 +51,14 @@ KEY_EXPR = {
     "rated_date": "{r}.rated_date", "department_id": "{r}.department_id", "channel": "{r}.channel",
     "item_id": "COALESCE({r}.item_id, 0)", "window": "COALESCE({r}.\"window\", '')",
     "staff_no": "COALESCE({r}.staff_no, '')",
+    "month": {"postgresql": "date_trunc('month', {r}.rated_date)::date",
+              "sqlite": "date({r}.rated_date, 'start of month')"},
 }
+
+
+def _key(k: str, r: str, dialect: str) -> str:
+    expr = KEY_EXPR[k]
+    return (expr[dialect] if isinstance(expr, dict) else expr).format(r=r)
 
 
 def _q(name: str) -> str:
@@ -79,7 +87,7 @@ def _upsert(table: str, counters: list[str], select_sql: str, target: str = "") 
 def _pg_statements() -> list[str]:
     rating_fn, case_ins_fn, case_upd_fn = [], [], []
     for table, keys in GRAINS.items():
-        key_sel = ", ".join(KEY_EXPR[k].format(r="n") for k in keys)
+        key_sel = ", ".join(_key(k, "n", "postgresql") for k in keys)
         group = ", ".join(str(i + 1) for i in range(len(keys)))
         sums = ", ".join(f"count(*) FILTER (WHERE {c.format(n='n')})" for c in RATING_CONDITIONS.values())
         rating_fn.append(_upsert(table, list(RATING_CONDITIONS),
@@ -89,7 +97,7 @@ def _pg_statements() -> list[str]:
             parts = " UNION ALL ".join(
                 f"SELECT {sign} AS sign, rating_id, status, outcome, closed_at, close_due, contacted, satisfied FROM {src}"
                 for src, sign in sources)
-            key_sel_r = ", ".join(KEY_EXPR[k].format(r="r") for k in keys)
+            key_sel_r = ", ".join(_key(k, "r", "postgresql") for k in keys)
             deltas = [f"sum(d.sign * {_flag(c.format(x='d', r='r', closed_day=_closed_day('postgresql', 'd')))})"
                       for c in CASE_CONDITIONS.values()]
             having = " OR ".join(f"{d} <> 0" for d in deltas)
@@ -120,10 +128,10 @@ def _sqlite_statements() -> list[str]:
     rating_body, case_ins_body, case_upd_body = [], [], []
     watched = ("status", "outcome", "closed_at", "close_due", "contacted", "satisfied")
     for table, keys in GRAINS.items():
-        values = ", ".join([KEY_EXPR[k].format(r="NEW") for k in keys]
+        values = ", ".join([_key(k, "NEW", "sqlite") for k in keys]
                            + [_flag(c.format(n="NEW")) for c in RATING_CONDITIONS.values()])
         rating_body.append(_upsert(table, list(RATING_CONDITIONS), f"VALUES ({values})"))
-        key_sel_r = ", ".join(KEY_EXPR[k].format(r="r") for k in keys)
+        key_sel_r = ", ".join(_key(k, "r", "sqlite") for k in keys)
 
         def contribution(x: str) -> list[str]:
             return [_flag(c.format(x=x, r="r", closed_day=_closed_day("sqlite", x))) for c in CASE_CONDITIONS.values()]
@@ -160,6 +168,14 @@ def upgrade():
         sa.PrimaryKeyConstraint('rated_date', 'department_id', 'channel', name=op.f('pk_stats_daily')),
     )
     op.create_table(
+        'stats_monthly',
+        sa.Column('month', sa.Date(), nullable=False),
+        sa.Column('department_id', sa.Integer(), nullable=False),
+        sa.Column('channel', sa.String(length=32), nullable=False),
+        *_counter_columns(),
+        sa.PrimaryKeyConstraint('month', 'department_id', 'channel', name=op.f('pk_stats_monthly')),
+    )
+    op.create_table(
         'stats_daily_detail',
         sa.Column('rated_date', sa.Date(), nullable=False),
         sa.Column('department_id', sa.Integer(), nullable=False),
@@ -180,6 +196,10 @@ def upgrade():
                + ", ".join(COUNTERS) + ") SELECT rated_date, department_id, channel, "
                + ", ".join(f"SUM({c})" for c in COUNTERS)
                + " FROM stats_daily_detail GROUP BY rated_date, department_id, channel")
+    op.execute("INSERT INTO stats_monthly (month, department_id, channel, "
+               + ", ".join(COUNTERS) + ") SELECT " + _key("month", "stats_daily", dialect)
+               + ", department_id, channel, " + ", ".join(f"SUM({c})" for c in COUNTERS)
+               + " FROM stats_daily GROUP BY 1, department_id, channel")
 
 
 def _rebuild_sql(dialect: str) -> str:
@@ -205,4 +225,5 @@ def downgrade():
         for trg in ("hcp_stats_cases_update", "hcp_stats_cases_insert", "hcp_stats_ratings_insert"):
             op.execute(f"DROP TRIGGER IF EXISTS {trg}")
     op.drop_table('stats_daily_detail')
+    op.drop_table('stats_monthly')
     op.drop_table('stats_daily')
