@@ -49,10 +49,29 @@ def live_server(app):
     thread.join(timeout=10)
 
 
-def test_dashboard_needs_a_viewer(client, demo):
-    assert client.get("/dashboard").status_code == 302  # to /login
-    page = client.get("/login")
-    assert page.status_code == 200
+def test_dashboard_needs_a_viewer(client, org):
+    dept = org.department("district", "示范区")
+    org.user("handler", "handler", dept, password="pw-handler-1")
+    org.user("manager", "manager", dept, password="pw-manager-1")
+    resp = client.get("/dashboard")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+    def login(username, password):
+        import re
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/login").get_data(as_text=True))
+        return client.post("/login", data={"username": username, "password": password,
+                                           "csrf_token": token.group(1)})
+
+    login("handler", "pw-handler-1")
+    assert client.get("/dashboard").status_code == 403
+    client.post("/logout", data={})
+    client.delete_cookie("session")
+    login("manager", "pw-manager-1")
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+    html = page.get_data(as_text=True)
+    assert "好差评统计分析" in html and "vendor/echarts/echarts.min.js" in html and "示范区" in html
+    assert client.get("/static/vendor/echarts/echarts.min.js").status_code == 200
 
 
 @pytest.mark.browser
