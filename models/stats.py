@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Date, Integer, String
+from sqlalchemy import Date, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.extensions import db
@@ -79,3 +79,28 @@ class StatsDailyDetail(_Counters, db.Model):
     item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     window: Mapped[str] = mapped_column(String(64), primary_key=True)
     staff_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class StatsOpen(db.Model):
+    """Open cases counted per their rating's detail key, closure deadline and warning.
+
+    The "now" figures (open, past the closure deadline, red, yellow) add these up
+    instead of joining every open case to its rating. Rows whose count fell to zero
+    stay until ``hcp stats rebuild``; a partial index skips them.
+    """
+
+    __tablename__ = "stats_open"
+    rated_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    department_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_no: Mapped[str] = mapped_column(String(64), primary_key=True)
+    close_due: Mapped[date] = mapped_column(Date, primary_key=True)
+    warning: Mapped[str] = mapped_column(String(8), primary_key=True)  # '' = none
+    open_cases: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (
+        Index("ix_stats_open_rated_date", "rated_date", postgresql_where=text("open_cases <> 0"),
+              sqlite_where=text("open_cases <> 0")),
+    )

@@ -1,9 +1,10 @@
 """The managers' figures (SPEC §3) as plain functions over a session.
 
-Counts that only grow or change with a rating or a case action come from the daily
-rollups (models/stats.py, kept exact by triggers); the counts that change with the clock
-(``open``, ``overdue_open``, ``red``, ``yellow`` and the overdue part of ``on_time_rate``)
-are counted live over the open cases, which are few. Every definition is written out in
+Everything comes from the rollups (models/stats.py), kept exact by triggers in the
+transaction of every rating insert and case change. The counts that change with the
+clock (``open``, ``overdue_open``, ``red``, ``yellow`` and the overdue part of
+``on_time_rate``) come from ``stats_open``, which keeps each open case's closure
+deadline and warning, compared with today when asked. Every definition is written out in
 docs/figures.md; a rate with a zero denominator is ``None``.
 """
 from __future__ import annotations
@@ -15,8 +16,8 @@ from datetime import date, timedelta
 from sqlalchemy import case as sql_case, func, select
 from sqlalchemy.orm import Session
 
-from models import OPEN_STATUSES, Case, Department, Rating, ServiceItem
-from models.stats import COUNTERS, StatsDaily, StatsDailyDetail, StatsMonthly
+from models import Department, ServiceItem
+from models.stats import COUNTERS, StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 from models.types import utcnow
 from service.cases.deadlines import local_date
 
@@ -120,27 +121,18 @@ def split_period(first: date, last: date) -> tuple[tuple[date, date] | None, lis
     return (full_from, _month_start(full_to)), days
 
 
-def _rating_keys(by: str | None) -> list:
-    return {
-        None: [], "department": [Rating.department_id], "channel": [Rating.channel],
-        "item": [func.coalesce(Rating.item_id, 0)],
-        "window": [Rating.department_id, func.coalesce(Rating.window, "")],
-        "staff": [func.coalesce(Rating.staff_no, "")], "month": [Rating.rated_date], "day": [Rating.rated_date],
-    }[by]
-
-
 def _where(stmt, cols, f: Filters, departments: list[int] | None, period: tuple[date, date] | None = None):
     lo, hi = period or (f.date_from, f.date_to)
-    day = _day_column(cols) if cols is not Rating else Rating.rated_date
+    day = _day_column(cols)
     stmt = stmt.where(day >= lo, day <= hi)
     if departments is not None:
         stmt = stmt.where(cols.department_id.in_(departments))
     if f.channel is not None:
         stmt = stmt.where(cols.channel == f.channel)
     if f.item_id is not None:
-        stmt = stmt.where((cols.item_id if cols is not Rating else func.coalesce(Rating.item_id, 0)) == f.item_id)
+        stmt = stmt.where(cols.item_id == f.item_id)
     if f.window is not None:
-        stmt = stmt.where((cols.window if cols is not Rating else func.coalesce(Rating.window, "")) == f.window)
+        stmt = stmt.where(cols.window == f.window)
     return stmt
 
 
@@ -171,20 +163,19 @@ def counters(session: Session, f: Filters, by: str | None = None, today: date | 
             values = row._mapping
             _add(out[tuple(row[:len(keys)])], {c: int(values[c] or 0) for c in COUNTERS})
 
-    # The clock-dependent counts: open cases are a small set (the status index finds them).
-    rkeys = _rating_keys(by)
-    flag = lambda cond: func.sum(sql_case((cond, 1), else_=0))  # noqa: E731
-    live = (select(*rkeys, func.count(Case.id).label("open"),
-                   flag(Case.close_due < today).label("overdue_open"),
-                   flag(Case.warning == "red").label("red"), flag(Case.warning == "yellow").label("yellow"))
-            .join(Rating, Rating.id == Case.rating_id)
-            .where(Case.status.in_(OPEN_STATUSES)))
-    live = _where(live, Rating, f, departments)
-    if rkeys:
-        live = live.group_by(*rkeys)
+    # The clock-dependent counts, from the open-case rollup (the open cases are few, but
+    # joining each to its rating among millions costs more than this).
+    keys = _rollup_keys(StatsOpen, by)
+    flag = lambda cond: func.sum(sql_case((cond, StatsOpen.open_cases), else_=0))  # noqa: E731
+    live = select(*keys, func.sum(StatsOpen.open_cases).label("open"),
+                  flag(StatsOpen.close_due < today).label("overdue_open"),
+                  flag(StatsOpen.warning == "red").label("red"), flag(StatsOpen.warning == "yellow").label("yellow"))
+    live = _where(live.where(StatsOpen.open_cases != 0), StatsOpen, f, departments)
+    if keys:
+        live = live.group_by(*keys)
     for row in session.execute(live):
         values = row._mapping
-        out[tuple(row[:len(rkeys)])].update({c: int(values[c] or 0) for c in LIVE_COUNTERS})
+        out[tuple(row[:len(keys)])].update({c: int(values[c] or 0) for c in LIVE_COUNTERS})
     return out
 
 

@@ -44,6 +44,12 @@ KEY_EXPR = {
 }
 
 
+OPEN_COLUMNS = 'rated_date, department_id, channel, item_id, "window", staff_no, close_due, warning, open_cases'
+OPEN_SELECT = (f"SELECT {', '.join(KEY_EXPR[k] for k in DETAIL_KEYS)}, c.close_due, COALESCE(c.warning, ''), "
+               f"count(*) FROM cases c JOIN ratings r ON r.id = c.rating_id WHERE c.status <> 'closed' "
+               f"GROUP BY {', '.join(str(i + 1) for i in range(len(DETAIL_KEYS) + 2))}")
+
+
 def _q(name: str) -> str:
     return '"window"' if name == "window" else name
 
@@ -81,10 +87,11 @@ def rebuild(session: Session) -> None:
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(text("LOCK TABLE stats_daily, stats_monthly, stats_daily_detail IN EXCLUSIVE MODE"))
+        session.execute(text("LOCK TABLE stats_daily, stats_monthly, stats_daily_detail, stats_open IN EXCLUSIVE MODE"))
     session.execute(text("DELETE FROM stats_daily_detail"))
     session.execute(text("DELETE FROM stats_daily"))
     session.execute(text("DELETE FROM stats_monthly"))
+    session.execute(text("DELETE FROM stats_open"))
     cols = ", ".join(_q(c) for c in DETAIL_KEYS + COUNTERS)
     session.execute(text(f"INSERT INTO stats_daily_detail ({cols}) {_counts_select(dialect)}"))
     session.execute(text(
@@ -95,6 +102,7 @@ def rebuild(session: Session) -> None:
         f"INSERT INTO stats_monthly (month, department_id, channel, {', '.join(COUNTERS)}) "
         f"SELECT {month_sql(dialect, 'rated_date')}, department_id, channel, "
         f"{', '.join(f'SUM({c})' for c in COUNTERS)} FROM stats_daily GROUP BY 1, department_id, channel"))
+    session.execute(text(f"INSERT INTO stats_open ({OPEN_COLUMNS}) {OPEN_SELECT}"))
 
 
 def differences(session: Session, limit: int = 20) -> list[dict]:
@@ -119,4 +127,10 @@ def differences(session: Session, limit: int = 20) -> list[dict]:
                 f"UNION ALL SELECT 'rollup', '{table}', e.* FROM ({extra}) e")
         rows = session.execute(text(f"SELECT * FROM ({diff}) d LIMIT {int(limit)}")).mappings()
         out += [dict(r) for r in rows]
+    kept = f"SELECT {OPEN_COLUMNS} FROM stats_open WHERE open_cases <> 0"
+    diff = (f"SELECT 'raw' AS side, 'stats_open' AS grain, m.* FROM "
+            f"(SELECT * FROM ({OPEN_SELECT}) r1 EXCEPT SELECT * FROM ({kept}) k1) m UNION ALL "
+            f"SELECT 'rollup', 'stats_open', e.* FROM (SELECT * FROM ({kept}) k2 EXCEPT "
+            f"SELECT * FROM ({OPEN_SELECT}) r2) e")
+    out += [dict(r) for r in session.execute(text(f"SELECT * FROM ({diff}) d LIMIT {int(limit)}")).mappings()]
     return out

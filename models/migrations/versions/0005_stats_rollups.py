@@ -106,6 +106,19 @@ def _pg_statements() -> list[str]:
                               f"JOIN ratings r ON r.id = d.rating_id GROUP BY {group} HAVING {having} "
                               f"ORDER BY {group}", target="s."))
 
+    open_keys = GRAINS["stats_daily_detail"]
+    open_cols = ", ".join(_q(k) for k in open_keys + ("close_due", "warning", "open_cases"))
+    open_conflict = ", ".join(_q(k) for k in open_keys + ("close_due", "warning"))
+    open_key_sel = ", ".join(_key(k, "r", "postgresql") for k in open_keys) + ", d.close_due, COALESCE(d.warning, '')"
+    open_group = ", ".join(str(i + 1) for i in range(len(open_keys) + 2))
+    for fn, sources in ((case_ins_fn, [("new_rows", 1)]), (case_upd_fn, [("new_rows", 1), ("old_rows", -1)])):
+        parts = " UNION ALL ".join(f"SELECT {sign} AS sign, rating_id, close_due, warning FROM {src} "
+                                   f"WHERE status <> 'closed'" for src, sign in sources)
+        fn.append(f"INSERT INTO stats_open AS s ({open_cols}) SELECT {open_key_sel}, sum(d.sign) "
+                  f"FROM ({parts}) d JOIN ratings r ON r.id = d.rating_id GROUP BY {open_group} "
+                  f"HAVING sum(d.sign) <> 0 ORDER BY {open_group} "
+                  f"ON CONFLICT ({open_conflict}) DO UPDATE SET open_cases = s.open_cases + excluded.open_cases")
+
     def function(name: str, body: list[str]) -> str:
         return (f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
                 + "".join(f"  {stmt};\n" for stmt in body) + "  RETURN NULL;\nEND $$")
@@ -142,6 +155,17 @@ def _sqlite_statements() -> list[str]:
                                      f"SELECT {key_sel_r}, {', '.join(f'({a}) - ({b})' for a, b in zip(new, old))} "
                                      f"FROM ratings r WHERE r.id = NEW.rating_id"))
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in watched)
+    open_keys = GRAINS["stats_daily_detail"]
+    open_cols = ", ".join(_q(k) for k in open_keys + ("close_due", "warning", "open_cases"))
+    open_conflict = ", ".join(_q(k) for k in open_keys + ("close_due", "warning"))
+
+    def open_upsert(x: str, sign: int) -> str:
+        keys = ", ".join(_key(k, "r", "sqlite") for k in open_keys)
+        return (f"INSERT INTO stats_open ({open_cols}) SELECT {keys}, {x}.close_due, COALESCE({x}.warning, ''), "
+                f"{sign} FROM ratings r WHERE r.id = {x}.rating_id AND {x}.status <> 'closed' "
+                f"ON CONFLICT ({open_conflict}) DO UPDATE SET open_cases = open_cases + excluded.open_cases")
+    case_ins_body.append(open_upsert("NEW", 1))
+    open_changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in ("status", "warning", "close_due"))
 
     def trigger(name: str, event: str, body: list[str], when: str = "") -> str:
         return (f"CREATE TRIGGER {name} AFTER {event} {'FOR EACH ROW WHEN ' + when if when else ''} BEGIN\n"
@@ -151,6 +175,8 @@ def _sqlite_statements() -> list[str]:
         trigger("hcp_stats_ratings_insert", "INSERT ON ratings", rating_body),
         trigger("hcp_stats_cases_insert", "INSERT ON cases", case_ins_body),
         trigger("hcp_stats_cases_update", "UPDATE ON cases", case_upd_body, when=changed),
+        trigger("hcp_stats_open_update", "UPDATE ON cases", [open_upsert("OLD", -1), open_upsert("NEW", 1)],
+                when=open_changed),
     ]
 
 
@@ -187,6 +213,23 @@ def upgrade():
         sa.PrimaryKeyConstraint('rated_date', 'department_id', 'channel', 'item_id', 'window', 'staff_no',
                                 name=op.f('pk_stats_daily_detail')),
     )
+    op.create_table(
+        'stats_open',
+        sa.Column('rated_date', sa.Date(), nullable=False),
+        sa.Column('department_id', sa.Integer(), nullable=False),
+        sa.Column('channel', sa.String(length=32), nullable=False),
+        sa.Column('item_id', sa.Integer(), nullable=False),
+        sa.Column('window', sa.String(length=64), nullable=False),
+        sa.Column('staff_no', sa.String(length=64), nullable=False),
+        sa.Column('close_due', sa.Date(), nullable=False),
+        sa.Column('warning', sa.String(length=8), nullable=False),
+        sa.Column('open_cases', sa.Integer(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint('rated_date', 'department_id', 'channel', 'item_id', 'window', 'staff_no',
+                                'close_due', 'warning', name=op.f('pk_stats_open')),
+    )
+    with op.batch_alter_table('stats_open', schema=None) as batch_op:
+        batch_op.create_index('ix_stats_open_rated_date', ['rated_date'], unique=False,
+                              postgresql_where=sa.text('open_cases <> 0'), sqlite_where=sa.text('open_cases <> 0'))
     dialect = op.get_bind().dialect.name
     for stmt in (_pg_statements() if dialect == "postgresql" else _sqlite_statements()):
         op.execute(stmt)
@@ -200,6 +243,11 @@ def upgrade():
                + ", ".join(COUNTERS) + ") SELECT " + _key("month", "stats_daily", dialect)
                + ", department_id, channel, " + ", ".join(f"SUM({c})" for c in COUNTERS)
                + " FROM stats_daily GROUP BY 1, department_id, channel")
+    keys = ", ".join(_key(k, "r", dialect) for k in GRAINS["stats_daily_detail"])
+    op.execute("INSERT INTO stats_open (rated_date, department_id, channel, item_id, \"window\", staff_no, "
+               "close_due, warning, open_cases) SELECT " + keys + ", c.close_due, COALESCE(c.warning, ''), "
+               "count(*) FROM cases c JOIN ratings r ON r.id = c.rating_id WHERE c.status <> 'closed' "
+               "GROUP BY " + ", ".join(str(i + 1) for i in range(8)))
 
 
 def _rebuild_sql(dialect: str) -> str:
@@ -222,8 +270,13 @@ def downgrade():
         for fn in ("hcp_stats_cases_update", "hcp_stats_cases_insert", "hcp_stats_ratings_insert"):
             op.execute(f"DROP FUNCTION IF EXISTS {fn}()")
     else:
-        for trg in ("hcp_stats_cases_update", "hcp_stats_cases_insert", "hcp_stats_ratings_insert"):
+        for trg in ("hcp_stats_open_update", "hcp_stats_cases_update", "hcp_stats_cases_insert",
+                    "hcp_stats_ratings_insert"):
             op.execute(f"DROP TRIGGER IF EXISTS {trg}")
+    with op.batch_alter_table('stats_open', schema=None) as batch_op:
+        batch_op.drop_index('ix_stats_open_rated_date', postgresql_where=sa.text('open_cases <> 0'),
+                            sqlite_where=sa.text('open_cases <> 0'))
+    op.drop_table('stats_open')
     op.drop_table('stats_daily_detail')
     op.drop_table('stats_monthly')
     op.drop_table('stats_daily')
