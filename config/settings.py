@@ -84,7 +84,7 @@ class Settings:
             "OPENAPI_URL_PREFIX": "/api",
             "OPENAPI_JSON_PATH": "v1/openapi.json",
             "OPENAPI_SWAGGER_UI_PATH": "docs",
-            "OPENAPI_SWAGGER_UI_URL": "/static/swagger-ui/",
+            "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
             "RATELIMIT_STORAGE_URI": self.redis_url or "memory://",
             "RATELIMIT_HEADERS_ENABLED": True,
             "JSON_AS_ASCII": False,
