@@ -381,6 +381,27 @@ def test_each_card_is_recorded_in_the_case_history(app, org, query):
                       ("warning", "escalated", "callback")]
 
 
+def test_a_delivery_whose_task_was_lost_is_found_again(app, org, query):
+    """Made but never tried (the process died between commit and publish): the sweep resends it."""
+    from service import notify
+
+    dept = org.department("d1")
+
+    def make(session):
+        fresh = notify.claim(session, "t:fresh:webhook", "webhook", {"department_id": dept.id, "content": "x"})
+        lost = notify.claim(session, "t:lost:webhook", "webhook", {"department_id": dept.id, "content": "x"})
+        tried = notify.claim(session, "t:tried:webhook", "webhook", {"department_id": dept.id, "content": "x"})
+        issued = notify.claim(session, "t:lost", "red:close", {}, sent=None)
+        for row_id in (lost, tried, issued):
+            session.get(Notification, row_id).created_at -= timedelta(hours=1)
+        session.get(Notification, tried).attempts = 1  # failing: Celery retries it, not the sweep
+        assert notify.claim(session, "t:lost:webhook", "webhook", {}) is None  # the key holds
+        session.commit()
+        return lost
+    lost = query(make)
+    assert query(lambda s: notify.never_tried(s, timedelta(minutes=10))) == [lost]
+
+
 # -- notifications through the worker --------------------------------------------------
 
 def barrier(app, org, robot, run_task, today: str):

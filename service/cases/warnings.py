@@ -166,7 +166,8 @@ def message(case_row: Case, stage: str, deadline: str, due: date, today: date,
     label, what = STAGE_LABELS[stage], DEADLINE_LABELS[deadline]
     if stage == "yellow":
         left = calendar.working_days_between(today, due)
-        head = f"工单 {case_row.id} 距{what}（{due}）{'仅剩今天' if left == 0 else '不足 1 个工作日'}"
+        head = (f"工单 {case_row.id} {what}（{due}）就在今天" if left == 0
+                else f"工单 {case_row.id} 距{what}（{due}）不足 1 个工作日")
     else:
         late = calendar.working_days_between(due, today)
         head = f"工单 {case_row.id} 已超过{what}（{due}）{late} 个工作日"
