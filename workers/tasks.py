@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 from celery import shared_task
 from flask import current_app
@@ -10,7 +10,8 @@ from sqlalchemy.exc import DBAPIError
 
 from service import notify
 from service.cases import digest, routing, warnings
-from service.cases.deadlines import WorkCalendar
+from models.types import utcnow
+from service.cases.deadlines import WorkCalendar, local_date
 from service.extensions import db
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,8 @@ def sweep_unrouted() -> int:
     return len(ids)
 
 
-def _today(today: str | None):
+def _today(today: str | None) -> date:
     """``today`` as given (ISO date, for re-runs and tests), else today in Asia/Shanghai."""
-    from datetime import date
-
-    from models.types import utcnow
-    from service.cases.deadlines import local_date
     return date.fromisoformat(today) if today else local_date(utcnow())
 
 
