@@ -8,9 +8,9 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
+from models.types import utcnow
 from service import notify
 from service.cases import digest, routing, warnings
-from models.types import utcnow
 from service.cases.deadlines import WorkCalendar, local_date
 from service.extensions import db
 
