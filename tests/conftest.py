@@ -58,6 +58,8 @@ def hcp_env(tmp_path_factory, redis_server):
         "HCP_DEVICE_RATE_LIMIT": "100000/minute",
         "HCP_SWEEP_SECONDS": "1",
         "HCP_SWEEP_GRACE_SECONDS": "1",
+        # Tests run the warning sweep themselves, on dates they choose (test_warnings.py).
+        "HCP_WARNING_SECONDS": "86400",
     }
     dbname = None
     if BACKEND == "postgres":
