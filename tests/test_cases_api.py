@@ -60,13 +60,22 @@ class Office:
         return users
 
     def case(self, dept: str = "section", rater: dict | None = RATER) -> int:
-        """A routed case of a bad rating posted by the department's kiosk."""
-        body = rating_body(level=1, comment="排队太久", **({"rater": rater} if rater else {}))
-        resp = self.client.post("/api/v1/ratings", json=body, headers=bearer(self.keys[dept]))
-        assert resp.status_code == 201, resp.get_json()
+        """A routed case of a bad rating from the department's kiosk.
+
+        The rating is stored as the intake stores it, then routed here: no task goes to
+        the broker, so no backlog is left for the worker of a later test.
+        """
+        from models import Device
+        from service.ratings.intake import store
+        from service.ratings.schemas import RatingIn
+
+        body = RatingIn().load(rating_body(level=1, comment="排队太久", **({"rater": rater} if rater else {})))
 
         def make(session):
-            case_id = route(session, resp.get_json()["id"])
+            device = session.scalar(select(Device).where(Device.name == f"kiosk-{dept}"))
+            outcome = store(session, device, [body])[0]
+            assert outcome.status == "created", outcome
+            case_id = route(session, outcome.rating["id"])
             session.commit()
             return case_id
         return self.query(make)
