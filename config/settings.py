@@ -97,7 +97,10 @@ class Settings:
         """Celery settings: late acks and prefetch 1 so a killed worker loses no task."""
         transport_options = {}
         if self.broker_url.startswith(("redis://", "rediss://")):
-            transport_options = {"socket_connect_timeout": 2, "socket_timeout": 5}
+            # Fail fast when Redis is down: a publish from the intake gives up after one
+            # short retry (the sweep resends), rather than holding the request for seconds.
+            transport_options = {"socket_connect_timeout": 2, "socket_timeout": 5, "max_retries": 1,
+                                 "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
         return {
             "broker_url": self.broker_url,
             "broker_transport_options": transport_options,
