@@ -32,7 +32,7 @@ def build_team(org) -> Team:
     staff = [("handler", "handler", section, "张三"), ("handler2", "handler", section, "赵四"),
              ("super", "supervisor", bureau, "李科长"), ("super2", "supervisor", bureau, "钱科长"),
              ("manager", "manager", district, "王局长"), ("outsider", "handler", other, "刘五"),
-             ("other-super", "supervisor", other, "孙科长")]
+             ("other-super", "supervisor", other, "孙科长"), ("admin", "admin", other, "系统管理员")]
     add_staff(org.app, staff)
     device, key = org.device(section, channel="hall_tablet", window="5", name="5号窗口平板")
     return Team(district, bureau, section, other, device, key)
