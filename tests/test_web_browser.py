@@ -173,7 +173,11 @@ def tap(page, level, tags=(), comment=None):
     page.wait_for_selector("#screen-faces:not([hidden])")
 
 
-def test_kiosk_posts_ratings_with_its_device_key(live_server, context, team, query):
+def count_cases(query):
+    return query(lambda s: s.scalar(select(func.count(Case.id))))
+
+
+def test_kiosk_posts_ratings_with_its_device_key(live_server, context, team, query, worker):
     page = context.new_page()
     page.goto(f"{live_server.url}/kiosk")
     page.wait_for_selector("#screen-setup:not([hidden])")  # no key yet: the setup screen
@@ -202,9 +206,11 @@ def test_kiosk_posts_ratings_with_its_device_key(live_server, context, team, que
     # the thank-you screen goes back to the faces by itself
     page.wait_for_selector("#screen-faces:not([hidden])", timeout=15000)
     assert page.get_attribute("#kiosk", "data-pending") == "0"
+    # the bad rating from the tablet becomes a case like any other
+    wait_for(lambda: count_cases(query) == 1, timeout=60, message="the bad rating's case")
 
 
-def test_kiosk_ratings_made_while_the_server_is_down_arrive_once(live_server, context, team, query):
+def test_kiosk_ratings_made_while_the_server_is_down_arrive_once(live_server, context, team, query, worker):
     page = open_kiosk(context, live_server, team.key)
     live_server.stop()
     try:
@@ -234,3 +240,4 @@ def test_kiosk_ratings_made_while_the_server_is_down_arrive_once(live_server, co
     wait_for(lambda: count_ratings(query) == 4, message="the new rating")
     assert count_ratings(query, client_id=queued[0]["body"]["client_id"]) == 1
     assert json.loads(page.evaluate("localStorage.getItem('hcp.kiosk.rejected') || '[]'")) == []
+    wait_for(lambda: count_cases(query) == 1, timeout=60, message="the bad rating's case")
