@@ -23,8 +23,6 @@ TAG_LABELS = {
 
 ROLE_LABELS = {"handler": "承办人", "supervisor": "负责人", "manager": "管理人员", "admin": "系统管理员"}
 
-WARNING_LABELS = {"yellow": "黄牌", "red": "红牌"}
-
 # Field names in ActionError, as the action forms label them.
 FIELD_LABELS = {
     "assignee": "承办人",

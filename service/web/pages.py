@@ -20,14 +20,13 @@ from models import (LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, STATUS_LABELS, 
                     User)
 from models.types import utcnow
 from service.auth.access import in_scope, scope_filter
-from service.cases import workflow
+from service.cases import warnings, workflow
 from service.cases.deadlines import SHANGHAI, WorkCalendar, local_date
 from service.cases.privacy_rules import may_reveal, reveal_rater
 from service.cases.workflow import ACTION_LABELS, ActionError
 from service.extensions import db
 from service.web.forms import FORMS, HINTS
-from service.web.labels import (CHANNEL_LABELS, FIELD_LABELS, ROLE_LABELS, TAG_LABELS,
-                                WARNING_LABELS)
+from service.web.labels import CHANNEL_LABELS, FIELD_LABELS, ROLE_LABELS, TAG_LABELS
 
 blp = Blueprint("web", __name__)
 
@@ -40,9 +39,8 @@ QUEUE_ROLES = ("supervisor", "manager", "admin")
 # ---------------------------------------------------------------- deadlines as shown
 
 def next_due_column():
-    """SQL for a case's next open deadline: the callback until verified, then closure."""
-    awaiting_callback = and_(Case.status.in_(("unassigned", "assigned")), Case.verified_at.is_(None))
-    return sql_case((awaiting_callback, Case.callback_due), else_=Case.close_due)
+    """SQL for a case's next open deadline (the rule of ``service.cases.warnings``)."""
+    return sql_case((Case.status.in_(warnings.CALLBACK_STATUSES), Case.callback_due), else_=Case.close_due)
 
 
 @dataclass
@@ -65,20 +63,28 @@ class Due:
         return "今日到期" if self.left == 0 else f"剩余{self.left}个工作日"
 
 
+SEVERITY = {None: 0, "yellow": 1, "red": 2}
+
+
 def due_of(case: Case, today: date, calendar: WorkCalendar) -> Due:
-    """The next open deadline of ``case``, with a badge: the warning column, or red when
-    the deadline has passed before the escalation sweep marked it."""
-    if case.status == "closed":
+    """The next open deadline of ``case`` and its badge.
+
+    The badge is the stronger of the ``warning`` column (set by the escalation sweep) and
+    the card the same rule gives today, so a deadline that passed since the last sweep
+    already shows red.
+    """
+    name = warnings.next_deadline(case.status)
+    if name is None:
         return Due(None, None)
-    callback = case.status in ("unassigned", "assigned") and case.verified_at is None
-    day = case.callback_due if callback else case.close_due
-    due = Due("回访" if callback else "办结", day)
+    day = warnings.due_of(case)
+    due = Due("回访" if name == "callback" else "办结", day)
     if day < today:
         due.is_overdue = True
         due.overdue = calendar.working_days_between(day, today)
     else:
         due.left = calendar.working_days_between(today, day)
-    due.badge = "red" if (due.is_overdue or case.warning == "red") else case.warning
+    live = warnings.warning_for(calendar, today, case.status, case.callback_due, case.close_due)
+    due.badge = max(case.warning, live, key=lambda w: SEVERITY.get(w, 0))
     return due
 
 
@@ -182,7 +188,7 @@ def localtime(moment) -> str:
 def _labels():
     return {"STATUS_LABELS": STATUS_LABELS, "LEVEL_LABELS": LEVEL_LABELS, "ACTION_LABELS": ACTION_LABELS,
             "OUTCOME_LABELS": OUTCOME_LABELS, "CHANNEL_LABELS": CHANNEL_LABELS, "TAG_LABELS": TAG_LABELS,
-            "ROLE_LABELS": ROLE_LABELS, "WARNING_LABELS": WARNING_LABELS, "QUEUE_ROLES": QUEUE_ROLES}
+            "ROLE_LABELS": ROLE_LABELS, "WARNING_LABELS": warnings.WARNING_LABELS, "QUEUE_ROLES": QUEUE_ROLES}
 
 
 @blp.errorhandler(403)
