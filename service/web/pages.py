@@ -144,12 +144,13 @@ def friendly(err: ActionError, case: Case, user: User, action: str) -> str:
         if user.role == "handler" and case.assignee_id != user.id:
             return "只有本工单的承办人可以办理"
         return f"{ROLE_LABELS.get(user.role, user.role)}不能{label}"
-    if err.field == "assignee":
+    field = (err.field or "").rsplit(".", 1)[-1]  # "measures.cause" → "cause"
+    if field == "assignee":
         return "请选择本部门在岗的承办人"
-    if err.field in ("contacted", "satisfied"):
-        return f"请选择{FIELD_LABELS[err.field]}"
-    if err.field in FIELD_LABELS:
-        return f"请填写{FIELD_LABELS[err.field]}"
+    if field in ("contacted", "satisfied"):
+        return f"请选择{FIELD_LABELS[field]}"
+    if field in FIELD_LABELS:
+        return f"请填写{FIELD_LABELS[field]}"
     return f"{label}未能完成：{err.message}"
 
 
