@@ -13,3 +13,6 @@ accesslog = os.environ.get("HCP_ACCESS_LOG", "-")
 # Workers are recycled now and then, so a slow leak can never grow without bound.
 max_requests = 20000
 max_requests_jitter = 2000
+# gunicorn's control socket is one fixed path per user; several hcp instances on one
+# machine (or a test run beside a service) would fight over it, and hcp does not use it.
+control_socket_disable = True

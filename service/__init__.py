@@ -16,6 +16,9 @@ def create_app(config: dict | None = None) -> Flask:
     from service.ratings import api as ratings_api
     from service.stats import api as stats_api
     from service.web import auth as web_auth
+    from service.web import kiosk as web_kiosk
+    from service.web import pages as web_pages
+    from service.web import security as web_security
     from service.web import dashboard as web_dashboard
     from workers.app import celery_init_app
 
@@ -38,14 +41,12 @@ def create_app(config: dict | None = None) -> Flask:
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)
     app.register_blueprint(web_auth.blp)
+    app.register_blueprint(web_pages.blp)
+    app.register_blueprint(web_kiosk.blp)
+    web_security.init_app(app)
     app.register_blueprint(web_dashboard.blp)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
-
-    @app.get("/")
-    def index():
-        from flask import redirect, url_for
-        return redirect(url_for("web_auth.login"))
     errors.init_app(app)
     celery_init_app(app)
 

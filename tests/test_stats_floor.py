@@ -83,3 +83,22 @@ def test_the_beat_task_issues_the_alert(app, org, query):
     assert check_satisfaction_floor.apply().get() == 0
     assert query(lambda s: s.scalar(select(Notification.payload).where(
         Notification.kind == "satisfaction_floor")))["department"] == "bureau-a"
+
+
+def test_the_alert_goes_to_the_managers_departments_through_the_senders(app, org, query):
+    from models import Department
+    from service.extensions import db
+    from service.stats import floor
+
+    today = local_date(utcnow())
+    root, a, _ = _fill(org, app, today.replace(day=1) - timedelta(days=3))
+    with app.app_context():
+        db.session.get(Department, root.id).notify_webhook = "http://127.0.0.1:9/robot"
+        db.session.commit()
+        alerts = floor.check(db.session, today=today, floor=0.96, min_ratings=20)
+        db.session.commit()
+        assert len(alerts) == 1 and len(alerts[0].deliveries) == 1
+    rows = query(lambda s: {n.key: n for n in s.scalars(select(Notification))})
+    month = (today.replace(day=1) - timedelta(days=3)).strftime("%Y-%m")
+    hook = rows[f"satisfaction-floor:{a.id}:{month}:webhook:{root.id}"]
+    assert hook.kind == "webhook" and hook.sent_at is None and "好评率" in hook.payload["content"]

@@ -6,7 +6,9 @@ month and the month so far. Each department is judged with its subtree, from the
 rollups, and only with at least HCP_SATISFACTION_MIN_RATINGS ratings in the month, so
 the third rating of the 1st does not raise an alarm. The alert is issued once per
 (department, month): a ``notifications`` row whose unique key is
-``satisfaction-floor:<department id>:<YYYY-MM>``, inserted ``ON CONFLICT DO NOTHING``.
+``satisfaction-floor:<department id>:<YYYY-MM>``, inserted ``ON CONFLICT DO NOTHING``
+(``notify.claim``); only the check that inserted it adds the deliveries to the managers
+(``notify.deliveries``: e-mail, group-robot webhook), which are sent after the commit.
 """
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ from datetime import date, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import Department, Notification, User
+from models import Department, User
 from models.stats import LEVEL_COUNTERS, StatsDaily
 from models.types import utcnow
+from service import notify
 from service.cases.deadlines import local_date
 from service.stats.figures import ratio
 
@@ -71,13 +73,6 @@ def _managers_over(session: Session, dept: Department) -> list[User]:
     return [m for m in managers if dept.path.startswith(m.department.path)]
 
 
-def _claim(session: Session, key: str, payload: dict) -> int | None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (insert(Notification).values(key=key, kind=KIND, payload=payload, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["key"]).returning(Notification.id))
-    return session.scalar(stmt)
-
-
 def check(session: Session, today: date | None = None, floor: float | None = None,
           min_ratings: int | None = None) -> list[Alert]:
     """Issue an alert for every (department, month) newly below the floor; the caller commits."""
@@ -101,7 +96,7 @@ def check(session: Session, today: date | None = None, floor: float | None = Non
             payload = {"department": dept.code, "department_name": dept.name, "month": month,
                        "good": good, "total": total, "good_rate": rate, "floor": floor,
                        "through": last.isoformat(), "managers": [m.username for m in managers]}
-            notification_id = _claim(session, key, payload)
+            notification_id = notify.claim(session, key, KIND, payload, sent=utcnow())
             if notification_id is None:
                 continue  # already alerted for this department and month
             alert = Alert(notification_id, key, dept, managers, payload)
@@ -122,24 +117,18 @@ def alert_text(alert: Alert) -> tuple[str, str]:
 
 
 def hand_to_senders(session: Session, alert: Alert) -> list[int]:
-    """TO BE WIRED: where a floor alert meets the notification senders (webhook/e-mail).
-
-    The senders live in ``service/notify.py`` (the escalation work), not yet on main.
-    Once they are, this becomes::
-
-        subject, text = alert_text(alert)
-        return notify.deliveries(session, alert.key, subject=subject, text=text,
-                                 users=alert.managers, departments=[alert.department])
-
-    and ``send_after_commit`` queues ``workers.tasks.send_notification`` for each id.
-    Until then the alert row is recorded (``notifications``) and logged, nothing is sent.
-    """
-    return []
+    """The alert's deliveries (service/notify.py): an e-mail to each manager with an address,
+    and a group-robot post / e-mail to their departments' webhook and address."""
+    subject, text = alert_text(alert)
+    departments = [m.department for m in alert.managers]
+    return notify.deliveries(session, alert.key, subject=subject, text=text,
+                             users=alert.managers, departments=departments)
 
 
 def send_after_commit(alerts: list[Alert]) -> None:
-    """After the issuing commit: queue each delivery (none until the senders are wired)."""
+    """After the issuing commit: one send task per delivery (retried by Celery)."""
+    from workers.tasks import send_notification
+
     for alert in alerts:
-        for delivery_id in alert.deliveries:  # pragma: no cover — wired with service/notify.py
-            from workers import tasks
-            tasks.send_notification.delay(delivery_id)
+        for delivery_id in alert.deliveries:
+            send_notification.delay(delivery_id)

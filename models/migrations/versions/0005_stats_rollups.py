@@ -1,7 +1,7 @@
 """stats rollups: daily counters of ratings and cases, kept by triggers
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-27
 
 Three tables of the same counters at three grains (see models/stats.py) and the triggers
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 
 revision = '0005'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
