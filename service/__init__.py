@@ -1,8 +1,6 @@
 """hcp's Flask application: the intake and staff APIs, web pages and the ``hcp`` CLI."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 
@@ -10,6 +8,7 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app. ``config`` overrides HCP_* environment values (tests use it)."""
     from config import load_settings
     from service import errors, health
+    from service.observability import jsonlog, metrics
     from service.auth import api as auth_api
     from service.cases import api as cases_api
     from service.extensions import api, csrf, db, limiter, login, migrate
@@ -22,7 +21,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings.flask_config())
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
     app.json.ensure_ascii = False
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    jsonlog.configure()
 
     db.init_app(app)
     _sqlite_pragmas(app, db)
@@ -44,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
         from flask import redirect, url_for
         return redirect(url_for("web_auth.login"))
     errors.init_app(app)
+    metrics.init_app(app)
     celery_init_app(app)
 
     from models import User

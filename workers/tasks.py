@@ -8,8 +8,10 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
+from models import Rating
 from service.cases import routing
 from service.extensions import db
+from service.observability.jsonlog import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,9 @@ log = logging.getLogger(__name__)
 def route_rating(self, rating_id: int) -> int | None:
     """Create the case of a bad rating. Safe to run twice: the second finds the case."""
     case_id = routing.route(db.session, rating_id)
+    if request_id_var.get() is None:  # resent by the sweep: use the id stored at intake
+        rating = db.session.get(Rating, rating_id)  # already in the session, no query
+        request_id_var.set(rating.request_id if rating is not None else None)
     db.session.commit()
     log.info("rating %s routed to case %s", rating_id, case_id)
     return case_id

@@ -20,6 +20,7 @@ def _intake(bodies: list) -> list[Outcome]:
     """Store, commit, then route: the rating is safe before any task is sent."""
     outcomes = store(db.session, g.device, bodies, request_id=g.get("request_id"))
     db.session.commit()
+    g.intake_outcomes = outcomes  # counted by service.observability.metrics
     route_created(outcomes, g.get("request_id"))
     return outcomes
 
