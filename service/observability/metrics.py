@@ -58,8 +58,10 @@ def _observe(response):
 
 
 def _count_intake(status: int) -> None:
-    device = g.get("device")
-    channel = device.channel if device is not None else "unknown"
+    channel = g.get("intake_channel")
+    if channel is None:  # refused before the view: the device (if any) is not expired yet
+        device = g.get("device")
+        channel = device.channel if device is not None else "unknown"
     outcomes = g.get("intake_outcomes")
     if outcomes is None:  # refused before storing: count the answer
         INTAKE.labels(channel, STATUS_OUTCOME.get(status, str(status))).inc()
