@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     _sqlite_pragmas(app, db)
+    _ping_idle_connections(app, db)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
     limiter.init_app(app)
     login.init_app(app)
@@ -60,6 +61,14 @@ def _migrations_dir() -> str:
 
     import models
     return os.path.join(os.path.dirname(models.__file__), "migrations")
+
+
+def _ping_idle_connections(app: Flask, db) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        from service.pooling import ping_idle_connections
+
+        with app.app_context():
+            ping_idle_connections(db.engine)
 
 
 def _sqlite_pragmas(app: Flask, db) -> None:
