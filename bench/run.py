@@ -303,9 +303,12 @@ class Bench:
         outdir = Path(self.args.profile)
         outdir.mkdir(parents=True, exist_ok=True)
         self.profile_raw = outdir / "intake.folded"
+        # "wall": every sampled thread, waiting included (round trips show up);
+        # "gil": only the thread holding the GIL (where the CPU goes).
+        mode = ["--gil"] if self.args.profile_mode == "gil" else []
         return subprocess.Popen([spy, "record", "--pid", str(self.hcp.pid), "--subprocesses", "--format", "raw",
                                  "--nonblocking", "--rate", "200", "-d", str(int(self.args.seconds)),
-                                 "-o", str(self.profile_raw)],
+                                 "-o", str(self.profile_raw)] + mode,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _finish_profile(self, proc) -> None:
@@ -513,6 +516,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker")
     parser.add_argument("--worker-class", help="gunicorn worker class")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the hcp web workers in the first intake round")
+    parser.add_argument("--profile-mode", choices=["wall", "gil"], default="wall")
     parser.add_argument("--only", choices=["intake", "batch"], help="run one measurement (plus memory)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
