@@ -26,5 +26,10 @@ test-postgres: setup
 test-sqlite: setup
 	HCP_TEST_BACKEND=sqlite $(BIN)/pytest -q -m "not browser"
 
+# Speed against the thinnest intake, on loopback (docs/benchmarks.md); a few minutes.
+bench: setup
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache

@@ -1,9 +1,10 @@
 """gunicorn settings for hcp's web process; each may be overridden by an HCP_* variable.
 
 ``gunicorn -c python:config.gunicorn 'service:create_app()'``. Defaults come from
-``make bench`` on a 2-core machine (docs/benchmarks.md): gthread workers, a few per core,
-each with a few threads, since a request spends part of its time waiting on PostgreSQL
-and Redis.
+``make bench`` (docs/benchmarks.md): one gthread worker process per core (the GIL lets
+a process use one core at most; more processes only add memory and context switches),
+each with 8 threads, because a rating spends part of its time waiting on PostgreSQL
+and Redis and the threads overlap those waits.
 """
 import json
 import multiprocessing
@@ -12,8 +13,8 @@ import shutil
 from pathlib import Path
 
 bind = os.environ.get("HCP_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("HCP_WEB_WORKERS", str(min(4, multiprocessing.cpu_count() * 2))))
-threads = int(os.environ.get("HCP_WEB_THREADS", "4"))
+workers = int(os.environ.get("HCP_WEB_WORKERS", str(max(2, multiprocessing.cpu_count()))))
+threads = int(os.environ.get("HCP_WEB_THREADS", "8"))
 worker_class = os.environ.get("HCP_WEB_WORKER_CLASS", "gthread")
 timeout = 30
 graceful_timeout = 20
