@@ -125,3 +125,32 @@ def test_request_id_follows_a_bad_rating_into_its_routing_task(app, client, kios
     from sqlalchemy import select
     case_id = query(lambda s: s.scalar(select(Case.id).where(Case.rating_id == rating_id)))
     assert entry["message"] == f"rating {rating_id} routed to case {case_id}"
+
+
+def test_worker_serves_its_pool_processes_counters(app, hcp_env, tmp_path):
+    """A prefork child's task failure shows on the worker's own metrics port."""
+    import requests
+
+    port = support.free_port()
+    queue = hcp_env["HCP_INSTANCE"] + "-metrics"
+    env = {**hcp_env, "HCP_VAR_DIR": str(tmp_path), "HCP_INSTANCE": queue,
+           "HCP_WORKER_METRICS_PORT": str(port), "HCP_WORKER_METRICS_ADDR": "127.0.0.1"}
+    proc = support.CeleryWorker(env, name="metrics", concurrency=2)
+    proc.start()
+    try:
+        celery = app.extensions["celery"]
+        celery.send_task("workers.tasks.route_rating", args=(1, 2, 3), queue=queue)  # TypeError in a child
+
+        def failures():
+            try:
+                text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except requests.RequestException:
+                return None
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    if s.name == "hcp_task_failures_total" and s.labels.get("task") == "workers.tasks.route_rating":
+                        return s.value
+            return None
+        assert support.wait_for(failures, timeout=30, message="the failure on the worker's metrics port") == 1
+    finally:
+        proc.stop()
