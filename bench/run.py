@@ -128,6 +128,18 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the most resident memory the process ever had."""
     try:
@@ -255,6 +267,16 @@ class Bench:
 
     # ---- measurements ----------------------------------------------------------------
     def wrk(self, url: str, path: str, key: str, seconds: float, nonce: str) -> dict:
+        server = self.hcp if url == self.hcp_url else self.base
+        pids = children(server.pid)
+        cpu_before = cpu_seconds(pids)
+        result = self._wrk(url, path, key, seconds, nonce)
+        # Web-worker CPU per request: what a dedicated core would make of it, whatever
+        # else the machine was doing meanwhile.
+        result["cpu_ms"] = 1000 * (cpu_seconds(pids) - cpu_before) / max(1, result["requests"])
+        return result
+
+    def _wrk(self, url: str, path: str, key: str, seconds: float, nonce: str) -> dict:
         env = {**os.environ, "BENCH_PATH": path, "BENCH_KEY": key, "BENCH_NONCE": nonce,
                "BENCH_RATED_AT": self.rated_at}
         cmd = [WRK, f"-t{self.args.wrk_threads}", f"-c{self.args.connections}", f"-d{int(seconds)}s",
@@ -291,6 +313,8 @@ class Bench:
         self.rows.append(Row("intake p50 / p99 ms", f"{hcp['p50_us'] / 1000:.1f} / {hcp['p99_us'] / 1000:.1f}",
                              f"{base['p50_us'] / 1000:.1f} / {base['p99_us'] / 1000:.1f}",
                              base["p99_us"] / hcp["p99_us"] if hcp["p99_us"] else None, "(p99 ratio)", None))
+        self.rows.append(Row("intake web CPU ms / rating", f"{hcp['cpu_ms']:.2f}", f"{base['cpu_ms']:.2f}",
+                             base["cpu_ms"] / hcp["cpu_ms"] if hcp["cpu_ms"] else None, "(CPU ratio)", None))
         errors = sum(r["non2xx"] + r["socket_errors"] for r in hcp_runs)
         if errors:
             self.rows.append(Row("intake non-2xx / socket errors", str(errors), "", None, "0", False))
@@ -356,9 +380,12 @@ class Bench:
             started = time.perf_counter()
             raw_created = sum(pool.map(raw, raw_batches))
             raw_s = time.perf_counter() - started
+            pids = children(self.hcp.pid)
+            cpu_before = cpu_seconds(pids)
             started = time.perf_counter()
             hcp_created = sum(pool.map(post, hcp_bodies))
             hcp_s = time.perf_counter() - started
+            hcp_cpu_ms = 1000 * (cpu_seconds(pids) - cpu_before) / max(1, hcp_created)
         for conn in conns:
             conn.close()
         hcp_rate, raw_rate = hcp_created / hcp_s, raw_created / raw_s
@@ -367,6 +394,7 @@ class Bench:
                              "≥ 0.5×", ratio >= 0.5,
                              {"batches": n_batches, "concurrency": conc, "hcp_created": hcp_created,
                               "raw_created": raw_created}))
+        self.rows.append(Row("batch web CPU ms / rating", f"{hcp_cpu_ms:.2f}", "", None, "", None))
 
     def _rating(self) -> dict:
         import random
