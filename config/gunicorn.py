@@ -24,6 +24,10 @@ backlog = int(os.environ.get("HCP_WEB_BACKLOG", "2048"))
 max_requests = 20000
 max_requests_jitter = 2000
 
+# gunicorn's control socket is one fixed path per user; several hcp instances on one
+# machine (or a test run beside a service) would fight over it, and hcp does not use it.
+control_socket_disable = True
+
 # Access log as one JSON object per line, like the application's own logs, with the
 # request id that the app's log lines and the routing task's log lines carry too.
 accesslog = os.environ.get("HCP_ACCESS_LOG", "-") or None

@@ -1,0 +1,86 @@
+"""The ``hcp`` command (SPEC §5), run as a real console script against the test database."""
+from __future__ import annotations
+
+import os
+from datetime import date
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from models import Case, CalendarOverride, Department, Device, Rating, User
+from service.privacy import key_digest
+from tests.support import bearer, rating_body, wait_for
+
+HCP = shutil.which("hcp", path=str(Path(sys.executable).parent)) or "hcp"
+
+
+def hcp(*args, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([HCP, *args], input=stdin, capture_output=True, text=True, env=os.environ, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hcp {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_help_lists_the_commands():
+    out = hcp("--help").stdout
+    for command in ("departments", "items", "devices", "users", "calendar", "demo", "run", "db"):
+        assert command in out
+
+
+def test_newcomer_flow(app, worker, client, query):
+    """Department, device and handler with the CLI; a 非常不满意 rating; its assigned case."""
+    hcp("departments", "add", "district", "区政务服务中心")
+    hcp("departments", "add", "bureau", "市场监管局", "--parent", "district")
+    hcp("items", "add", "license", "营业执照办理", "--department", "bureau")
+    key = hcp("devices", "add", "1号窗口", "--department", "district", "--channel", "hall_terminal",
+              "--window", "1").stdout.strip()
+    assert key.startswith("hcpd_")
+    hcp("users", "add", "zhang", "--role", "handler", "--department", "bureau", stdin="s3cret-pass\n")
+
+    stored = query(lambda s: s.scalar(select(Device.key_hash)))
+    assert stored == key_digest(key) and key not in stored
+    assert query(lambda s: s.scalar(select(User.password_hash))).count("s3cret-pass") == 0
+    assert query(lambda s: s.scalar(select(Department.path).where(Department.code == "bureau"))).count("/") == 3
+
+    resp = client.post("/api/v1/ratings", json=rating_body(level=1, item_code="license"), headers=bearer(key))
+    assert resp.status_code == 201
+    case = wait_for(lambda: query(lambda s: s.scalar(select(Case).where(Case.rating_id == resp.get_json()["id"]))),
+                    message="case")
+    token = client.post("/api/v1/auth/token", json={"username": "zhang", "password": "s3cret-pass"}).get_json()["token"]
+    detail = client.get(f"/api/v1/cases/{case.id}", headers=bearer(token)).get_json()
+    assert detail["assignee"] == "zhang" and detail["status"] == "assigned"
+
+
+def test_cli_refuses_bad_input(app):
+    assert hcp("departments", "add", "x", "X", "--parent", "nope", check=False).returncode != 0
+    hcp("departments", "add", "x", "X")
+    assert "already exists" in hcp("departments", "add", "x", "Y", check=False).stderr
+    assert hcp("devices", "add", "k", "--department", "x", "--channel", "fax", check=False).returncode != 0
+    assert hcp("devices", "add", "k", "--department", "x", "--channel", "pc", "--rate-limit", "lots",
+               check=False).returncode != 0
+    assert "8 characters" in hcp("users", "add", "u", "--role", "handler", "--department", "x",
+                                 stdin="short\n", check=False).stderr
+
+
+def test_calendar_commands(app, query):
+    assert hcp("calendar", "due", "2021-09-30", "--working-days", "1").stdout.strip() == "2021-10-08"
+    assert hcp("calendar", "due", "2021-09-30T10:00:00+08:00", "--working-days", "15").stdout.strip() == "2021-10-27"
+    assert hcp("calendar", "due", "2026-12-20", "--working-days", "15").stdout.strip() == "2027-01-08"
+    hcp("calendar", "add-holiday", "2027-01-01", "--note", "元旦")
+    assert hcp("calendar", "due", "2026-12-20", "--working-days", "15").stdout.strip() == "2027-01-11"
+    hcp("calendar", "add-workday", "2027-01-09")
+    assert query(lambda s: s.get(CalendarOverride, date(2027, 1, 9)).kind) == "workday"
+    assert hcp("calendar", "due", "not-a-date", "-n", "1", check=False).returncode != 0
+
+
+def test_demo_loads_and_routes(app, worker, query):
+    out = hcp("demo", "--ratings", "60").stdout
+    assert "handler" in out and "hcpd_" in out
+    total = query(lambda s: s.scalar(select(Rating.id).order_by(Rating.id.desc()).limit(1)))
+    assert total
+    bad = query(lambda s: s.scalars(select(Rating.id).where(Rating.negative.is_(True))).all())
+    wait_for(lambda: query(lambda s: len(s.scalars(select(Case.id)).all())) == len(bad), message="demo cases")
+    assert hcp("demo", check=False).returncode != 0  # only once

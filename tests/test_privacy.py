@@ -1,0 +1,67 @@
+"""Rater data and secrets at rest: encrypted or hashed, never in clear in any column."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from models import Rating
+from service.extensions import db
+from service.privacy import decrypt, mask_name, mask_phone
+from tests.support import bearer, rating_body
+
+PHONE, NAME = "13987654321", "欧阳明"
+
+
+def every_text_value(session) -> list[str]:
+    """Every string value in every table the models know."""
+    values = []
+    for table in db.metadata.sorted_tables:
+        columns = [c for c in table.columns if _is_textual(c)]
+        for row in session.execute(select(*columns)) if columns else []:
+            values += [str(v) for v in row if v is not None]
+    return values
+
+
+def _is_textual(column) -> bool:
+    try:
+        return column.type.python_type in (str, dict, list)
+    except NotImplementedError:
+        return True
+
+
+def test_rater_phone_and_name_are_never_stored_in_clear(app, client, org, query):
+    dept = org.department("d1")
+    _, key = org.device(dept)
+    body = rating_body(level=1, comment="窗口排队", rater={"real_name": True, "name": NAME, "phone": PHONE})
+    rid = client.post("/api/v1/ratings", json=body, headers=bearer(key)).get_json()["id"]
+    values = query(every_text_value)
+    assert values, "the scan read nothing"
+    assert not [v for v in values if PHONE in v or NAME in v]
+    with app.app_context():
+        row = db.session.get(Rating, rid)
+        assert decrypt(row.rater_phone_enc) == PHONE and decrypt(row.rater_name_enc) == NAME
+        assert (row.rater_phone_masked, row.rater_name_masked) == ("139****4321", "欧**")
+
+
+def test_device_key_and_token_are_stored_hashed(app, client, org, query):
+    dept = org.department("d1")
+    _, key = org.device(dept)
+    user = org.user("h", "handler", dept, password="pw-in-clear-1")
+    token = org.token(user)
+    values = query(every_text_value)
+    for secret in (key, token, "pw-in-clear-1"):
+        assert not [v for v in values if secret in v]
+
+
+def test_anonymous_rating_carries_no_personal_data(app, client, org, query):
+    dept = org.department("d1")
+    _, key = org.device(dept)
+    rid = client.post("/api/v1/ratings", json=rating_body(level=2, rater={"real_name": False}),
+                      headers=bearer(key)).get_json()["id"]
+    row = query(lambda s: s.get(Rating, rid))
+    assert not any([row.real_name, row.rater_name_enc, row.rater_phone_enc, row.rater_phone_masked])
+
+
+def test_masks():
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_name("张三") == "张*" and mask_name("欧阳明") == "欧**"
+    assert mask_phone(None) is None

@@ -1,0 +1,122 @@
+"""Bad rating → exactly one assigned case, by a real Celery worker (SPEC §2)."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from models import Case, CaseEvent, Rating
+from models.types import utcnow
+from service.cases import routing
+from tests.support import bearer, rating_body, wait_for
+
+
+def case_of(query, rating_id):
+    return query(lambda s: s.scalar(select(Case).where(Case.rating_id == rating_id)))
+
+
+@pytest.fixture
+def hall(org):
+    district = org.department("district", "区政务服务中心")
+    bureau = org.department("bureau", "市场监管局", parent=district)
+    org.item("license", bureau)
+    _, key = org.device(district, channel="hall_tablet", window="5")
+    return district, bureau, key
+
+
+def test_bad_rating_becomes_an_assigned_case(worker, client, query, org, hall):
+    district, bureau, key = hall
+    busy = org.user("busy", "handler", bureau)
+    idle = org.user("idle", "handler", bureau)
+    org.user("elsewhere", "handler", district)
+    # both start with no case: the tie goes to the lower id; then "busy" holds one open case
+    first = client.post("/api/v1/ratings", json=rating_body(level=2, item_code="license"), headers=bearer(key))
+    first_case = wait_for(lambda: case_of(query, first.get_json()["id"]), message="first case")
+    assert first_case.assignee_id == busy.id
+
+    resp = client.post("/api/v1/ratings", json=rating_body(level=1, item_code="license"), headers=bearer(key))
+    assert resp.status_code == 201
+    case = wait_for(lambda: case_of(query, resp.get_json()["id"]), message="case routed by the worker")
+    assert case.status == "assigned" and case.department_id == bureau.id
+    assert case.assignee_id == idle.id  # the handler with the fewest open cases
+    history = query(lambda s: s.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)).all())
+    assert [(e.action, e.from_status, e.to_status) for e in history] == [("route", None, "assigned")]
+
+
+def test_no_handler_leaves_the_case_unassigned(worker, client, query, hall):
+    district, _, key = hall
+    resp = client.post("/api/v1/ratings", json=rating_body(level=1), headers=bearer(key))
+    case = wait_for(lambda: case_of(query, resp.get_json()["id"]), message="case")
+    assert case.status == "unassigned" and case.assignee_id is None and case.department_id == district.id
+
+
+def test_good_rating_gets_no_case(worker, client, query, hall):
+    _, _, key = hall
+    good = client.post("/api/v1/ratings", json=rating_body(level=3), headers=bearer(key)).get_json()["id"]
+    bad = client.post("/api/v1/ratings", json=rating_body(level=2), headers=bearer(key)).get_json()["id"]
+    wait_for(lambda: case_of(query, bad), message="the bad rating's case")
+    # the queue is FIFO with one worker: the good rating, posted first, was long decided
+    assert case_of(query, good) is None
+    assert query(lambda s: s.scalar(select(func.count(Case.id)))) == 1
+
+
+def test_case_is_visible_through_the_api(worker, client, query, org, hall):
+    _, bureau, key = hall
+    handler = org.user("h1", "handler", bureau)
+    rid = client.post("/api/v1/ratings", json=rating_body(level=1, item_code="license"),
+                      headers=bearer(key)).get_json()["id"]
+    case = wait_for(lambda: case_of(query, rid), message="case")
+    token = org.token(handler)
+    listed = client.get("/api/v1/cases?assignee=me", headers=bearer(token)).get_json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == case.id
+    detail = client.get(f"/api/v1/cases/{case.id}", headers=bearer(token)).get_json()
+    assert detail["assignee"] == "h1" and detail["status"] == "assigned" and detail["department"] == "bureau"
+    assert detail["rating"]["id"] == rid and detail["history"][0]["action"] == "route"
+    assert client.get(f"/api/v1/ratings/{rid}", headers=bearer(token)).get_json()["case_id"] == case.id
+
+
+def test_routing_twice_makes_one_case(app, client, query, hall):
+    _, _, key = hall
+    rid = client.post("/api/v1/ratings", json=rating_body(level=1), headers=bearer(key)).get_json()["id"]
+    from service.extensions import db
+    with app.app_context():
+        first = routing.route(db.session, rid)
+        db.session.commit()
+        second = routing.route(db.session, rid)
+        db.session.commit()
+    assert first == second
+    assert query(lambda s: s.scalar(select(func.count(Case.id)))) == 1
+    assert query(lambda s: s.scalar(select(func.count(CaseEvent.id)))) == 1
+
+
+def test_routing_ignores_good_and_missing_ratings(app, client, hall):
+    _, _, key = hall
+    rid = client.post("/api/v1/ratings", json=rating_body(level=4), headers=bearer(key)).get_json()["id"]
+    from service.extensions import db
+    with app.app_context():
+        assert routing.route(db.session, rid) is None
+        assert routing.route(db.session, 10**9) is None
+
+
+def test_sweep_finds_bad_ratings_without_a_case(app, query, org, hall):
+    """Ratings stored but never sent (as when the broker was down) are found by the sweep."""
+    from datetime import timedelta
+
+    from models import Device
+    from service.extensions import db
+    from service.ratings.intake import store
+
+    district, _, _ = hall
+    device, _ = org.device(district, name="offline")
+    with app.app_context():
+        outcomes = store(db.session, db.session.get(Device, device.id), [
+            {"client_id": uuid.uuid4(), "level": level, "rated_at": utcnow()}
+            for level in (1, 5)])
+        db.session.commit()
+        bad = outcomes[0].rating["id"]
+        assert routing.unrouted(db.session, timedelta(seconds=-60)) == [bad]
+        routing.route(db.session, bad)
+        db.session.commit()
+        assert routing.unrouted(db.session, timedelta(seconds=-60)) == []
+    assert query(lambda s: s.scalar(select(func.count(Rating.id)))) == 2
