@@ -32,5 +32,10 @@ N ?= 1000000
 bench-figures: setup
 	$(BIN)/python scripts/bench_figures.py --ratings $(N)
 
+# Speed against the thinnest intake, on loopback (docs/benchmarks.md); a few minutes.
+bench: setup
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache

@@ -1,8 +1,6 @@
 """hcp's Flask application: the intake and staff APIs, web pages and the ``hcp`` CLI."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 
@@ -10,6 +8,7 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app. ``config`` overrides HCP_* environment values (tests use it)."""
     from config import load_settings
     from service import errors, health
+    from service.observability import jsonlog, metrics
     from service.auth import api as auth_api
     from service.cases import api as cases_api
     from service.extensions import api, csrf, db, limiter, login, migrate
@@ -27,10 +26,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings.flask_config())
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
     app.json.ensure_ascii = False
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    jsonlog.configure()
 
     db.init_app(app)
     _sqlite_pragmas(app, db)
+    _ping_idle_connections(app, db)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
     limiter.init_app(app)
     login.init_app(app)
@@ -48,6 +48,7 @@ def create_app(config: dict | None = None) -> Flask:
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
     errors.init_app(app)
+    metrics.init_app(app)
     celery_init_app(app)
 
     from models import User
@@ -64,6 +65,14 @@ def _migrations_dir() -> str:
 
     import models
     return os.path.join(os.path.dirname(models.__file__), "migrations")
+
+
+def _ping_idle_connections(app: Flask, db) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        from service.pooling import ping_idle_connections
+
+        with app.app_context():
+            ping_idle_connections(db.engine)
 
 
 def _sqlite_pragmas(app: Flask, db) -> None:
