@@ -76,7 +76,14 @@ def _ping_idle_connections(app: Flask, db) -> None:
 
 
 def _sqlite_pragmas(app: Flask, db) -> None:
-    """WAL and a busy timeout let the web and worker processes share one SQLite file."""
+    """SQLite for several processes (web, worker, beat) on one file.
+
+    WAL and a busy timeout let them share it. pysqlite's own transaction handling never
+    sends BEGIN before a SELECT, so a read left pending on a pooled connection keeps an
+    old snapshot that no ROLLBACK ends — a worker then keeps reading the past. SQLAlchemy
+    therefore issues the BEGIN itself (its documented recipe), IMMEDIATE so that a
+    transaction that reads and then writes never fails on a snapshot another writer moved.
+    """
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     from sqlalchemy import event
@@ -84,8 +91,13 @@ def _sqlite_pragmas(app: Flask, db) -> None:
     with app.app_context():
         @event.listens_for(db.engine, "connect")
         def _on_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # SQLAlchemy, not pysqlite, starts transactions
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(db.engine, "begin")
+        def _on_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
