@@ -33,6 +33,7 @@ bench-figures: setup
 	$(BIN)/python scripts/bench_figures.py --ratings $(N)
 
 # Speed against the thinnest intake, on loopback (docs/benchmarks.md); a few minutes.
+# The figures row loads BENCH_FIGURES_RATINGS ratings (default 10 M; 1000000 for a quick run).
 bench: setup
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
