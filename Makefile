@@ -26,5 +26,9 @@ test-postgres: setup
 test-sqlite: setup
 	HCP_TEST_BACKEND=sqlite $(BIN)/pytest -q -m "not browser"
 
+# Fault tests (tests/faults): Redis, PostgreSQL and workers stopped and killed under load.
+faults: setup
+	HCP_TEST_BACKEND=postgres $(BIN)/pytest -q -s -p no:cacheprovider -m faults tests/faults
+
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache
