@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,15 +28,16 @@ class PostgresServer:
     """A PostgreSQL cluster of the test's own (initdb into a temp dir), on a free port.
 
     initdb refuses to run as root, so the cluster belongs to the ``postgres`` account
-    when the tests run as root.
+    when the tests run as root; its directory is made directly under the system temp dir
+    because pytest's own temp dirs are private to the user running the tests.
     """
 
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.datadir = workdir / "pgdata"
+    def __init__(self):
+        self.workdir = Path(tempfile.mkdtemp(prefix="hcp-test-pg-"))
+        self.datadir = self.workdir / "pgdata"
         self.port = support.free_port()
         self.bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1]).parent
-        self.log = workdir / "postgres.log"
+        self.log = self.workdir / "postgres.log"
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
@@ -47,7 +49,6 @@ class PostgresServer:
         return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=120)
 
     def init(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres", "postgres")
             self.workdir.chmod(0o700)

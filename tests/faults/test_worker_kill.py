@@ -62,6 +62,7 @@ def test_workers_killed_mid_routing_lose_and_duplicate_nothing(redis, stack_fact
     for n in range(KILLS):
         victim = workers[(n // 2 + n) % 2]
         whole = n % 2 == 1
+        print(f"t={time.monotonic() - began:.1f} round {n}", flush=True)
         with psycopg.connect(dsn) as lock:
             lock.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (handler.id,))
             support.wait_for(lambda: waiting_case_inserts(dsn) >= 2, timeout=60,
@@ -77,9 +78,11 @@ def test_workers_killed_mid_routing_lose_and_duplicate_nothing(redis, stack_fact
             kills.append(("worker" if whole else "pool process", victim.name,
                           round(time.monotonic() - began, 1)))
             lock.rollback()
+        print(f"t={time.monotonic() - began:.1f} killed {kills[-1]}", flush=True)
         if whole:
             replacement = stack.start_worker(f"{victim.name}-r{n}")
             workers[workers.index(victim)] = replacement
+            print(f"t={time.monotonic() - began:.1f} restarted", flush=True)
         before = figures.bad_routed(app)[1]
         support.wait_for(lambda: figures.bad_routed(app)[1] > before, timeout=60,
                          message="routing to go on after the kill")
