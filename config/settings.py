@@ -59,6 +59,16 @@ class Settings:
     # Names this deployment's Celery queue and rate-limit keys, so two hcp instances
     # (or two test runs) can share one Redis without seeing each other's messages.
     instance: str = "hcp"
+    # Red/yellow cards and their notifications (docs/notifications.md).
+    warning_seconds: float = 300.0
+    digest_at: str = "08:30"
+    notify_timeout: float = 10.0
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "hcp@localhost"
+    smtp_security: str = "none"  # none | starttls | ssl
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -84,7 +94,7 @@ class Settings:
             "OPENAPI_URL_PREFIX": "/api",
             "OPENAPI_JSON_PATH": "v1/openapi.json",
             "OPENAPI_SWAGGER_UI_PATH": "docs",
-            "OPENAPI_SWAGGER_UI_URL": "/static/swagger-ui/",
+            "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
             "RATELIMIT_STORAGE_URI": self.redis_url or "memory://",
             "RATELIMIT_HEADERS_ENABLED": True,
             "JSON_AS_ASCII": False,
@@ -140,4 +150,25 @@ def load_settings(overrides: dict | None = None) -> Settings:
         sweep_seconds=float(env.get("HCP_SWEEP_SECONDS", "60")),
         sweep_grace_seconds=float(env.get("HCP_SWEEP_GRACE_SECONDS", "30")),
         instance=env.get("HCP_INSTANCE", "hcp"),
+        warning_seconds=float(env.get("HCP_WARNING_SECONDS", "300")),
+        digest_at=env.get("HCP_DIGEST_AT", "08:30"),
+        notify_timeout=float(env.get("HCP_NOTIFY_TIMEOUT", "10")),
+        **_smtp_settings(env),
     )
+
+
+def _smtp_settings(env: dict) -> dict:
+    """HCP_SMTP_*: no host means no e-mail is sent. Port 465 implies SSL; a login, STARTTLS."""
+    port = int(env.get("HCP_SMTP_PORT") or 25)
+    user = env.get("HCP_SMTP_USER") or None
+    security = env.get("HCP_SMTP_SECURITY") or ("ssl" if port == 465 else "starttls" if user else "none")
+    if security not in ("none", "starttls", "ssl"):
+        raise ValueError("HCP_SMTP_SECURITY must be none, starttls or ssl")
+    return {
+        "smtp_host": env.get("HCP_SMTP_HOST") or None,
+        "smtp_port": port,
+        "smtp_user": user,
+        "smtp_password": env.get("HCP_SMTP_PASSWORD") or None,
+        "smtp_from": env.get("HCP_SMTP_FROM") or "hcp@localhost",
+        "smtp_security": security,
+    }

@@ -76,7 +76,12 @@ class CaseEvent(db.Model):
 
 
 class Notification(db.Model):
-    """A warning sent for a case, once per (case, level, recipient kind)."""
+    """A warning or digest issued once (unique ``key``), and each of its deliveries.
+
+    An issue row (``kind`` like ``red:close`` or ``digest``) records the decision; its
+    delivery rows (``kind`` ``webhook`` or ``email``, key extending the issue's key) are
+    sent by a task each, which sets ``sent_at`` or counts ``attempts`` and ``last_error``.
+    """
 
     __tablename__ = "notifications"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -84,8 +89,10 @@ class Notification(db.Model):
     kind: Mapped[str] = mapped_column(String(40))
     key: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     payload: Mapped[dict | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (UniqueConstraint("key", name="uq_notifications_key"),)
 

@@ -11,7 +11,8 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, text
+from sqlalchemy.exc import OperationalError
 
 from tests import support
 
@@ -57,6 +58,8 @@ def hcp_env(tmp_path_factory, redis_server):
         "HCP_DEVICE_RATE_LIMIT": "100000/minute",
         "HCP_SWEEP_SECONDS": "1",
         "HCP_SWEEP_GRACE_SECONDS": "1",
+        # Tests run the warning sweep themselves, on dates they choose (test_warnings.py).
+        "HCP_WARNING_SECONDS": "86400",
     }
     dbname = None
     if BACKEND == "postgres":
@@ -109,9 +112,24 @@ def _clean_tables(request):
     from service.extensions import db, limiter
 
     with application.app_context():
-        for table in reversed(db.metadata.sorted_tables):
-            db.session.execute(delete(table))
-        db.session.commit()
+        # One statement, so a worker still routing an earlier rating cannot slip a row in
+        # between two deletes; SQLite's single writer makes the DELETEs atomic there.
+        # A worker transaction may hold locks TRUNCATE needs in another order: PostgreSQL
+        # then aborts one of the two as a deadlock, and the cleanup tries again.
+        for attempt in range(10):
+            try:
+                if db.engine.dialect.name == "postgresql":
+                    names = ", ".join(t.name for t in db.metadata.sorted_tables)
+                    db.session.execute(text(f"TRUNCATE {names} CASCADE"))
+                else:
+                    for table in reversed(db.metadata.sorted_tables):
+                        db.session.execute(delete(table))
+                db.session.commit()
+                break
+            except OperationalError:
+                db.session.rollback()
+                if attempt == 9:
+                    raise
         try:
             limiter.reset()
         except Exception:  # noqa: BLE001 — a test may have stopped Redis on purpose
@@ -137,6 +155,9 @@ def client(app):
 @pytest.fixture(scope="session")
 def worker(app, hcp_env):
     """A real ``celery -A workers worker`` process (with beat embedded) for the whole run."""
+    # Tests before this one may have queued routing tasks for ratings long deleted; the
+    # worker starts on an empty queue so it does not spend the first test working them off.
+    app.extensions["celery"].control.purge()
     proc = support.CeleryWorker(hcp_env, beat=True)
     proc.start()
     yield proc

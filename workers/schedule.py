@@ -1,4 +1,6 @@
 """The beat schedule: periodic sweeps that keep every bad rating moving."""
+from celery.schedules import crontab
+
 from config import Settings
 
 
@@ -7,5 +9,16 @@ def beat_schedule(settings: Settings) -> dict:
         "sweep-unrouted": {
             "task": "workers.tasks.sweep_unrouted",
             "schedule": settings.sweep_seconds,
+        },
+        "sweep-warnings": {
+            "task": "workers.tasks.sweep_warnings",
+            "schedule": settings.warning_seconds,
+        },
+        # Daily in the Celery timezone (Asia/Shanghai); the task itself skips days off,
+        # since crontab knows Mon–Fri but not holidays and make-up workdays (调休).
+        "morning-digest": {
+            "task": "workers.tasks.morning_digest",
+            "schedule": crontab(hour=int(settings.digest_at.split(":")[0]),
+                                minute=int(settings.digest_at.split(":")[1])),
         },
     }

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
-from service.cases import routing
+from models.types import utcnow
+from service import notify
+from service.cases import digest, routing, warnings
+from service.cases.deadlines import WorkCalendar, local_date
 from service.extensions import db
 
 log = logging.getLogger(__name__)
@@ -45,3 +48,54 @@ def sweep_unrouted() -> int:
     if sent:
         log.warning("sweep resent %d unrouted bad ratings", len(sent))
     return len(sent)
+
+
+def _today(today: str | None) -> date:
+    """``today`` as given (ISO date, for re-runs and tests), else today in Asia/Shanghai."""
+    return date.fromisoformat(today) if today else local_date(utcnow())
+
+
+@shared_task
+def sweep_warnings(today: str | None = None) -> int:
+    """Update every case's red/yellow card and send the cards now due (SPEC §2 warnings)."""
+    issued = warnings.sweep(db.session, _today(today))
+    db.session.commit()
+    ids = [i for card in issued for i in card.delivery_ids]
+    # Deliveries whose task never reached the broker (a crash right after an earlier commit).
+    ids += notify.never_tried(db.session, timedelta(seconds=2 * current_app.config["HCP_SETTINGS"].warning_seconds))
+    db.session.rollback()
+    for notification_id in dict.fromkeys(ids):
+        send_notification.delay(notification_id)
+    if issued:
+        log.info("warning sweep issued %d cards", len(issued))
+    return len(issued)
+
+
+@shared_task
+def morning_digest(today: str | None = None) -> int:
+    """Each handler's open cases by deadline, on working days of the Chinese calendar."""
+    day = _today(today)
+    if not WorkCalendar.load(db.session).is_workday(day):
+        db.session.rollback()
+        return 0
+    sent = digest.issue_digests(db.session, day)
+    db.session.commit()
+    for item in sent:
+        for notification_id in item.delivery_ids:
+            send_notification.delay(notification_id)
+    return len(sent)
+
+
+@shared_task(bind=True, autoretry_for=(notify.SendError, DBAPIError), retry_backoff=2,
+             retry_backoff_max=600, retry_jitter=True, max_retries=10, acks_late=True)
+def send_notification(self, notification_id: int) -> str:
+    """Send one delivery; a failure is kept on the row and retried with backoff by Celery."""
+    try:
+        outcome = notify.deliver(db.session, notification_id)
+    except notify.SendError as err:
+        db.session.commit()  # keep attempts and last_error for the operator
+        log.warning("notification %s not sent (attempt %d): %s", notification_id,
+                    self.request.retries + 1, err)
+        raise
+    db.session.commit()
+    return outcome

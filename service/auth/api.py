@@ -1,14 +1,15 @@
 """``/api/v1/auth``: staff sign in for a bearer token, and revoke it."""
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
-from sqlalchemy import select
-from werkzeug.security import check_password_hash
+from sqlalchemy import func, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import User
 from models.types import utcnow
@@ -33,6 +34,11 @@ class TokenResponse(Schema):
     role = fields.String()
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash("no such user")
+
+
 def check_login(username: str, password: str) -> User | None:
     """The user if the password is right and the account is not locked; counts failures.
 
@@ -41,14 +47,23 @@ def check_login(username: str, password: str) -> User | None:
     user = db.session.scalar(select(User).where(User.username == username))
     now = utcnow()
     if user is None or not user.active:
+        # Hash anyway, so the answer takes as long as for a real account (no name probing).
+        check_password_hash(_dummy_hash(), password)
         return None
     if user.locked_until and user.locked_until > now:
         return None
     if not check_password_hash(user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= MAX_FAILURES:
-            user.locked_until = now + LOCKOUT
-            user.failed_logins = 0
+        # Counted in one UPDATE: parallel guesses must not each read the same count and
+        # write back the same +1, which would let a script guess past the limit.
+        failures = db.session.scalar(
+            update(User).where(User.id == user.id)
+            .values(failed_logins=func.coalesce(User.failed_logins, 0) + 1)
+            .returning(User.failed_logins)
+            .execution_options(synchronize_session=False))
+        if failures >= MAX_FAILURES:
+            db.session.execute(
+                update(User).where(User.id == user.id).values(locked_until=now + LOCKOUT, failed_logins=0)
+                .execution_options(synchronize_session=False))
         return None
     user.failed_logins = 0
     user.locked_until = None

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Case, CaseEvent, Department, User
+from models import STATUS_LABELS, Case, CaseEvent, Department, User
 from models.types import utcnow
 
 HANDLING = frozenset({"handler", "supervisor"})  # supervisors may also work a case themselves
@@ -58,11 +58,16 @@ ACTION_LABELS = {
 
 
 class ActionError(Exception):
-    """An action refused: ``status`` is 409 (state), 403 (role or four-eyes) or 422 (data)."""
+    """An action refused: ``status`` is 409 (state), 403 (role or four-eyes) or 422 (data).
 
-    def __init__(self, status: int, message: str, field: str | None = None):
+    ``field`` names the offending body field of a 422; ``allowed`` lists the actions the
+    table allows in the case's state, for a 409.
+    """
+
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 allowed: list[str] | None = None):
         super().__init__(message)
-        self.status, self.message, self.field = status, message, field
+        self.status, self.message, self.field, self.allowed = status, message, field, allowed
 
 
 def allowed_actions(status: str, role: str | None = None) -> list[str]:
@@ -71,22 +76,48 @@ def allowed_actions(status: str, role: str | None = None) -> list[str]:
             if (status, a) in TRANSITIONS and (role is None or role in TRANSITIONS[(status, a)].roles)]
 
 
+def check(case: Case, user: User, action: str) -> Transition:
+    """The transition ``user`` may take with ``action`` now, or ActionError (409, 403, 422).
+
+    The order is the contract: an unknown action is 422, an action the state does not
+    allow is 409 whoever asks, then the role (403), the assignee rule (403) and the
+    four-eyes rule (403). The caller has checked that the case is in the user's scope.
+    """
+    if action not in ACTIONS:
+        raise ActionError(422, f"unknown action {action}; one of {', '.join(ACTIONS)}", "action")
+    rule = TRANSITIONS.get((case.status, action))
+    if rule is None:
+        allowed = allowed_actions(case.status)
+        raise ActionError(409, f"{action} is not allowed in state {case.status} "
+                               f"({STATUS_LABELS[case.status]}); allowed actions: "
+                               f"{', '.join(allowed) or 'none'}", allowed=allowed)
+    if user.role not in rule.roles:
+        raise ActionError(403, f"a {user.role} may not {action}; "
+                               f"{' or '.join(sorted(rule.roles))} only")
+    if user.role == "handler" and case.assignee_id != user.id:
+        raise ActionError(403, "only the assigned handler may act on this case")
+    if action == "approve" and case.claimed_by_id == user.id:
+        raise ActionError(403, "a supervisor may not approve their own claim")
+    return rule
+
+
 def actions_for(case: Case, user: User) -> list[str]:
     """What ``user`` may do to ``case`` now: the table, plus the assignee and four-eyes rules."""
     out = []
     for action in allowed_actions(case.status, user.role):
-        if user.role == "handler" and case.assignee_id != user.id:
-            continue
-        if action == "approve" and case.claimed_by_id == user.id:
+        try:
+            check(case, user, action)
+        except ActionError:
             continue
         out.append(action)
     return out
 
 
-def _text(data: dict, field: str) -> str:
-    value = (data.get(field) or "").strip() if isinstance(data.get(field), str) else ""
+def _text(data: dict, field: str, name: str | None = None) -> str:
+    value = data.get(field)
+    value = value.strip() if isinstance(value, str) else ""
     if not value:
-        raise ActionError(422, f"{field} must not be empty", field)
+        raise ActionError(422, f"{name or field} must not be empty", name or field)
     return value
 
 
@@ -99,42 +130,57 @@ def _flag(data: dict, field: str, nullable: bool = False) -> bool | None:
     return value
 
 
-def _assignee(session: Session, case: Case, data: dict) -> User:
-    """The handler named by ``data['assignee']``: active, in the case's department subtree."""
+def _measures(data: dict) -> dict:
+    """Rectification measures: both the cause found and the action taken, non-empty."""
+    measures = data.get("measures")
+    if not isinstance(measures, dict):
+        raise ActionError(422, "measures must give the cause and the action taken", "measures")
+    return {"cause": _text(measures, "cause", "measures.cause"),
+            "action": _text(measures, "action", "measures.action")}
+
+
+def _assignee(session: Session, case: Case, user: User, data: dict) -> User:
+    """The handler (or supervisor) named by ``data['assignee']``.
+
+    Active, and the case must lie in their scope — their department is the case's or one
+    above it, so they can see the case they are given — while they lie in the assigning
+    user's scope, so a supervisor hands work only to their own people.
+    """
     username = _text(data, "assignee")
-    user = session.scalar(select(User).where(User.username == username))
+    target = session.scalar(select(User).where(User.username == username))
+    if target is None or not target.active or target.role not in HANDLING:
+        raise ActionError(422, f"{username} is not an active handler", "assignee")
     case_path = session.get(Department, case.department_id).path
-    if (user is None or not user.active or user.role not in HANDLING
-            or not session.get(Department, user.department_id).path.startswith(case_path)):
-        raise ActionError(422, f"{username} is not an active handler of this department", "assignee")
-    return user
+    target_path = session.get(Department, target.department_id).path
+    actor_path = session.get(Department, user.department_id).path
+    if not case_path.startswith(target_path) or not target_path.startswith(actor_path):
+        raise ActionError(422, f"{username} works outside this case's department", "assignee")
+    return target
 
 
 def apply(session: Session, case: Case, user: User, action: str, data: dict | None = None,
-          now: datetime | None = None) -> CaseEvent:
+          now: datetime | None = None, expected_version: int | None = None) -> CaseEvent:
     """Take ``action`` on ``case`` as ``user``; return the history entry. The caller commits.
 
-    The caller has checked that the case is in the user's scope (404 otherwise).
+    The caller has checked that the case is in the user's scope (404 otherwise) and,
+    against concurrent actions, has loaded it ``FOR UPDATE``; ``expected_version`` (the
+    version the client saw) refuses an action decided on a stale view with 409. The
+    mapper's ``version_id_col`` is the last guard: a flush over a changed row raises
+    StaleDataError.
     """
     data = data or {}
     now = now or utcnow()
-    if action not in ACTIONS:
-        raise ActionError(422, f"unknown action {action}; one of {', '.join(ACTIONS)}", "action")
-    rule = TRANSITIONS.get((case.status, action))
-    if rule is None:
-        allowed = allowed_actions(case.status) or ["none"]
-        raise ActionError(409, f"{action} is not allowed in state {case.status}; "
-                               f"allowed: {', '.join(allowed)}")
-    if user.role not in rule.roles:
-        raise ActionError(403, f"a {user.role} may not {action}")
-    if user.role == "handler" and case.assignee_id != user.id:
-        raise ActionError(403, "only the assigned handler may act on this case")
+    if expected_version is not None and expected_version != case.version:
+        raise ActionError(409, f"the case has changed since you loaded it (version "
+                               f"{expected_version}, now {case.version}); reload and try again")
+    rule = check(case, user, action)
 
     before = case.status
-    note = data.get("note") if isinstance(data.get("note"), str) else None
+    note = data.get("note")
+    note = (note.strip() or None) if isinstance(note, str) else None
     detail: dict = {}
     if action == "assign":
-        assignee = _assignee(session, case, data)
+        assignee = _assignee(session, case, user, data)
         case.assignee_id = assignee.id
         detail["assignee"] = assignee.username
     elif action == "verify":
@@ -146,16 +192,8 @@ def apply(session: Session, case: Case, user: User, action: str, data: dict | No
         detail["reason"] = _text(data, "reason")
         if action != "reopen":
             case.claimed_by_id = user.id
-    elif action == "approve":
-        if case.claimed_by_id == user.id:
-            raise ActionError(403, "a supervisor may not approve their own claim")
     elif action == "rectify":
-        measures = data.get("measures")
-        if isinstance(measures, str):
-            measures = {"action": measures} if measures.strip() else None
-        if not isinstance(measures, dict):
-            raise ActionError(422, "measures must give the cause and the action taken", "measures")
-        detail["measures"] = {"cause": _text(measures, "cause"), "action": _text(measures, "action")}
+        detail["measures"] = _measures(data)
     elif action == "feedback":
         contacted = _flag(data, "contacted")
         satisfied = _flag(data, "satisfied", nullable=True)
@@ -164,6 +202,7 @@ def apply(session: Session, case: Case, user: User, action: str, data: dict | No
         detail.update(contacted=contacted, satisfied=satisfied)
 
     if action in ("approve", "reject"):
+        detail["claimed_by_id"] = case.claimed_by_id
         case.claimed_by_id = None
     if rule.to is not None:
         case.status = rule.to

@@ -1,6 +1,7 @@
 """Admin commands: departments, service items, devices and staff users."""
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -12,6 +13,7 @@ from werkzeug.security import generate_password_hash
 from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
 from service.auth.access import new_device_key
 from service.extensions import db
+from service.notify import addresses, redact_url
 from service.privacy import key_digest
 
 
@@ -36,9 +38,10 @@ def add_department(code: str, name: str, parent: Department | None) -> Departmen
     return dept
 
 
-def add_user(username: str, password: str, role: str, dept: Department, display_name: str | None = None) -> User:
+def add_user(username: str, password: str, role: str, dept: Department, display_name: str | None = None,
+             email: str | None = None) -> User:
     user = User(username=username, password_hash=generate_password_hash(password), role=role,
-                department=dept, display_name=display_name)
+                department=dept, display_name=display_name, email=email)
     db.session.add(user)
     return user
 
@@ -77,6 +80,46 @@ def departments_list():
     for dept in rows:
         depth = dept.path.count("/") - 2
         click.echo(f"{'  ' * depth}{dept.code}\t{dept.name}")
+
+
+def _email(ctx, param, value):
+    """Addresses separated by commas; an empty string clears the setting."""
+    if value is None or value == "":
+        return value
+    found = addresses(value)
+    bad = [a for a in found if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a)]
+    if bad or not found:
+        raise click.BadParameter(f"not an e-mail address: {', '.join(bad) or value}")
+    return ",".join(found)
+
+
+def _webhook(ctx, param, value):
+    if value is None or value == "":
+        return value
+    if not re.match(r"https?://[^\s/]+", value):
+        raise click.BadParameter("the webhook must be an http(s) URL")
+    return value
+
+
+@departments.command("notify")
+@click.argument("code")
+@click.option("--webhook", callback=_webhook,
+              help="group-robot webhook URL (WeCom/DingTalk); '' removes it")
+@click.option("--email", callback=_email, help="department mailbox(es), comma separated; '' removes it")
+@with_appcontext
+def departments_notify(code, webhook, email):
+    """Set where a department's red/yellow cards and digests go (docs/notifications.md).
+
+    Without options, prints the current settings.
+    """
+    dept = department_by_code(code)
+    if webhook is not None:
+        dept.notify_webhook = webhook or None
+    if email is not None:
+        dept.notify_email = email or None
+    db.session.commit()
+    hook = redact_url(dept.notify_webhook) if dept.notify_webhook else "-"
+    click.echo(f"department {dept.code}: webhook {hook}; email {dept.notify_email or '-'}")
 
 
 @click.group()
@@ -153,14 +196,15 @@ def read_password() -> str:
 @click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--department", required=True, help="department code")
 @click.option("--name", "display_name", help="display name, e.g. 张三")
+@click.option("--email", callback=_email, help="address for red/yellow cards and the morning digest")
 @with_appcontext
-def users_add(username, role, department, display_name):
+def users_add(username, role, department, display_name, email):
     """Add a staff user; the password is read from stdin (at least 8 characters)."""
     _unique(User, User.username, username, "user")
     dept = department_by_code(department)
     password = read_password()
     if len(password) < 8:
         raise click.ClickException("the password needs at least 8 characters")
-    add_user(username, password, role, dept, display_name)
+    add_user(username, password, role, dept, display_name, email or None)
     db.session.commit()
     click.echo(f"user {username} ({role}, {dept.code}) added")

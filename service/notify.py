@@ -1,0 +1,215 @@
+"""Notifications: exactly-once bookkeeping and the pluggable senders that deliver them.
+
+Something to tell people (a red card, a morning digest) is *issued* once: a row with a
+unique key (``case:12:close:red``) is inserted with ``ON CONFLICT DO NOTHING``, and only
+the transaction that inserted it goes on to add one *delivery* row per destination
+(``case:12:close:red:webhook:3``, ``case:12:close:red:email:u7``). After that transaction
+commits, each delivery is sent by its own Celery task (``workers.tasks.send_notification``),
+which retries with backoff on failure and never touches the case — a dead webhook cannot
+block or roll back the workflow.
+
+Senders are plain functions registered per channel in ``SENDERS``: ``webhook`` posts the
+WeCom / DingTalk group-robot JSON to the department's ``notify_webhook``; ``email`` goes
+over SMTP (HCP_SMTP_*). Which apply is configured per department and user: a department
+with a ``notify_webhook`` gets group posts, users with an ``email`` and the department's
+``notify_email`` get mail (when HCP_SMTP_HOST is set).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from config import Settings
+from models import Department, Notification, User
+from models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+PREFIX = "【好差评】"  # also the keyword a DingTalk robot's keyword security can require
+
+
+class SendError(Exception):
+    """A delivery that did not go out this time; the send task retries it."""
+
+
+class Undeliverable(Exception):
+    """A delivery that can never go out (its destination was removed); not retried."""
+
+
+Sender = Callable[[dict, Settings, Session], None]
+SENDERS: dict[str, Sender] = {}
+
+
+def sender(channel: str) -> Callable[[Sender], Sender]:
+    """Register ``fn(payload, settings, session)`` as the sender of ``channel`` deliveries."""
+    def register(fn: Sender) -> Sender:
+        SENDERS[channel] = fn
+        return fn
+    return register
+
+
+# -- issuing ---------------------------------------------------------------------------
+
+def claim(session: Session, key: str, kind: str, payload: dict | None = None,
+          case_id: int | None = None, sent: datetime | None = None) -> int | None:
+    """Insert the notification row ``key`` unless it exists; its id if this call made it.
+
+    The unique key, not a read-then-write, makes "once" hold across concurrent sweeps.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = (insert(Notification)
+            .values(key=key, kind=kind, case_id=case_id, payload=payload, created_at=utcnow(),
+                    sent_at=sent, attempts=0)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(Notification.id))
+    return session.scalar(stmt)
+
+
+def addresses(value: str | None) -> list[str]:
+    """The addresses in a ``notify_email`` column (comma, semicolon or space separated)."""
+    return [a for a in re.split(r"[,;\s]+", value or "") if a]
+
+
+def deliveries(session: Session, key: str, *, subject: str, text: str, users: Iterable[User],
+               departments: Iterable[Department], case_id: int | None = None,
+               department_mail: bool = True) -> list[int]:
+    """Add the delivery rows of issued notification ``key``; return their ids to send.
+
+    One group post per department with a webhook; one e-mail per user with an address,
+    and (``department_mail``) one to each department's ``notify_email``. The caller commits.
+    """
+    settings: Settings = current_app.config["HCP_SETTINGS"]
+    ids = []
+    departments = list({d.id: d for d in departments}.values())
+    for dept in departments:
+        if dept.notify_webhook:
+            ids.append(claim(session, f"{key}:webhook:{dept.id}", "webhook",
+                             {"department_id": dept.id, "content": text}, case_id))
+    if settings.smtp_host:
+        mail = {f"u{u.id}": [u.email] for u in users if u.email}
+        if department_mail:
+            mail.update({f"d{d.id}": addresses(d.notify_email) for d in departments if d.notify_email})
+        for suffix, to in mail.items():
+            ids.append(claim(session, f"{key}:email:{suffix}", "email",
+                             {"to": to, "subject": subject, "body": text}, case_id))
+    return [i for i in ids if i is not None]
+
+
+# -- delivering ------------------------------------------------------------------------
+
+def deliver(session: Session, notification_id: int) -> str:
+    """Send one delivery row: ``sent``, ``already`` (sent before or being sent), ``dropped``.
+
+    Raises SendError after recording the attempt; the caller commits either way. On
+    PostgreSQL the row stays locked while it is sent, so a redelivered task skips it.
+    """
+    row = session.scalar(select(Notification).where(Notification.id == notification_id)
+                         .with_for_update(skip_locked=True))
+    if row is None or row.sent_at is not None:
+        return "already"
+    send = SENDERS.get(row.kind)
+    if send is None:
+        row.last_error = f"no sender for {row.kind}"
+        return "dropped"
+    row.attempts = (row.attempts or 0) + 1
+    try:
+        send(row.payload or {}, current_app.config["HCP_SETTINGS"], session)
+    except Undeliverable as err:
+        row.last_error = str(err)[:500]
+        return "dropped"
+    except SendError as err:
+        row.last_error = str(err)[:500]
+        raise
+    row.sent_at, row.last_error = utcnow(), None
+    return "sent"
+
+
+def never_tried(session: Session, older_than: timedelta, limit: int = 500) -> list[int]:
+    """Deliveries not sent and never attempted, made before ``now - older_than``.
+
+    Their task was lost between the issuing commit and the broker; the warning sweep
+    sends them again. Deliveries that failed are Celery's to retry, not the sweep's.
+    """
+    stmt = (select(Notification.id)
+            .where(Notification.sent_at.is_(None), Notification.attempts == 0,
+                   Notification.kind.in_(tuple(SENDERS)),
+                   Notification.created_at < utcnow() - older_than)
+            .order_by(Notification.id).limit(limit))
+    return list(session.scalars(stmt))
+
+
+def robot_text(content: str) -> dict:
+    """The group-robot "text" message; WeCom and DingTalk robots both take this shape."""
+    return {"msgtype": "text", "text": {"content": content}}
+
+
+@sender("webhook")
+def send_webhook(payload: dict, settings: Settings, session: Session) -> None:
+    """POST the robot JSON to the department's webhook; a non-zero ``errcode`` is a failure."""
+    dept = session.get(Department, payload["department_id"])
+    url = dept.notify_webhook if dept else None
+    if not url:
+        raise Undeliverable("the department has no notify_webhook any more")
+    body = json.dumps(robot_text(payload["content"]), ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json; charset=utf-8"})
+    try:
+        with urllib.request.urlopen(request, timeout=settings.notify_timeout) as resp:
+            answer = resp.read(65536)
+    except (urllib.error.URLError, OSError) as err:  # HTTPError (4xx/5xx) is a URLError
+        raise SendError(f"webhook {redact_url(url)}: {err}") from err
+    try:
+        data = json.loads(answer or b"{}")
+    except ValueError:
+        return  # a plain 2xx from a relay that does not answer JSON
+    # WeCom and DingTalk answer 200 with {"errcode": 45009, ...} when they refuse
+    # (rate limit, bad key, keyword missing): that message did not go out.
+    if isinstance(data, dict) and data.get("errcode", 0) not in (0, "0"):
+        raise SendError(f"webhook {redact_url(url)}: errcode {data.get('errcode')} {data.get('errmsg', '')}")
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query: robot keys live there and must not reach logs or screens."""
+    base, sep, _ = url.partition("?")
+    return base + ("?…" if sep else "")
+
+
+@sender("email")
+def send_email(payload: dict, settings: Settings, session: Session) -> None:
+    """One plain-text UTF-8 mail over SMTP to ``payload['to']``."""
+    if not settings.smtp_host:
+        raise Undeliverable("HCP_SMTP_HOST is not set")
+    msg = EmailMessage()
+    msg["Subject"] = payload["subject"]
+    msg["From"] = settings.smtp_from
+    msg["To"] = ", ".join(payload["to"])
+    msg["Date"] = formatdate(localtime=True)
+    msg.set_content(payload["body"])
+    try:
+        if settings.smtp_security == "ssl":
+            smtp = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port,
+                                    timeout=settings.notify_timeout, context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.notify_timeout)
+        with smtp:
+            if settings.smtp_security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password or "")
+            smtp.send_message(msg)
+    except (smtplib.SMTPException, OSError) as err:
+        raise SendError(f"smtp {settings.smtp_host}:{settings.smtp_port}: {err}") from err

@@ -1,0 +1,139 @@
+"""Staff bearer tokens (SPEC §4): sign in, expiry, revocation, lockout after wrong passwords."""
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from models import ApiToken, User
+from models.types import utcnow
+from service.auth.api import MAX_FAILURES
+from tests.support import bearer
+
+PASSWORD = "correct-horse-9"
+
+
+@pytest.fixture
+def staff(org):
+    dept = org.department("d1", "政务服务中心")
+    return org.user("zhang", "handler", dept, password=PASSWORD)
+
+
+def sign_in(client, password=PASSWORD, username="zhang"):
+    return client.post("/api/v1/auth/token", json={"username": username, "password": password})
+
+
+def whoami(client, token):
+    """Any staff-only call; 200 while the token is good, 401 after."""
+    return client.get("/api/v1/cases", headers=bearer(token)).status_code
+
+
+def web_sign_in(client, password=PASSWORD) -> int:
+    page = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    return client.post("/login", data={"username": "zhang", "password": password, "csrf_token": csrf}).status_code
+
+
+def user_row(query):
+    return query(lambda s: (lambda u: (u.failed_logins, u.locked_until))(
+        s.scalar(select(User).where(User.username == "zhang"))))
+
+
+def test_sign_in_gives_a_working_token_stored_only_as_a_hash(client, staff, query):
+    resp = sign_in(client)
+    assert resp.status_code == 201
+    data = resp.get_json()
+    assert (data["username"], data["role"]) == ("zhang", "handler") and data["token"].startswith("hcpt_")
+    assert whoami(client, data["token"]) == 200
+    hashes = query(lambda s: list(s.scalars(select(ApiToken.token_hash))))
+    assert len(hashes) == 1 and data["token"] not in hashes[0]
+
+
+def test_wrong_password_and_unknown_user_look_the_same(client, staff):
+    wrong, unknown = sign_in(client, "nope"), sign_in(client, "nope", username="nobody")
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.get_json()["message"] == unknown.get_json()["message"]
+
+
+def test_expired_token_is_401(client, staff, query):
+    token = sign_in(client).get_json()["token"]
+    assert whoami(client, token) == 200
+    query(lambda s: (s.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1))), s.commit()))
+    assert whoami(client, token) == 401
+
+
+def test_token_expires_after_the_configured_hours(app, client, staff):
+    data = sign_in(client).get_json()
+    hours = app.config["HCP_SETTINGS"].token_hours
+    left = datetime.fromisoformat(data["expires_at"]) - utcnow()
+    assert timedelta(hours=hours) - timedelta(minutes=5) < left <= timedelta(hours=hours)
+
+
+def test_revoked_token_is_401_and_other_tokens_live_on(client, staff):
+    first, second = sign_in(client).get_json()["token"], sign_in(client).get_json()["token"]
+    assert client.delete("/api/v1/auth/token", headers=bearer(first)).status_code == 204
+    assert whoami(client, first) == 401
+    assert client.delete("/api/v1/auth/token", headers=bearer(first)).status_code == 401
+    assert whoami(client, second) == 200
+
+
+def test_token_of_a_disabled_account_is_401(client, staff, query):
+    token = sign_in(client).get_json()["token"]
+    query(lambda s: (s.execute(update(User).values(active=False)), s.commit()))
+    assert whoami(client, token) == 401
+    assert sign_in(client).status_code == 401
+
+
+def test_lockout_after_five_wrong_passwords(client, staff, query):
+    for _ in range(MAX_FAILURES - 1):
+        assert sign_in(client, "wrong").status_code == 401
+    assert user_row(query) == (MAX_FAILURES - 1, None)
+    assert sign_in(client, "wrong").status_code == 401
+    failures, locked_until = user_row(query)
+    assert locked_until is not None and locked_until > utcnow()
+    # locked: even the right password is refused, on the API and on the web sign-in page
+    assert sign_in(client).status_code == 401
+    assert web_sign_in(client) == 401
+    # once the lock has run out, the right password works and the count starts again
+    query(lambda s: (s.execute(update(User).values(locked_until=utcnow() - timedelta(seconds=1))), s.commit()))
+    assert web_sign_in(client) == 302
+    assert user_row(query) == (0, None)
+
+
+def test_a_good_sign_in_resets_the_count(client, staff, query):
+    for _ in range(MAX_FAILURES - 1):
+        sign_in(client, "wrong")
+    assert sign_in(client).status_code == 201
+    for _ in range(MAX_FAILURES - 1):
+        sign_in(client, "wrong")
+    assert sign_in(client).status_code == 201
+
+
+def test_parallel_wrong_passwords_all_count(app, staff, query):
+    """Guesses sent at once must each count, or a script could guess past the limit."""
+    barrier = threading.Barrier(MAX_FAILURES)
+    codes = []
+
+    def guess(i):
+        c = app.test_client()
+        barrier.wait()
+        codes.append(sign_in(c, f"guess-{i}").status_code)
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(MAX_FAILURES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [401] * MAX_FAILURES
+    _, locked_until = user_row(query)
+    assert locked_until is not None, "five wrong passwords, sent together, lock the account"
+    assert sign_in(app.test_client()).status_code == 401
+
+
+def test_device_key_is_not_a_staff_token(client, staff, org):
+    _, key = org.device(org.department("d2"))
+    assert whoami(client, key) == 401
+    assert whoami(client, "hcpt_made-up") == 401

@@ -1,0 +1,303 @@
+"""The case state machine, cell by cell (SPEC §2): every (state × action × role).
+
+The expected matrix below is written out by hand from the SPEC, not derived from
+``workflow.TRANSITIONS``, so a wrong or missing row in the table fails a cell here.
+Each cell runs ``workflow.apply`` on a real case in the test database and rolls back.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from models import Case, CaseEvent, Department, Device, Rating, User
+from models.types import utcnow
+from service.cases import workflow
+from service.cases.workflow import ActionError
+
+STATES = ["unassigned", "assigned", "rectifying", "invalid_review", "explain_review", "feedback", "closed"]
+ACTIONS = ["assign", "verify", "claim_invalid", "propose_explain", "approve", "reject", "rectify",
+           "feedback", "reopen"]
+ROLES = ["handler", "supervisor", "manager", "admin"]
+
+# A cell is the state the case moves to (``state/outcome`` also checks the outcome after
+# the action; ``none`` means no outcome), or 403 for a role that may not. Every (state,
+# action) not listed is 409 for every role.
+MATRIX = """
+state           action           handler                supervisor             manager          admin
+unassigned      assign           403                    assigned               403              403
+assigned        assign           403                    assigned               403              403
+assigned        verify           rectifying             rectifying             403              403
+assigned        claim_invalid    invalid_review         invalid_review         403              403
+assigned        propose_explain  explain_review         explain_review         403              403
+rectifying      assign           403                    rectifying             403              403
+rectifying      rectify          feedback/rectified     feedback/rectified     403              403
+rectifying      claim_invalid    invalid_review         invalid_review         403              403
+rectifying      propose_explain  explain_review         explain_review         403              403
+invalid_review  approve          403                    closed/invalid         403              403
+invalid_review  reject           403                    rectifying/none        403              403
+explain_review  approve          403                    feedback/explained     403              403
+explain_review  reject           403                    rectifying/none        403              403
+feedback        assign           403                    feedback/rectified     403              403
+feedback        feedback         closed/rectified       closed/rectified       403              403
+closed          reopen           403                    rectifying/none        rectifying/none  403
+"""
+
+
+def _parse(matrix: str) -> dict[tuple[str, str, str], str]:
+    lines = [line.split() for line in matrix.strip().splitlines()]
+    header, rows = lines[0], lines[1:]
+    cells = {}
+    for state, action, *by_role in rows:
+        for role, cell in zip(header[2:], by_role):
+            cells[(state, action, role)] = cell
+    return cells
+
+
+EXPECTED = _parse(MATRIX)
+
+# Valid data for each action, so a refusal in a cell can only come from state or role.
+GOOD_DATA = {
+    "assign": {"assignee": "h2"},
+    "verify": {"contacted": True},
+    "claim_invalid": {"reason": "评价人误操作"},
+    "propose_explain": {"reason": "诉求超出法定职权"},
+    "approve": {},
+    "reject": {},
+    "rectify": {"measures": {"cause": "材料清单未一次性告知", "action": "窗口张贴清单并培训"}},
+    "feedback": {"contacted": True, "satisfied": True},
+    "reopen": {"reason": "评价人再次投诉"},
+}
+# What a case in each state carries, as routing and earlier actions would have left it.
+STATE_FIELDS = {
+    "unassigned": {"assignee": None},
+    "invalid_review": {"claimed_by": "s0"},
+    "explain_review": {"claimed_by": "s0"},
+    "feedback": {"outcome": "rectified"},
+    "closed": {"outcome": "rectified", "closed_at": True},
+}
+
+
+class World:
+    """One department with staff of every role and cases made in any state, in one session."""
+
+    def __init__(self, session):
+        self.session = session
+        dept = Department(code="sec", name="登记注册科", path="")
+        session.add(dept)
+        session.flush()
+        dept.path = f"/{dept.id}/"
+        self.dept = dept
+        self.users = {}
+        for name, role in [("h", "handler"), ("h2", "handler"), ("s", "supervisor"),
+                           ("s0", "supervisor"), ("m", "manager"), ("a", "admin")]:
+            self.users[name] = User(username=name, password_hash="-", role=role, department=dept)
+            session.add(self.users[name])
+        self.device = Device(name="kiosk", department=dept, channel="hall_terminal", key_hash=uuid.uuid4().hex)
+        session.add(self.device)
+        session.flush()
+
+    def actor(self, role: str) -> User:
+        # The handler acting is the case's assignee; the supervisor is not the claimant.
+        return self.users[{"handler": "h", "supervisor": "s", "manager": "m", "admin": "a"}[role]]
+
+    def case(self, state: str, **override) -> Case:
+        now = utcnow()
+        rating = Rating(client_id=str(uuid.uuid4()), body_hash="-", device=self.device, department=self.dept,
+                        channel="hall_terminal", level=1, negative=True, rated_at=now,
+                        rated_date=now.date(), received_at=now)
+        self.session.add(rating)
+        self.session.flush()
+        fields = {"assignee": "h", **STATE_FIELDS.get(state, {}), **override}
+        case = Case(rating_id=rating.id, department_id=self.dept.id, status=state,
+                    assignee_id=self.users[fields["assignee"]].id if fields["assignee"] else None,
+                    claimed_by_id=self.users[fields["claimed_by"]].id if fields.get("claimed_by") else None,
+                    outcome=fields.get("outcome"), closed_at=now if fields.get("closed_at") else None,
+                    callback_due=date(2026, 11, 23), close_due=date(2026, 12, 11))
+        self.session.add(case)
+        self.session.flush()
+        return case
+
+    def events(self, case: Case) -> int:
+        self.session.flush()
+        return self.session.scalar(select(func.count(CaseEvent.id)).where(CaseEvent.case_id == case.id))
+
+
+@pytest.fixture
+def world(app):
+    from service.extensions import db
+
+    with app.app_context():
+        yield World(db.session)
+        db.session.rollback()
+
+
+def test_matrix_names_every_state_action_and_role():
+    from models import ROLES as MODEL_ROLES, STATUS_LABELS
+
+    assert STATES == list(STATUS_LABELS) and set(ACTIONS) == set(workflow.ACTIONS)
+    assert ROLES == list(MODEL_ROLES)
+    assert {(s, a) for s, a, _ in EXPECTED} <= {(s, a) for s in STATES for a in ACTIONS}
+
+
+@pytest.mark.parametrize("state,action,role", [(s, a, r) for s in STATES for a in ACTIONS for r in ROLES],
+                         ids=lambda v: v)
+def test_cell(world, state, action, role):
+    case = world.case(state)
+    before = (case.status, case.outcome, case.version)
+    expected = EXPECTED.get((state, action, role), "409")
+    try:
+        event = workflow.apply(world.session, case, world.actor(role), action, dict(GOOD_DATA[action]))
+    except ActionError as err:
+        assert str(err.status) == expected, f"{role} {action} in {state}: {err.message}"
+        assert world.events(case) == 0, "a refused action leaves no history"
+        assert (case.status, case.outcome) == before[:2]
+        return
+    assert not expected.isdigit(), f"{role} {action} in {state} should be {expected}, it was allowed"
+    to, _, outcome = expected.partition("/")
+    assert case.status == to
+    if outcome:
+        assert case.outcome == (None if outcome == "none" else outcome)
+    assert (event.action, event.from_status, event.to_status, event.actor_id) == \
+        (action, state, to, world.actor(role).id)
+    assert world.events(case) == 1
+    world.session.flush()
+    assert case.version == before[2] + 1, "every action bumps the version"
+
+
+def test_wrong_state_message_names_the_allowed_actions(world):
+    case = world.case("rectifying")
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, case, world.actor("handler"), "verify", {"contacted": True})
+    assert err.value.status == 409
+    assert err.value.allowed == ["assign", "claim_invalid", "propose_explain", "rectify"]
+    assert "allowed actions: assign, claim_invalid, propose_explain, rectify" in err.value.message
+
+
+def test_closed_case_names_reopen(world):
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, world.case("closed"), world.actor("handler"), "feedback",
+                       GOOD_DATA["feedback"])
+    assert err.value.status == 409 and err.value.allowed == ["reopen"]
+
+
+@pytest.mark.parametrize("action", ["verify", "claim_invalid", "propose_explain"])
+def test_a_handler_acts_only_on_their_own_case(world, action):
+    case = world.case("assigned", assignee="h2")
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, case, world.users["h"], action, GOOD_DATA[action])
+    assert err.value.status == 403
+    assert workflow.actions_for(case, world.users["h"]) == []
+    assert workflow.actions_for(case, world.users["h2"]) == ["verify", "claim_invalid", "propose_explain"]
+
+
+@pytest.mark.parametrize("state,claim", [("assigned", "claim_invalid"), ("rectifying", "propose_explain")])
+def test_four_eyes_a_supervisor_never_approves_their_own_claim(world, state, claim):
+    case = world.case(state)
+    supervisor = world.users["s"]
+    workflow.apply(world.session, case, supervisor, claim, GOOD_DATA[claim])
+    assert case.claimed_by_id == supervisor.id
+    assert "approve" not in workflow.actions_for(case, supervisor)
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, case, supervisor, "approve")
+    assert err.value.status == 403 and "own claim" in err.value.message
+    # rejecting one's own claim withdraws it; that needs no second pair of eyes
+    assert "reject" in workflow.actions_for(case, supervisor)
+    other = world.users["s0"]
+    assert "approve" in workflow.actions_for(case, other)
+    event = workflow.apply(world.session, case, other, "approve")
+    assert case.claimed_by_id is None and event.data["claimed_by_id"] == supervisor.id
+
+
+BAD_DATA = [
+    ("assigned", "verify", {}, "contacted"),
+    ("assigned", "verify", {"contacted": "yes"}, "contacted"),
+    ("assigned", "verify", {"contacted": 1}, "contacted"),
+    ("assigned", "claim_invalid", {}, "reason"),
+    ("assigned", "claim_invalid", {"reason": "   "}, "reason"),
+    ("rectifying", "propose_explain", {"reason": None}, "reason"),
+    ("rectifying", "rectify", {}, "measures"),
+    ("rectifying", "rectify", {"measures": "已整改"}, "measures"),
+    ("rectifying", "rectify", {"measures": {"cause": "", "action": "培训"}}, "measures.cause"),
+    ("rectifying", "rectify", {"measures": {"cause": "态度差"}}, "measures.action"),
+    ("feedback", "feedback", {"satisfied": True}, "contacted"),
+    ("feedback", "feedback", {"contacted": True, "satisfied": "maybe"}, "satisfied"),
+    ("closed", "reopen", {}, "reason"),
+    ("unassigned", "assign", {}, "assignee"),
+    ("unassigned", "assign", {"assignee": "nobody"}, "assignee"),
+    ("unassigned", "assign", {"assignee": "m"}, "assignee"),  # a manager does not handle cases
+]
+
+
+@pytest.mark.parametrize("state,action,data,field", BAD_DATA,
+                         ids=[f"{a}-{f}-{i}" for i, (_, a, _, f) in enumerate(BAD_DATA)])
+def test_bad_data_is_422_naming_the_field(world, state, action, data, field):
+    case = world.case(state)
+    role = "supervisor" if action in ("assign", "reopen") else "handler"
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, case, world.actor(role), action, data)
+    assert (err.value.status, err.value.field) == (422, field)
+    assert case.status == state and world.events(case) == 0
+
+
+def test_unknown_action_is_422(world):
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, world.case("assigned"), world.actor("handler"), "close")
+    assert (err.value.status, err.value.field) == (422, "action")
+
+
+def test_feedback_may_leave_satisfaction_unknown(world):
+    case = world.case("feedback")
+    workflow.apply(world.session, case, world.actor("handler"), "feedback", {"contacted": False})
+    assert case.status == "closed" and case.satisfied is None and case.contacted is False
+
+
+def test_assignee_must_be_able_to_see_the_case(world):
+    """A handler of a sub-department cannot see a case of the department above: refused."""
+    session = world.session
+    child = Department(code="child", name="下级", parent=world.dept, path="")
+    session.add(child)
+    session.flush()
+    child.path = f"{world.dept.path}{child.id}/"
+    below = User(username="below", password_hash="-", role="handler", department=child)
+    session.add(below)
+    session.flush()
+    with pytest.raises(ActionError) as err:
+        workflow.apply(session, world.case("unassigned"), world.actor("supervisor"), "assign",
+                       {"assignee": "below"})
+    assert (err.value.status, err.value.field) == (422, "assignee")
+    # ...but a case of the sub-department may go to a handler of the department above
+    sub_case = world.case("unassigned")
+    sub_case.department_id = child.id
+    workflow.apply(session, sub_case, world.actor("supervisor"), "assign", {"assignee": "h2"})
+    assert sub_case.status == "assigned" and sub_case.assignee_id == world.users["h2"].id
+
+
+def test_reopen_clears_the_outcome_and_closure(world):
+    case = world.case("closed", outcome="invalid")
+    workflow.apply(world.session, case, world.actor("manager"), "reopen", {"reason": "复核发现问题"})
+    assert (case.status, case.outcome, case.closed_at) == ("rectifying", None, None)
+
+
+def test_stale_version_is_409(world):
+    case = world.case("assigned")
+    world.session.flush()
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, case, world.actor("handler"), "verify", {"contacted": True},
+                       expected_version=case.version - 1)
+    assert err.value.status == 409 and world.events(case) == 0
+    workflow.apply(world.session, case, world.actor("handler"), "verify", {"contacted": True},
+                   expected_version=case.version)
+    assert case.status == "rectifying"
+
+
+def test_history_records_who_when_from_to_and_note(world):
+    case = world.case("assigned")
+    event = workflow.apply(world.session, case, world.actor("handler"), "verify",
+                           {"contacted": True, "note": "  电话回访，评价人确认  "})
+    assert (event.from_status, event.to_status, event.note) == ("assigned", "rectifying", "电话回访，评价人确认")
+    assert event.at is not None and event.data == {"contacted": True}
+    event = workflow.apply(world.session, case, world.actor("handler"), "claim_invalid", {"reason": "误评"})
+    assert event.note == "误评"  # the reason stands in for an absent note
