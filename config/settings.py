@@ -73,7 +73,9 @@ class Settings:
 
     def flask_config(self) -> dict:
         """The Flask config mapping built from these settings."""
-        engine_options = {"pool_pre_ping": True}
+        # hide_parameters: a database error is logged with its SQL but not its values, so
+        # an outage never writes rating comments or rater fields into the logs.
+        engine_options = {"pool_pre_ping": True, "hide_parameters": True}
         if self.database_url.startswith("postgresql"):
             engine_options.update(
                 pool_size=int(os.environ.get("HCP_DB_POOL_SIZE", "5")),

@@ -78,5 +78,9 @@ def run(pg, redis, stack_factory):
     assert tally.unexpected == [] and tally.hangs == 0, tally.unexpected[:10]  # no 500, no hang, Retry-After on every 503
     assert tally.answered() == RATINGS
     figures.assert_nothing_lost(figs)
+    # The errors logged during the outage carry no rater data (SQL parameters are hidden).
+    logs = stack.logs()
+    assert "database unavailable" in logs
+    assert not [b for b in items if "rater" in b and (b["rater"]["phone"] in logs or b["rater"]["name"] in logs)]
     # hcp was not restarted: the same gunicorn master and workers, the same Celery worker.
     assert gunicorn_pids(stack) == web_pids and worker.proc.pid == worker_pid and worker.proc.poll() is None
