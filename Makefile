@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: setup run test test-postgres test-sqlite bench faults lint clean
+.PHONY: setup run test test-postgres test-sqlite bench faults fuzz lint clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test-sqlite: setup
 # Fault tests (tests/faults): Redis, PostgreSQL and workers stopped and killed under load.
 faults: setup
 	HCP_TEST_BACKEND=postgres $(BIN)/pytest -q -s -p no:cacheprovider -m faults tests/faults
+
+# schemathesis over /api/v1/openapi.json as every kind of caller (HCP_FUZZ_EXAMPLES per operation).
+fuzz: setup
+	HCP_TEST_BACKEND=postgres $(BIN)/pytest -q -p no:cacheprovider -m fuzz tests/fuzz
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache

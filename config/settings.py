@@ -97,6 +97,12 @@ class Settings:
             "OPENAPI_JSON_PATH": "v1/openapi.json",
             "OPENAPI_SWAGGER_UI_PATH": "docs",
             "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
+            # The two bearer schemes (service/auth/access.py marks each operation with one).
+            "API_SPEC_OPTIONS": {"components": {"securitySchemes": {
+                "deviceKey": {"type": "http", "scheme": "bearer", "description": "a device key, hcpd_…"},
+                "staffToken": {"type": "http", "scheme": "bearer",
+                               "description": "a staff token, hcpt_… (POST /api/v1/auth/token)"},
+            }}},
             "RATELIMIT_STORAGE_URI": self.redis_url or "memory://",
             "RATELIMIT_HEADERS_ENABLED": True,
             "JSON_AS_ASCII": False,
