@@ -15,6 +15,9 @@ def create_app(config: dict | None = None) -> Flask:
     from service.extensions import api, csrf, db, limiter, login, migrate
     from service.ratings import api as ratings_api
     from service.web import auth as web_auth
+    from service.web import kiosk as web_kiosk
+    from service.web import pages as web_pages
+    from service.web import security as web_security
     from workers.app import celery_init_app
 
     settings = load_settings(config)
@@ -37,13 +40,11 @@ def create_app(config: dict | None = None) -> Flask:
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)
     app.register_blueprint(web_auth.blp)
+    app.register_blueprint(web_pages.blp)
+    app.register_blueprint(web_kiosk.blp)
+    web_security.init_app(app)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
-
-    @app.get("/")
-    def index():
-        from flask import redirect, url_for
-        return redirect(url_for("web_auth.login"))
     errors.init_app(app)
     celery_init_app(app)
 

@@ -15,7 +15,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from models import STATUS_LABELS, Case, Department, User
 from service.auth.access import in_scope, scope_filter, staff_required
-from service.cases import rater, workflow
+from service.cases import workflow
+from service.cases.privacy_rules import reveal_rater
 from service.cases.schemas import ActionIn, CaseDetail, CasePage, CaseQuery, RaterRevealed
 from service.extensions import db
 from service.ratings.api import rating_view
@@ -147,7 +148,7 @@ class CaseRater(MethodView):
         """Show a real-name rater's name and phone in clear, recorded in the case history."""
         case = scoped_case(case_id)
         try:
-            shown = rater.reveal(db.session, case, g.user)
+            shown = reveal_rater(db.session, case, g.user)
         except workflow.ActionError as err:
             refuse(err)
         db.session.commit()

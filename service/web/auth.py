@@ -24,7 +24,7 @@ def _safe_next(target: str | None) -> str:
     """Only same-site paths are followed after login (no open redirect)."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
-    return url_for("index")
+    return url_for("web.index")
 
 
 @blp.route("/login", methods=["GET", "POST"])

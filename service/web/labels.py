@@ -1,0 +1,36 @@
+"""Chinese labels the pages show for codes the API uses (channels, kiosk tags)."""
+
+CHANNEL_LABELS = {
+    "pc": "网上办事大厅（PC端）",
+    "mobile": "移动端",
+    "qrcode": "二维码",
+    "hall_tablet": "大厅平板",
+    "hall_terminal": "窗口评价器",
+    "sms": "短信",
+    "hotline": "12345热线",
+    "default": "系统默认评价",
+}
+
+# Reasons a hall tablet offers after a bad rating; the codes go into ``tags``.
+TAG_LABELS = {
+    "wait": "等候时间长",
+    "attitude": "态度不好",
+    "inform": "一次性告知不到位",
+    "system": "系统故障",
+    "slow": "办理效率低",
+    "other": "其他",
+}
+
+ROLE_LABELS = {"handler": "承办人", "supervisor": "负责人", "manager": "管理人员", "admin": "系统管理员"}
+
+# Field names in ActionError, as the action forms label them.
+FIELD_LABELS = {
+    "assignee": "承办人",
+    "contacted": "是否联系上评价人",
+    "reason": "理由",
+    "measures": "整改情况",
+    "cause": "原因",
+    "action": "整改措施",
+    "satisfied": "评价人是否满意",
+    "note": "备注",
+}

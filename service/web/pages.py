@@ -1,0 +1,341 @@
+"""Staff pages: 我的工单 worklist, the case page with its action forms, the supervisor queue.
+
+Views are thin: they check login and scope, call the same domain functions the API
+calls (``workflow.apply``, ``actions_for``, ``reveal_rater``) and commit once per request.
+A case outside the user's department subtree is a 404, so its existence is not revealed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import and_, case as sql_case, func, or_, select
+from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
+from wtforms import SelectChoice
+
+from models import (LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, STATUS_LABELS, Case, Department,
+                    User)
+from models.types import utcnow
+from service.auth.access import in_scope, scope_filter
+from service.cases import warnings, workflow
+from service.cases.deadlines import SHANGHAI, WorkCalendar, local_date
+from service.cases.privacy_rules import may_reveal, reveal_rater
+from service.cases.workflow import ACTION_LABELS, ActionError
+from service.extensions import db
+from service.web.forms import FORMS, HINTS
+from service.web.labels import CHANNEL_LABELS, FIELD_LABELS, ROLE_LABELS, TAG_LABELS
+
+blp = Blueprint("web", __name__)
+
+PER_PAGE = 50
+QUEUE_LIMIT = 200
+REVIEW_STATUSES = ("invalid_review", "explain_review")
+QUEUE_ROLES = ("supervisor", "manager", "admin")
+
+
+# ---------------------------------------------------------------- deadlines as shown
+
+def next_due_column():
+    """SQL for a case's next open deadline (the rule of ``service.cases.warnings``)."""
+    return sql_case((Case.status.in_(warnings.CALLBACK_STATUSES), Case.callback_due), else_=Case.close_due)
+
+
+@dataclass
+class Due:
+    """How a case's next deadline is shown: which one, when, and how far away in working days."""
+
+    kind: str | None  # "回访" | "办结" | None when closed
+    day: date | None
+    left: int = 0  # working days left (0: due today)
+    overdue: int = 0  # working days past (0 when not overdue)
+    is_overdue: bool = False
+    badge: str | None = None  # "red" | "yellow" | None
+
+    @property
+    def text(self) -> str:
+        if self.day is None:
+            return ""
+        if self.is_overdue:
+            return f"已逾期{self.overdue}个工作日" if self.overdue else "已逾期"
+        return "今日到期" if self.left == 0 else f"剩余{self.left}个工作日"
+
+
+SEVERITY = {None: 0, "yellow": 1, "red": 2}
+
+
+def due_of(case: Case, today: date, calendar: WorkCalendar) -> Due:
+    """The next open deadline of ``case`` and its badge.
+
+    The badge is the stronger of the ``warning`` column (set by the escalation sweep) and
+    the card the same rule gives today, so a deadline that passed since the last sweep
+    already shows red.
+    """
+    name = warnings.next_deadline(case.status)
+    if name is None:
+        return Due(None, None)
+    day = warnings.due_of(case)
+    due = Due("回访" if name == "callback" else "办结", day)
+    if day < today:
+        due.is_overdue = True
+        due.overdue = calendar.working_days_between(day, today)
+    else:
+        due.left = calendar.working_days_between(today, day)
+    live = warnings.warning_for(calendar, today, case.status, case.callback_due, case.close_due)
+    due.badge = max(case.warning, live, key=lambda w: SEVERITY.get(w, 0))
+    return due
+
+
+def _today() -> date:
+    return local_date(utcnow())
+
+
+# ---------------------------------------------------------------- helpers
+
+def _user() -> User:
+    return current_user._get_current_object()
+
+
+def _scoped_case(case_id: int, lock: bool = False) -> Case:
+    """The case if the user's scope covers it, else 404. ``lock`` takes the row lock
+    (PostgreSQL), so two people acting at once are applied one after the other."""
+    case = db.session.get(Case, case_id, with_for_update=lock or None)
+    if case is None or not in_scope(_user(), case.department):
+        abort(404)
+    return case
+
+
+def _subtree_departments(user: User) -> list[Department]:
+    return list(db.session.scalars(
+        select(Department).where(scope_filter(user, Department.id)).order_by(Department.path)))
+
+
+def _handlers_for(case: Case) -> list[SelectChoice]:
+    """(username, label) of the active staff an assign may name: the case department's subtree."""
+    path = case.department.path
+    open_count = (select(func.count(Case.id))
+                  .where(Case.assignee_id == User.id, Case.status.in_(OPEN_STATUSES))
+                  .correlate(User).scalar_subquery())
+    rows = db.session.execute(
+        select(User, Department.name, open_count)
+        .join(Department, User.department_id == Department.id)
+        .where(User.active.is_(True), User.role.in_(workflow.HANDLING), Department.path.startswith(path))
+        .order_by(User.role, User.username))
+    return [SelectChoice(u.username, f"{u.display_name or u.username}（{u.username}，{dept}，在办{n}件）")
+            for u, dept, n in rows]
+
+
+def friendly(err: ActionError, case: Case, user: User, action: str) -> str:
+    """An ActionError in the words a handler understands."""
+    label = ACTION_LABELS.get(action, action)
+    if err.status == 409:
+        if action == "reveal":
+            return "这是匿名评价，没有评价人信息可查看"
+        allowed = [ACTION_LABELS[a] for a in workflow.allowed_actions(case.status)]
+        msg = f"工单当前状态为「{STATUS_LABELS[case.status]}」，不能{label}"
+        return msg + (f"；当前可进行：{'、'.join(allowed)}" if allowed else "")
+    if err.status == 403:
+        if action == "approve" and case.claimed_by_id == user.id:
+            return "不能审核自己提交的申请，请由其他负责人审核"
+        if action == "reveal":
+            return "只有本工单的承办人和所属部门负责人可以查看评价人电话"
+        if user.role == "handler" and case.assignee_id != user.id:
+            return "只有本工单的承办人可以办理"
+        return f"{ROLE_LABELS.get(user.role, user.role)}不能{label}"
+    field = (err.field or "").rsplit(".", 1)[-1]  # "measures.cause" → "cause"
+    if field == "assignee":
+        return "请选择本部门在岗的承办人"
+    if field in ("contacted", "satisfied"):
+        return f"请选择{FIELD_LABELS[field]}"
+    if field in FIELD_LABELS:
+        return f"请填写{FIELD_LABELS[field]}"
+    return f"{label}未能完成：{err.message}"
+
+
+def _action_forms(case: Case, user: User, posted: dict | None = None) -> dict:
+    """One form per action the user may take now; ``posted`` keeps a refused form's input."""
+    forms = {}
+    for action in workflow.actions_for(case, user):
+        form = (posted or {}).get(action) or FORMS[action](formdata=None, prefix=action)
+        form.version.data = str(case.version)
+        if action == "assign":
+            form.assignee.choices = [SelectChoice("", "请选择承办人")] + _handlers_for(case)
+        forms[action] = form
+    return forms
+
+
+def _render_case(case: Case, posted: dict | None = None, revealed: dict | None = None, status: int = 200):
+    user = _user()
+    calendar = WorkCalendar.load(db.session)
+    history = [e for e in case.history]
+    page = render_template(
+        "case.html", case=case, rating=case.rating, due=due_of(case, _today(), calendar),
+        forms=_action_forms(case, user, posted), hints=HINTS, history=history,
+        can_reveal=case.rating.real_name and may_reveal(db.session, case, user), revealed=revealed)
+    return page, status, ({"Cache-Control": "no-store"} if revealed else {})
+
+
+# ---------------------------------------------------------------- template helpers
+
+@blp.app_template_filter("localtime")
+def localtime(moment) -> str:
+    """An aware datetime as Asia/Shanghai wall-clock time."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+@blp.app_context_processor
+def _labels():
+    return {"STATUS_LABELS": STATUS_LABELS, "LEVEL_LABELS": LEVEL_LABELS, "ACTION_LABELS": ACTION_LABELS,
+            "OUTCOME_LABELS": OUTCOME_LABELS, "CHANNEL_LABELS": CHANNEL_LABELS, "TAG_LABELS": TAG_LABELS,
+            "ROLE_LABELS": ROLE_LABELS, "WARNING_LABELS": warnings.WARNING_LABELS, "QUEUE_ROLES": QUEUE_ROLES}
+
+
+@blp.errorhandler(403)
+@blp.errorhandler(404)
+def _error_page(err):
+    messages = {403: "您没有权限访问此页面", 404: "没有找到该页面或工单（或不在您的管辖范围内）"}
+    return render_template("error.html", code=err.code, message=messages[err.code]), err.code
+
+
+# ---------------------------------------------------------------- pages
+
+@blp.get("/")
+def index():
+    """Signed-in staff start at 我的工单; everyone else at the sign-in page."""
+    if current_user.is_authenticated:
+        return redirect(url_for("web.worklist"))
+    return redirect(url_for("web_auth.login"))
+
+
+@blp.get("/cases")
+@login_required
+def worklist():
+    """我的工单: open cases by next deadline. Handlers see their own; others their subtree."""
+    user = _user()
+    args = request.args
+    scope = "mine" if user.role == "handler" else args.get("scope", "dept")
+    status = args.get("status", "open")
+    warning = args.get("warning", "")
+    dept_code = args.get("department", "")
+    page = max(1, args.get("page", 1, type=int) or 1)
+    today = _today()
+    next_due = next_due_column()
+
+    stmt = select(Case).where(scope_filter(user, Case.department_id))
+    if scope == "mine":
+        stmt = stmt.where(Case.assignee_id == user.id)
+    if status == "open":
+        stmt = stmt.where(Case.status.in_(OPEN_STATUSES))
+    elif status in STATUS_LABELS:
+        stmt = stmt.where(Case.status == status)
+    if warning in ("yellow", "red"):
+        stmt = stmt.where(Case.warning == warning)
+    elif warning == "overdue":
+        stmt = stmt.where(Case.status.in_(OPEN_STATUSES), next_due < today)
+    departments = _subtree_departments(user)
+    if dept_code:
+        chosen = next((d for d in departments if d.code == dept_code), None)
+        if chosen is not None:
+            stmt = stmt.where(Case.department_id.in_(
+                select(Department.id).where(Department.path.startswith(chosen.path))))
+
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(
+        stmt.options(selectinload(Case.rating), selectinload(Case.department), selectinload(Case.assignee))
+        .order_by(Case.status == "closed", next_due, Case.id)
+        .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
+    calendar = WorkCalendar.load(db.session)
+    items = [(c, due_of(c, today, calendar)) for c in rows]
+    pages = max(1, -(-total // PER_PAGE))
+    return render_template("cases.html", items=items, total=total, page=page, pages=pages,
+                           departments=departments,
+                           filters={"scope": scope, "status": status, "warning": warning,
+                                    "department": dept_code})
+
+
+@blp.get("/cases/<int:case_id>")
+@login_required
+def case_page(case_id: int):
+    """The rating, masked rater, deadlines, history and one form per allowed action."""
+    return _render_case(_scoped_case(case_id))
+
+
+@blp.post("/cases/<int:case_id>/actions/<action>")
+@login_required
+def act(case_id: int, action: str):
+    """Apply one action through workflow.apply; refusals come back as a flash in Chinese."""
+    if action not in FORMS:
+        abort(404)
+    user = _user()
+    case = _scoped_case(case_id, lock=True)
+    form = FORMS[action](prefix=action)
+    if action == "assign":
+        form.assignee.choices = []
+    if not form.validate():  # CSRF (also checked app-wide) and field lengths
+        flash("提交内容有误：" + "；".join(f"{form[f].label.text}不能超过2000字"
+                                           for f in form.errors if f in form._fields), "error")
+        return _render_case(case, {action: form}, status=422)
+    if form.version.data != str(case.version):
+        db.session.rollback()
+        flash("该工单刚被其他人更新，请查看最新状态后再操作", "error")
+        return redirect(url_for("web.case_page", case_id=case_id))
+    try:
+        workflow.apply(db.session, case, user, action, form.to_data())
+        db.session.commit()
+    except ActionError as err:
+        db.session.rollback()
+        case = _scoped_case(case_id)
+        flash(friendly(err, case, user, action), "error")
+        return _render_case(case, {action: form}, status=err.status)
+    except StaleDataError:  # another request changed the case between our read and write
+        db.session.rollback()
+        flash("该工单刚被其他人更新，请查看最新状态后再操作", "error")
+        return redirect(url_for("web.case_page", case_id=case_id))
+    flash(f"已完成：{ACTION_LABELS[action]}（当前状态：{STATUS_LABELS[case.status]}）", "success")
+    return redirect(url_for("web.case_page", case_id=case_id))
+
+
+@blp.post("/cases/<int:case_id>/reveal")
+@login_required
+def reveal(case_id: int):
+    """Show the rater's name and phone once, in this response only; the reveal is recorded."""
+    user = _user()
+    case = _scoped_case(case_id)
+    try:
+        rater = reveal_rater(db.session, case, user)
+        db.session.commit()
+    except ActionError as err:
+        db.session.rollback()
+        flash(friendly(err, case, user, "reveal"), "error")
+        return redirect(url_for("web.case_page", case_id=case_id))
+    return _render_case(case, revealed=rater)
+
+
+@blp.get("/queue")
+@login_required
+def queue():
+    """Supervisor queue: claims awaiting approval, unassigned cases, overdue cases."""
+    user = _user()
+    if user.role not in QUEUE_ROLES:
+        abort(403)
+    today = _today()
+    next_due = next_due_column()
+    calendar = WorkCalendar.load(db.session)
+    base = (select(Case).where(scope_filter(user, Case.department_id))
+            .options(selectinload(Case.rating), selectinload(Case.department), selectinload(Case.assignee)))
+
+    def section(condition, order):
+        rows = db.session.scalars(base.where(condition).order_by(*order).limit(QUEUE_LIMIT)).all()
+        count = db.session.scalar(select(func.count()).select_from(base.where(condition).subquery()))
+        return {"items": [(c, due_of(c, today, calendar)) for c in rows], "total": count}
+
+    overdue = and_(Case.status.in_(OPEN_STATUSES), or_(next_due < today, Case.warning == "red"))
+    sections = [
+        ("claims", "待审核的申请（无效差评、解释说明）",
+         section(Case.status.in_(REVIEW_STATUSES), (Case.updated_at, Case.id))),
+        ("unassigned", "待分派工单", section(Case.status == "unassigned", (next_due, Case.id))),
+        ("overdue", "已逾期 / 红牌工单", section(overdue, (next_due, Case.id))),
+    ]
+    return render_template("queue.html", sections=sections, limit=QUEUE_LIMIT)
