@@ -4,6 +4,8 @@
   than a database error (500), and the document states the bound.
 * Every operation that takes a JSON body documents 400: a body that is not JSON at all
   is refused before validation (422 is for JSON that breaks the schema).
+* Every documented 4xx/5xx answer names its body: the JSON error (``Error``) that
+  service/errors.py sends, so clients and schemathesis can check it.
 
 Who may call each operation (the two bearer schemes and 401/403/429) is documented by the
 decorators in service/auth/access.py. Found by the schemathesis run (tests/fuzz).
@@ -27,13 +29,20 @@ class Int64Converter(IntegerConverter):
 
 
 class ErrorResponses(BasePlugin):
-    """apispec plugin: document 400 on every operation with a request body."""
+    """apispec plugin: 400 on every operation with a request body; the Error body on
+    every error answer documented with a description only."""
 
     def operation_helper(self, path=None, operations=None, **kwargs):
         for operation in (operations or {}).values():
-            if isinstance(operation, dict) and "requestBody" in operation:
-                operation.setdefault("responses", {}).setdefault(
-                    "400", {"description": "the body is not JSON", "content": _ERROR})
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": "the body is not JSON", "content": _ERROR})
+            for code, response in responses.items():
+                if (str(code)[:1] in "45" and isinstance(response, dict)
+                        and "content" not in response and "$ref" not in response):
+                    response["content"] = _ERROR
 
 
 def init_app(app: Flask, api) -> None:
