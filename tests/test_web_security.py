@@ -63,3 +63,32 @@ def test_staff_session_is_no_device_and_device_key_opens_no_page(app, client, te
     other = app.test_client()
     resp = other.get("/cases", headers=bearer(team.key))
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_no_open_redirect_after_sign_in(client, team, target):
+    csrf = CSRF_RE.search(client.get("/login").get_data(as_text=True)).group(2)
+    resp = client.post(f"/login?next={target}", data={"username": "manager", "password": PASSWORD,
+                                                        "csrf_token": csrf})
+    assert resp.status_code == 302
+    location = resp.headers["Location"]
+    # a same-site path: a browser would not leave hcp (a backslash goes out percent-encoded)
+    assert location.startswith("/") and not location.startswith("//") and "\\" not in location, location
+
+
+def test_rater_comment_markup_is_escaped_on_pages(app, client, team):
+    from sqlalchemy import update
+
+    from models import Case, Rating
+    from service.extensions import db
+
+    case_id = make_case(app, team.device)
+    with app.app_context():
+        rating_id = db.session.get(Case, case_id).rating_id
+        db.session.execute(update(Rating).where(Rating.id == rating_id)
+                           .values(comment='<script>alert("x")</script><img src=x onerror=alert(1)>'))
+        db.session.commit()
+    assert sign_in(client).status_code == 302
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert" in page
