@@ -108,6 +108,10 @@ def store(session: Session, device: Device, bodies: list[dict | Outcome], reques
 
     created = {}
     if rows:
+        # In client_id order: two batches sharing client_ids then take their unique-index
+        # entries in the same order, so neither waits for a row the other holds while
+        # holding one it wants (PostgreSQL saw a deadlock, hence a 503, in a retry storm).
+        rows.sort(key=lambda r: r["client_id"])
         stmt = _insert(session).values(rows).on_conflict_do_nothing(index_elements=["client_id"])
         stmt = stmt.returning(Rating.id, Rating.client_id, Rating.level, Rating.negative, Rating.received_at)
         created = {r.client_id: r for r in session.execute(stmt)}
