@@ -98,7 +98,7 @@ def test_workers_killed_mid_routing_lose_and_duplicate_nothing(redis, stack_fact
     figs = figures.count(app, sent)
     logs = stack.logs()
     figures.report("worker_kill", figs, kills=len(kills),
-                   worker_lost_requeued=logs.count("WorkerLostError"),
+                   worker_lost_requeued=logs.count("raised error: WorkerLostError"),
                    swept=logs.count("sweep resent"), unexpected=len(tally.unexpected),
                    latency=tally.latency())
     print("kills:", kills)
