@@ -20,7 +20,7 @@ from schemathesis.checks import (content_type_conformance, not_a_server_error,
 from tests import support
 from tests.stack import Stack
 
-EXAMPLES = int(os.environ.get("HCP_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("HCP_FUZZ_EXAMPLES", "25"))
 
 
 def status_listed_by_name(ctx, response, case):
