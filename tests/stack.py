@@ -148,6 +148,31 @@ class Beat:
         self._out.close()
 
 
+def side_app(env: dict):
+    """``create_app`` for a second deployment inside the test process.
+
+    Flask-Limiter keeps one storage per extension object, and ``init_app`` replaces it:
+    a second app would leave the suite's own app counting rate limits in this
+    deployment's Redis — stopped at teardown — so its limits would silently fail open.
+    The limiter's state is given back to the app that had it, and so is Celery's default
+    app (which ``create_app`` sets), so the suite's own tasks keep going to its broker.
+    """
+    from celery import _state
+
+    from service import create_app
+    from service.extensions import limiter
+
+    saved = dict(limiter.__dict__) if getattr(limiter, "initialized", False) else None
+    saved_celery = _state.default_app
+    app = create_app(env)
+    if saved is not None:
+        limiter.__dict__.clear()
+        limiter.__dict__.update(saved)
+    if saved_celery is not None:
+        saved_celery.set_default()
+    return app
+
+
 def children(pid: int) -> list[int]:
     """Direct child pids of ``pid`` (Linux /proc)."""
     out = []
@@ -211,9 +236,7 @@ class Stack:
         """Migrate to head in this process and keep the app for builders and queries."""
         from flask_migrate import upgrade
 
-        from service import create_app
-
-        self.app = create_app(self.env)
+        self.app = side_app(self.env)
         with self.app.app_context():
             upgrade()
         return self.app
