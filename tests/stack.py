@@ -164,12 +164,15 @@ def side_app(env: dict):
 
     saved = dict(limiter.__dict__) if getattr(limiter, "initialized", False) else None
     saved_celery = _state.default_app
+    saved_current = getattr(_state._tls, "current_app", None)  # Celery() also makes itself current
     app = create_app(env)
     if saved is not None:
         limiter.__dict__.clear()
         limiter.__dict__.update(saved)
     if saved_celery is not None:
         saved_celery.set_default()
+    if saved_current is not None:
+        saved_current.set_current()
     return app
 
 
