@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: setup run test test-postgres test-sqlite bench faults fuzz lint clean
+.PHONY: setup run test test-postgres test-sqlite bench bench-figures faults fuzz lint clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,17 @@ test-postgres: setup
 
 test-sqlite: setup
 	HCP_TEST_BACKEND=sqlite $(BIN)/pytest -q -m "not browser"
+
+# The figures at scale: load N ratings into database hcp_bench_figures (dropped afterwards),
+# time the stats API and check it against counting raw rows. See docs/figures.md.
+N ?= 1000000
+bench-figures: setup
+	$(BIN)/python scripts/bench_figures.py --ratings $(N)
+
+# Speed against the thinnest intake, on loopback (docs/benchmarks.md); a few minutes.
+bench: setup
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Fault tests (tests/faults): Redis, PostgreSQL and workers stopped and killed under load.
 faults: setup

@@ -1,18 +1,55 @@
-"""gunicorn settings for hcp's web process; each may be overridden by an HCP_* variable."""
+"""gunicorn settings for hcp's web process; each may be overridden by an HCP_* variable.
+
+``gunicorn -c python:config.gunicorn 'service:create_app()'``. Defaults come from
+``make bench`` (docs/benchmarks.md): one gthread worker process per core (the GIL lets
+a process use one core at most; more processes only add memory and context switches),
+each with 8 threads, because a rating spends part of its time waiting on PostgreSQL
+and Redis and the threads overlap those waits.
+"""
+import json
 import multiprocessing
 import os
+import shutil
+from pathlib import Path
 
 bind = os.environ.get("HCP_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("HCP_WEB_WORKERS", str(min(4, multiprocessing.cpu_count() * 2))))
-threads = int(os.environ.get("HCP_WEB_THREADS", "4"))
-worker_class = "gthread"
+workers = int(os.environ.get("HCP_WEB_WORKERS", str(max(2, multiprocessing.cpu_count()))))
+threads = int(os.environ.get("HCP_WEB_THREADS", "8"))
+worker_class = os.environ.get("HCP_WEB_WORKER_CLASS", "gthread")
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-accesslog = os.environ.get("HCP_ACCESS_LOG", "-")
+backlog = int(os.environ.get("HCP_WEB_BACKLOG", "2048"))
 # Workers are recycled now and then, so a slow leak can never grow without bound.
 max_requests = 20000
 max_requests_jitter = 2000
+
 # gunicorn's control socket is one fixed path per user; several hcp instances on one
 # machine (or a test run beside a service) would fight over it, and hcp does not use it.
 control_socket_disable = True
+
+# Access log as one JSON object per line, like the application's own logs, with the
+# request id that the app's log lines and the routing task's log lines carry too.
+accesslog = os.environ.get("HCP_ACCESS_LOG", "-") or None
+access_log_format = json.dumps({
+    "ts": "%(t)s", "logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s",
+    "path": "%(U)s", "status": "%(s)s", "bytes": "%(B)s", "duration_ms": "%(M)s",
+    "request_id": "%({x-request-id}o)s",
+})
+errorlog = "-"
+
+# Prometheus counters of all workers of this server are added up from files in this
+# directory; it must exist (and be empty) before the workers import prometheus_client.
+_metrics_dir = Path(os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    str(Path(os.environ.get("HCP_VAR_DIR", "var")).resolve() / "metrics-web")))
+
+
+def on_starting(server):
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(worker.pid)

@@ -69,6 +69,10 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str = "hcp@localhost"
     smtp_security: str = "none"  # none | starttls | ssl
+    # The monthly good-rate floor per department (12345 hotline practice: 96 %), checked by beat.
+    satisfaction_floor: float = 0.96
+    satisfaction_min_ratings: int = 20
+    floor_check_seconds: float = 3600.0
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -78,6 +82,9 @@ class Settings:
         engine_options = {"pool_pre_ping": True, "hide_parameters": True}
         if self.database_url.startswith("postgresql"):
             engine_options.update(
+                # service/pooling.py pings a connection only after it sat idle: one
+                # round trip less per request under load.
+                pool_pre_ping=False,
                 pool_size=int(os.environ.get("HCP_DB_POOL_SIZE", "5")),
                 max_overflow=int(os.environ.get("HCP_DB_MAX_OVERFLOW", "10")),
                 pool_timeout=5,
@@ -162,6 +169,9 @@ def load_settings(overrides: dict | None = None) -> Settings:
         digest_at=env.get("HCP_DIGEST_AT", "08:30"),
         notify_timeout=float(env.get("HCP_NOTIFY_TIMEOUT", "10")),
         **_smtp_settings(env),
+        satisfaction_floor=float(env.get("HCP_SATISFACTION_FLOOR", "0.96")),
+        satisfaction_min_ratings=int(env.get("HCP_SATISFACTION_MIN_RATINGS", "20")),
+        floor_check_seconds=float(env.get("HCP_FLOOR_CHECK_SECONDS", "3600")),
     )
 
 

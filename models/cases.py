@@ -55,12 +55,16 @@ class Case(db.Model):
     history: Mapped[list[CaseEvent]] = relationship(order_by="CaseEvent.id", back_populates="case")
 
     __mapper_args__ = {"version_id_col": version}
+    # SQLite reuses the highest rowid after a delete unless told not to; ids must never
+    # come back, or a late task for an old id would act on a new row.
+    __table_args__ = {"sqlite_autoincrement": True}
 
 
 class CaseEvent(db.Model):
     """One entry of a case's history: who did what, when, from which state to which."""
 
     __tablename__ = "case_history"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -94,7 +98,7 @@ class Notification(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(500))
 
-    __table_args__ = (UniqueConstraint("key", name="uq_notifications_key"),)
+    __table_args__ = (UniqueConstraint("key", name="uq_notifications_key"), {"sqlite_autoincrement": True})
 
 
 class CalendarOverride(db.Model):

@@ -61,4 +61,5 @@ class Rating(db.Model):
         # The sweep looks for bad ratings without a case; only ~3 % of rows are bad.
         Index("ix_ratings_negative_id", "id", postgresql_where=text("negative"),
               sqlite_where=text("negative")),
+        {"sqlite_autoincrement": True},  # ids never reused (see Case)
     )

@@ -1,8 +1,6 @@
 """hcp's Flask application: the intake and staff APIs, web pages and the ``hcp`` CLI."""
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 
 
@@ -10,14 +8,17 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app. ``config`` overrides HCP_* environment values (tests use it)."""
     from config import load_settings
     from service import errors, health, openapi
+    from service.observability import jsonlog, metrics
     from service.auth import api as auth_api
     from service.cases import api as cases_api
     from service.extensions import api, csrf, db, limiter, login, migrate
     from service.ratings import api as ratings_api
+    from service.stats import api as stats_api
     from service.web import auth as web_auth
     from service.web import kiosk as web_kiosk
     from service.web import pages as web_pages
     from service.web import security as web_security
+    from service.web import dashboard as web_dashboard
     from workers.app import celery_init_app
 
     settings = load_settings(config)
@@ -25,17 +26,18 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(settings.flask_config())
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
     app.json.ensure_ascii = False
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    jsonlog.configure()
 
     db.init_app(app)
     _sqlite_pragmas(app, db)
+    _ping_idle_connections(app, db)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
     limiter.init_app(app)
     login.init_app(app)
     csrf.init_app(app)
     openapi.init_app(app, api)  # before any route: bounded path ids
     api.init_app(app)
-    for blp in (ratings_api.blp, cases_api.blp, auth_api.blp):
+    for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)
@@ -43,9 +45,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(web_pages.blp)
     app.register_blueprint(web_kiosk.blp)
     web_security.init_app(app)
+    app.register_blueprint(web_dashboard.blp)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
     errors.init_app(app)
+    metrics.init_app(app)
     celery_init_app(app)
 
     from models import User
@@ -64,8 +68,23 @@ def _migrations_dir() -> str:
     return os.path.join(os.path.dirname(models.__file__), "migrations")
 
 
+def _ping_idle_connections(app: Flask, db) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        from service.pooling import ping_idle_connections
+
+        with app.app_context():
+            ping_idle_connections(db.engine)
+
+
 def _sqlite_pragmas(app: Flask, db) -> None:
-    """WAL and a busy timeout let the web and worker processes share one SQLite file."""
+    """SQLite for several processes (web, worker, beat) on one file.
+
+    WAL and a busy timeout let them share it. pysqlite's own transaction handling never
+    sends BEGIN before a SELECT, so a read left pending on a pooled connection keeps an
+    old snapshot that no ROLLBACK ends — a worker then keeps reading the past. SQLAlchemy
+    therefore issues the BEGIN itself (its documented recipe), IMMEDIATE so that a
+    transaction that reads and then writes never fails on a snapshot another writer moved.
+    """
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     from sqlalchemy import event
@@ -73,8 +92,13 @@ def _sqlite_pragmas(app: Flask, db) -> None:
     with app.app_context():
         @event.listens_for(db.engine, "connect")
         def _on_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # SQLAlchemy, not pysqlite, starts transactions
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(db.engine, "begin")
+        def _on_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -57,7 +57,7 @@ def hcp_env(tmp_path_factory, redis_server):
         "HCP_INSTANCE": f"hcp-test-{run}",
         "HCP_DEVICE_RATE_LIMIT": "100000/minute",
         "HCP_SWEEP_SECONDS": "1",
-        "HCP_SWEEP_GRACE_SECONDS": "1",
+        "HCP_SWEEP_GRACE_SECONDS": "5",
         # Tests run the warning sweep themselves, on dates they choose (test_warnings.py).
         "HCP_WARNING_SECONDS": "86400",
     }

@@ -9,6 +9,7 @@ searched for the rater names and phones, device keys, staff tokens and passwords
 """
 from __future__ import annotations
 
+import json
 import re
 
 import psycopg
@@ -146,6 +147,9 @@ def test_rater_data_and_keys_never_in_clear(deployment):
     secrets = ([n for n, _ in people] + [p for _, p in people] + ["钟离无效", "139-0000-ABCD"]
                + [device_key, other_key, PASSWORD, PASSWORD + "x", *tokens.values(),
                   stack.env["HCP_DATA_KEY"], stack.env["HCP_SECRET_KEY"]])
+
+    # Also as a JSON log line would escape them, should a formatter ever escape non-ASCII.
+    secrets += [json.dumps(s)[1:-1] for s in secrets if json.dumps(s)[1:-1] != s]
 
     def leaks(values):
         return [(where, s) for where, v in values for s in secrets if s in v]

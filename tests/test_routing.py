@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -101,8 +102,6 @@ def test_routing_ignores_good_and_missing_ratings(app, client, hall):
 
 def test_sweep_finds_bad_ratings_without_a_case(app, query, org, hall):
     """Ratings stored but never sent (as when the broker was down) are found by the sweep."""
-    from datetime import timedelta
-
     from models import Device
     from service.extensions import db
     from service.ratings.intake import store
@@ -113,10 +112,14 @@ def test_sweep_finds_bad_ratings_without_a_case(app, query, org, hall):
         outcomes = store(db.session, db.session.get(Device, device.id), [
             {"client_id": uuid.uuid4(), "level": level, "rated_at": utcnow()}
             for level in (1, 5)])
-        db.session.commit()
         bad = outcomes[0].rating["id"]
-        assert routing.unrouted(db.session, timedelta(seconds=-60)) == [bad]
+        # Received "in an hour": the session worker's own sweep (1 s grace) leaves it alone,
+        # so only the calls below decide whether it is found.
+        db.session.get(Rating, bad).received_at = utcnow() + timedelta(hours=1)
+        db.session.commit()
+        assert routing.unrouted(db.session, timedelta(hours=-2)) == [bad]
+        assert routing.unrouted(db.session, timedelta(seconds=0)) == []  # not old enough
         routing.route(db.session, bad)
         db.session.commit()
-        assert routing.unrouted(db.session, timedelta(seconds=-60)) == []
+        assert routing.unrouted(db.session, timedelta(hours=-2)) == []
     assert query(lambda s: s.scalar(select(func.count(Rating.id)))) == 2

@@ -6,6 +6,7 @@ session and extensions as the web process; the session is removed when the conte
 from celery import Celery, Task
 from flask import Flask
 
+from service.observability import worker as observability
 from workers.schedule import beat_schedule
 
 
@@ -20,5 +21,6 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app.conf.beat_schedule = beat_schedule(app.config["HCP_SETTINGS"])
     celery_app.conf.include = ["workers.tasks"]
     celery_app.set_default()
+    observability.connect()
     app.extensions["celery"] = celery_app
     return celery_app

@@ -21,4 +21,8 @@ def beat_schedule(settings: Settings) -> dict:
             "schedule": crontab(hour=int(settings.digest_at.split(":")[0]),
                                 minute=int(settings.digest_at.split(":")[1])),
         },
+        "check-satisfaction-floor": {
+            "task": "workers.tasks.check_satisfaction_floor",
+            "schedule": settings.floor_check_seconds,
+        },
     }

@@ -8,11 +8,13 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
+from models import Rating
 from models.types import utcnow
 from service import notify
 from service.cases import digest, routing, warnings
 from service.cases.deadlines import WorkCalendar, local_date
 from service.extensions import db
+from service.observability.jsonlog import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,9 @@ log = logging.getLogger(__name__)
 def route_rating(self, rating_id: int) -> int | None:
     """Create the case of a bad rating. Safe to run twice: the second finds the case."""
     case_id = routing.route(db.session, rating_id)
+    if request_id_var.get() is None:  # resent by the sweep: use the id stored at intake
+        rating = db.session.get(Rating, rating_id)  # already in the session, no query
+        request_id_var.set(rating.request_id if rating is not None else None)
     db.session.commit()
     log.info("rating %s routed to case %s", rating_id, case_id)
     return case_id
@@ -99,3 +104,15 @@ def send_notification(self, notification_id: int) -> str:
         raise
     db.session.commit()
     return outcome
+@shared_task
+def check_satisfaction_floor() -> int:
+    """Alert managers of departments whose monthly good rate is below HCP_SATISFACTION_FLOOR.
+
+    Once per (department, month): the alert is a ``notifications`` row with a unique key.
+    """
+    from service.stats import floor
+
+    alerts = floor.check(db.session)
+    db.session.commit()
+    floor.send_after_commit(alerts)
+    return len(alerts)

@@ -18,8 +18,10 @@ blp = Blueprint("ratings", __name__, url_prefix="/api/v1/ratings", description="
 
 def _intake(bodies: list) -> list[Outcome]:
     """Store, commit, then route: the rating is safe before any task is sent."""
+    g.intake_channel = g.device.channel  # the device is expired by the commit; metrics need this
     outcomes = store(db.session, g.device, bodies, request_id=g.get("request_id"))
     db.session.commit()
+    g.intake_outcomes = outcomes  # counted by service.observability.metrics
     route_created(outcomes, g.get("request_id"))
     return outcomes
 

@@ -131,7 +131,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_ratings_device_id_devices')),
     sa.ForeignKeyConstraint(['item_id'], ['service_items.id'], name=op.f('fk_ratings_item_id_service_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ratings')),
-    sa.UniqueConstraint('client_id', name=op.f('uq_ratings_client_id'))
+    sa.UniqueConstraint('client_id', name=op.f('uq_ratings_client_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('ratings', schema=None) as batch_op:
         batch_op.create_index('ix_ratings_negative_id', ['id'], unique=False, postgresql_where=sa.text('negative'), sqlite_where=sa.text('negative'))
@@ -160,7 +161,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['department_id'], ['departments.id'], name=op.f('fk_cases_department_id_departments')),
     sa.ForeignKeyConstraint(['rating_id'], ['ratings.id'], name=op.f('fk_cases_rating_id_ratings')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cases')),
-    sa.UniqueConstraint('rating_id', name=op.f('uq_cases_rating_id'))
+    sa.UniqueConstraint('rating_id', name=op.f('uq_cases_rating_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
@@ -179,7 +181,8 @@ def upgrade():
     sa.Column('data', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_case_history_actor_id_users')),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_case_history_case_id_cases')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_history'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_case_history')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('case_history', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_case_history_case_id'), ['case_id'], unique=False)
@@ -194,7 +197,8 @@ def upgrade():
     sa.Column('payload', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_notifications_case_id_cases')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications')),
-    sa.UniqueConstraint('key', name='uq_notifications_key')
+    sa.UniqueConstraint('key', name='uq_notifications_key'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notifications_case_id'), ['case_id'], unique=False)

@@ -1,7 +1,7 @@
 """route_resends: the routing sweep's backoff per unrouted bad rating
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0005
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import models.types
 
 
 revision = '0007'
-down_revision = '0003'  # chained after main's latest when merged; was 0001
+down_revision = '0005'  # chained after main's latest when merged; was 0001
 branch_labels = None
 depends_on = None
 

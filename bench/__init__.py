@@ -1,0 +1,1 @@
+"""``make bench``: hcp's speed against the thinnest possible intake, measured in one run."""

@@ -1,0 +1,43 @@
+-- wrk script: POST one rating per request, each with a unique client_id, 3 % bad.
+-- Environment: BENCH_PATH, BENCH_KEY (device key, may be empty), BENCH_NONCE (8 hex
+-- digits, new for every run so client_ids never repeat), BENCH_RATED_AT.
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  math.randomseed(tid * 7919 + os.time())
+  path = os.getenv("BENCH_PATH")
+  nonce = os.getenv("BENCH_NONCE")
+  rated_at = os.getenv("BENCH_RATED_AT")
+  headers = {["Content-Type"] = "application/json"}
+  local key = os.getenv("BENCH_KEY")
+  if key and key ~= "" then headers["Authorization"] = "Bearer " .. key end
+end
+
+function request()
+  counter = counter + 1
+  local cid = string.format("%s-%04x-4%03x-8%03x-%012x", nonce, tid, math.random(0, 4095),
+                            math.random(0, 4095), counter)
+  local body
+  if math.random() < 0.03 then
+    body = string.format('{"client_id":"%s","level":%d,"rated_at":"%s","staff_no":"A0107","comment":"排队时间太长，窗口只开了一个"}',
+                         cid, math.random(1, 2), rated_at)
+  else
+    body = string.format('{"client_id":"%s","level":%d,"rated_at":"%s","staff_no":"A0107"}',
+                         cid, math.random(3, 5), rated_at)
+  end
+  return wrk.format("POST", path, headers, body)
+end
+
+function done(summary, latency, requests)
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"non2xx":%d,"socket_errors":%d,"p50_us":%d,"p99_us":%d,"mean_us":%f}\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end

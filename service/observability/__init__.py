@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (``/metrics``) and JSON logs carrying a request id."""

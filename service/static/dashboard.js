@@ -1,0 +1,117 @@
+/* 统计分析 page: reads /api/v1/stats and /api/v1/cases with the web session and draws
+   the charts with the vendored Apache ECharts. The instances are kept on
+   window.hcpCharts so a browser test can see what was drawn. */
+(function () {
+  "use strict";
+  var form = document.getElementById("pickers");
+  var charts = window.hcpCharts = {
+    goodRate: echarts.init(document.getElementById("chart-good-rate")),
+    bad: echarts.init(document.getElementById("chart-bad")),
+    departments: echarts.init(document.getElementById("chart-departments")),
+    channels: echarts.init(document.getElementById("chart-channels"))
+  };
+  var WARN = { red: "红牌", yellow: "黄牌" };
+  var STATUS = { unassigned: "待分派", assigned: "待核实", rectifying: "整改中", invalid_review: "无效差评审核",
+                 explain_review: "解释说明审核", feedback: "待反馈", closed: "已办结" };
+
+  function params(extra) {
+    var data = new FormData(form), q = new URLSearchParams();
+    ["from", "to", "department"].forEach(function (k) { if (data.get(k)) q.set(k, data.get(k)); });
+    Object.keys(extra || {}).forEach(function (k) { q.set(k, extra[k]); });
+    return q.toString();
+  }
+  function get(path, extra) {
+    return fetch(path + "?" + params(extra), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (!r.ok) { return r.json().then(function (b) { throw new Error(b.message || r.status); }); }
+        return r.json();
+      });
+  }
+  function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(2) + "%"; }
+  function pct100(v) { return v === null || v === undefined ? null : +(v * 100).toFixed(2); }
+  function text(el, s) { el.textContent = s; return el; }
+
+  function showSummary(s) {
+    document.querySelectorAll("#kpis .value").forEach(function (el) {
+      var k = el.dataset.key, v = s[k];
+      text(el, /_rate$/.test(k) ? pct(v) : String(v));
+    });
+  }
+  function showMonths(b) {
+    var months = b.groups.map(function (g) { return g.key; });
+    charts.goodRate.setOption({
+      tooltip: { trigger: "axis", valueFormatter: function (v) { return v === null ? "—" : v + "%"; } },
+      xAxis: { type: "category", data: months },
+      yAxis: { type: "value", name: "好评率(%)", min: function (v) { return Math.max(0, Math.floor(v.min - 1)); }, max: 100 },
+      series: [{ name: "好评率", type: "line", data: b.groups.map(function (g) { return pct100(g.good_rate); }), label: { show: months.length <= 12 } }]
+    }, true);
+    charts.bad.setOption({
+      tooltip: { trigger: "axis" },
+      legend: { data: ["差评数", "处置率", "整改率"] },
+      xAxis: { type: "category", data: months },
+      yAxis: [{ type: "value", name: "差评数", minInterval: 1 }, { type: "value", name: "%", max: 100, min: 0 }],
+      series: [
+        { name: "差评数", type: "bar", data: b.groups.map(function (g) { return g.bad; }) },
+        { name: "处置率", type: "line", yAxisIndex: 1, data: b.groups.map(function (g) { return pct100(g.disposal_rate); }) },
+        { name: "整改率", type: "line", yAxisIndex: 1, data: b.groups.map(function (g) { return pct100(g.rectification_rate); }) }
+      ]
+    }, true);
+  }
+  function showDepartments(b) {
+    var rows = b.groups.slice().sort(function (x, y) { return (x.good_rate || 0) - (y.good_rate || 0); });
+    charts.departments.setOption({
+      tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+      grid: { left: 150 },
+      xAxis: { type: "value", name: "好评率(%)", max: 100 },
+      yAxis: { type: "category", data: rows.map(function (g) { return g.label; }) },
+      series: [{ name: "好评率", type: "bar", data: rows.map(function (g) { return pct100(g.good_rate); }),
+                 label: { show: true, position: "right", formatter: "{c}%" } }]
+    }, true);
+  }
+  function showChannels(b) {
+    charts.channels.setOption({
+      tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
+      legend: { bottom: 0 },
+      series: [{ name: "评价数", type: "pie", radius: ["35%", "65%"],
+                 data: b.groups.map(function (g) { return { name: g.label, value: g.total }; }) }]
+    }, true);
+  }
+  function showWarnings(page) {
+    var body = document.getElementById("warning-rows");
+    body.textContent = "";
+    text(document.getElementById("warning-count"), "（共 " + page.total + " 件）");
+    if (!page.items.length) {
+      var tr = body.insertRow(); var td = tr.insertCell(); td.colSpan = 7; text(td, "暂无预警工单");
+      return;
+    }
+    page.items.forEach(function (c) {
+      var tr = body.insertRow();
+      tr.className = "warn-" + c.warning;
+      [WARN[c.warning] || c.warning, "#" + c.id, c.department_name, c.assignee || "待分派",
+       STATUS[c.status] || c.status, c.callback_due, c.close_due].forEach(function (v) { text(tr.insertCell(), v); });
+    });
+  }
+  function exports() {
+    document.getElementById("export-xlsx").href = "/api/v1/stats/export?" + params({ format: "xlsx", by: "department" });
+    document.getElementById("export-csv").href = "/api/v1/stats/export?" + params({ format: "csv", by: "department" });
+  }
+  function load() {
+    var err = document.getElementById("error");
+    err.hidden = true;
+    exports();
+    var dept = new FormData(form).get("department");
+    var caseQuery = new URLSearchParams({ warning: "any", per_page: "100" });
+    if (dept) { caseQuery.set("department", dept); }
+    return Promise.all([
+      get("/api/v1/stats/summary").then(showSummary),
+      get("/api/v1/stats/breakdown", { by: "month" }).then(showMonths),
+      get("/api/v1/stats/breakdown", { by: "department" }).then(showDepartments),
+      get("/api/v1/stats/breakdown", { by: "channel" }).then(showChannels),
+      fetch("/api/v1/cases?" + caseQuery, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(showWarnings)
+    ]).then(function () { document.body.dataset.loaded = "yes"; })
+      .catch(function (e) { err.hidden = false; text(err, "加载失败：" + e.message); });
+  }
+  form.addEventListener("submit", function (e) { e.preventDefault(); load(); });
+  window.addEventListener("resize", function () { Object.keys(charts).forEach(function (k) { charts[k].resize(); }); });
+  load();
+})();

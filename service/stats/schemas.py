@@ -1,0 +1,92 @@
+"""marshmallow schemas of the stats resource (SPEC §3, §4)."""
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from models import CHANNELS
+from service.stats.figures import BREAKDOWNS
+
+MAX_DAYS = 3 * 366  # a longer period is a mistake more often than a question
+
+
+class StatsQuery(Schema):
+    date_from = fields.Date(required=True, data_key="from",
+                            metadata={"description": "first local (Asia/Shanghai) rating date, inclusive"})
+    date_to = fields.Date(required=True, data_key="to", metadata={"description": "last rating date, inclusive"})
+    department = fields.String(validate=validate.Length(min=1, max=64),
+                               metadata={"description": "department code; its subtree is included"})
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    item = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "service item code"})
+    window = fields.String(validate=validate.Length(min=1, max=64))
+
+    @validates_schema
+    def _period(self, data, **_):
+        if "date_from" in data and "date_to" in data:
+            if data["date_from"] > data["date_to"]:
+                raise ValidationError("from must not be after to", "to")
+            if (data["date_to"] - data["date_from"]).days >= MAX_DAYS:
+                raise ValidationError(f"a period is at most {MAX_DAYS} days", "to")
+
+
+class BreakdownQuery(StatsQuery):
+    by = fields.String(required=True, validate=validate.OneOf(BREAKDOWNS))
+
+
+class ExportQuery(StatsQuery):
+    format = fields.String(load_default="xlsx", validate=validate.OneOf(["xlsx", "csv"]))
+    by = fields.String(validate=validate.OneOf(BREAKDOWNS),
+                       metadata={"description": "one row per group and a total row; omitted: the total only"})
+
+
+class Figures(Schema):
+    """The §3 figures; each rate is a fraction 0–1, or null when its denominator is 0."""
+
+    total = fields.Integer()
+    good = fields.Integer()
+    bad = fields.Integer()
+    by_level = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                           metadata={"description": "count per level, keys '1'..'5' (5 = 非常满意)"})
+    good_rate = fields.Float(allow_none=True)
+    disposal_rate = fields.Float(allow_none=True)
+    rectification_rate = fields.Float(allow_none=True)
+    callback_rate = fields.Float(allow_none=True)
+    on_time_rate = fields.Float(allow_none=True)
+    feedback_satisfaction_rate = fields.Float(allow_none=True)
+    open = fields.Integer()
+    overdue_open = fields.Integer()
+    red = fields.Integer()
+    yellow = fields.Integer()
+    closed = fields.Integer()
+    closed_rectified = fields.Integer()
+    closed_explained = fields.Integer()
+    closed_invalid = fields.Integer()
+    rectifiable = fields.Integer(metadata={"description": "bad − closed invalid − closed explained"})
+    closed_on_time = fields.Integer()
+    on_time_base = fields.Integer(metadata={"description": "closed + open past the closure deadline"})
+    called_back = fields.Integer()
+    real_name_bad = fields.Integer()
+    satisfied_yes = fields.Integer()
+    satisfied_known = fields.Integer()
+
+
+class Scope(Schema):
+    date_from = fields.Date(data_key="from")
+    date_to = fields.Date(data_key="to")
+    department = fields.String(allow_none=True)
+    department_name = fields.String(allow_none=True)
+    channel = fields.String(allow_none=True)
+    item = fields.String(allow_none=True)
+    window = fields.String(allow_none=True)
+
+
+class SummaryOut(Figures, Scope):
+    pass
+
+
+class GroupOut(Figures):
+    key = fields.String()
+    label = fields.String()
+
+
+class BreakdownOut(Scope):
+    by = fields.String()
+    groups = fields.List(fields.Nested(GroupOut))
+    total = fields.Nested(Figures)

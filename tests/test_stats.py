@@ -1,0 +1,495 @@
+"""Managers' figures (SPEC §3, §4): exact against raw rows, scopes, breakdowns, exports."""
+from __future__ import annotations
+
+import csv
+import io
+import random
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select, text
+
+from models import OPEN_STATUSES, Case, CaseEvent, Department, Rating, User
+from service.cases.deadlines import local_date
+from tests.support import bearer
+
+SH = timezone(timedelta(hours=8))
+YEAR_FROM, YEAR_TO = date(2021, 1, 1), date(2021, 12, 31)
+TODAY = date(2026, 12, 10)  # "now" for the clock-dependent counts
+LATER = date(2027, 6, 30)  # past every closure deadline of cases made now
+
+
+@pytest.fixture
+def district(org):
+    """district → bureau-a → section-a1, district → bureau-b; devices on several channels."""
+    root = org.department("district", "示范区政务服务中心")
+    a = org.department("bureau-a", "区民政局", parent=root)
+    a1 = org.department("section-a1", "婚姻登记科", parent=a)
+    b = org.department("bureau-b", "区市场监管局", parent=root)
+    item_a1 = org.item("item-marriage", a1)
+    item_b = org.item("item-license", b)
+    devices = {
+        "a1-hall": org.device(a1, channel="hall_terminal", window="3", name="a1 hall")[0],
+        "a1-tablet": org.device(a1, channel="hall_tablet", window="4", name="a1 tablet")[0],
+        "b-hall": org.device(b, channel="hall_terminal", window="1", name="b hall")[0],
+        "root-pc": org.device(root, channel="pc", window=None, name="pc")[0],
+        "root-sms": org.device(root, channel="sms", window=None, name="sms")[0],
+    }
+    users = {
+        "manager": org.user("mgr", "manager", root),
+        "sup-a": org.user("sup-a", "supervisor", a),
+        "sup-b": org.user("sup-b", "supervisor", b),
+        "sup-root": org.user("sup-root", "supervisor", root),
+        "sup-root2": org.user("sup-root2", "supervisor", root),
+        "h-a1": org.user("h-a1", "handler", a1),
+        "h-b": org.user("h-b", "handler", b),
+        "admin": org.user("admin", "admin", root),
+    }
+    return {"depts": {"root": root, "a": a, "a1": a1, "b": b}, "items": {"a1": item_a1, "b": item_b},
+            "devices": devices, "users": users}
+
+
+def store_ratings(app, device, specs: list[dict]) -> None:
+    """Store ratings through intake (the API's own code path) and route the bad ones."""
+    from models import Device
+    from service.cases.routing import route
+    from service.extensions import db
+    from service.ratings.intake import store
+
+    with app.app_context():
+        dev = db.session.get(Device, device.id)
+        outcomes = store(db.session, dev, [{"client_id": uuid.uuid4(), **s} for s in specs])
+        db.session.commit()
+        for o in outcomes:
+            if o.status == "created" and o.rating["negative"]:
+                route(db.session, o.rating["id"])
+        db.session.commit()
+
+
+def random_specs(rng: random.Random, n: int, items: list[str | None]) -> list[dict]:
+    specs = []
+    for _ in range(n):
+        day = YEAR_FROM + timedelta(days=rng.randrange(365))
+        # near midnight now and then, so the local date differs from the UTC date
+        minutes = rng.choice([5, 30, 600, 1430, 1439]) if rng.random() < 0.3 else rng.randrange(1440)
+        rated_at = datetime(day.year, day.month, day.day, tzinfo=SH) + timedelta(minutes=minutes)
+        level = rng.choices([5, 4, 3, 2, 1], weights=[40, 20, 15, 13, 12])[0]
+        spec = {"level": level, "rated_at": rated_at}
+        if rng.random() < 0.6:
+            spec["rater"] = {"real_name": True, "name": "陈先生", "phone": f"138{rng.randrange(10**8):08d}"}
+        item = rng.choice(items)
+        if item:
+            spec["item_code"] = item
+        if rng.random() < 0.7:
+            spec["staff_no"] = rng.choice(["S001", "S002", "S003"])
+        specs.append(spec)
+    return specs
+
+
+def act(session, case: Case, rng: random.Random, users: dict) -> None:
+    """One random allowed action on ``case``, by a user allowed to take it."""
+    from service.cases.workflow import allowed_actions, apply
+
+    actions = allowed_actions(case.status)
+    if not actions:
+        return
+    action = rng.choice(actions)
+    sup = users["sup-root"] if case.claimed_by_id != users["sup-root"].id else users["sup-root2"]
+    if action in ("assign", "approve", "reject"):
+        actor = sup
+    elif action == "reopen":
+        actor = users["manager"]
+    else:
+        actor = session.get(User, case.assignee_id) if case.assignee_id else sup
+    handlers = {users["h-a1"].department_id: "h-a1", users["h-b"].department_id: "h-b"}
+    data = {
+        "assign": {"assignee": handlers.get(case.department_id, "")},
+        "verify": {"contacted": rng.random() < 0.7},
+        "claim_invalid": {"reason": "恶意差评"}, "propose_explain": {"reason": "无法律依据"},
+        "rectify": {"measures": {"cause": "等候久", "action": "增开窗口"}},
+        "feedback": {"contacted": rng.random() < 0.8, "satisfied": rng.choice([True, False, None])},
+        "reopen": {"reason": "群众再次投诉"},
+    }.get(action, {})
+    if action == "assign" and not data["assignee"]:
+        return
+    # closures land on both sides of the closure deadline
+    now = datetime.combine(case.close_due, datetime.min.time(), SH) + timedelta(hours=rng.randrange(-200, 60))
+    actor = session.merge(actor)
+    apply(session, case, actor, action, data, now=now)
+
+
+def random_actions(app, rng: random.Random, users: dict, rounds: int) -> None:
+    from service.extensions import db
+
+    with app.app_context():
+        for _ in range(rounds):
+            for case in db.session.scalars(select(Case).order_by(Case.id)):
+                if rng.random() < 0.6:
+                    act(db.session, case, rng, users)
+            db.session.commit()
+        # the warning beat's marks, for the red/yellow counts
+        for case in db.session.scalars(select(Case).where(Case.status.in_(OPEN_STATUSES))):
+            case.warning = rng.choice([None, "yellow", "red"])
+        db.session.commit()
+
+
+def raw_rows(session) -> tuple:
+    return ({d.id: d for d in session.scalars(select(Department))},
+            {c.rating_id: c for c in session.scalars(select(Case))},
+            list(session.scalars(select(Rating))))
+
+
+def expected(session, f: dict, today: date = TODAY, rows: tuple | None = None) -> dict:
+    """The figures counted in Python over the raw rows (independent of the rollups)."""
+    depts, cases, ratings = rows or raw_rows(session)
+    sel = []
+    for r in ratings:
+        day = local_date(r.rated_at)
+        if not f["from"] <= day <= f["to"]:
+            continue
+        if f.get("path") and not depts[r.department_id].path.startswith(f["path"]):
+            continue
+        if f.get("channel") and r.channel != f["channel"]:
+            continue
+        if f.get("item_id") and r.item_id != f["item_id"]:
+            continue
+        if f.get("window") and r.window != f["window"]:
+            continue
+        sel.append(r)
+    bad = [r for r in sel if r.level <= 2]
+    cs = [(r, cases[r.id]) for r in bad if r.id in cases]
+    closed = [c for _, c in cs if c.status == "closed"]
+    open_ = [c for _, c in cs if c.status != "closed"]
+    overdue = [c for c in open_ if c.close_due < today]
+    n_out = lambda o: sum(1 for c in closed if c.outcome == o)  # noqa: E731
+    on_time = [c for c in closed if local_date(c.closed_at) <= c.close_due]
+    real_bad = [r for r in bad if r.real_name]
+    called = [c for r, c in cs if r.real_name and c.contacted]
+    sat_known = [c for _, c in cs if c.satisfied is not None]
+    rate = lambda a, b: a / b if b else None  # noqa: E731
+    good = len(sel) - len(bad)
+    return {
+        "total": len(sel), "good": good, "bad": len(bad),
+        "by_level": {str(k): sum(1 for r in sel if r.level == k) for k in range(1, 6)},
+        "good_rate": rate(good, len(sel)),
+        "disposal_rate": rate(len(closed), len(bad)),
+        "rectification_rate": rate(n_out("rectified"), len(bad) - n_out("invalid") - n_out("explained")),
+        "callback_rate": rate(len(called), len(real_bad)),
+        "on_time_rate": rate(len(on_time), len(closed) + len(overdue)),
+        "feedback_satisfaction_rate": rate(sum(1 for c in sat_known if c.satisfied), len(sat_known)),
+        "open": len(open_), "overdue_open": len(overdue),
+        "red": sum(1 for c in open_ if c.warning == "red"),
+        "yellow": sum(1 for c in open_ if c.warning == "yellow"),
+    }
+
+
+def check_all(app, district, today: date = TODAY) -> None:
+    """Every figure, under several filters, equals the raw count; the rollups equal a recount."""
+    from service.extensions import db
+    from service.stats import rollup
+    from service.stats.figures import Filters, summary
+
+    d, items = district["depts"], district["items"]
+    cases = [
+        ({}, {}),
+        ({"path": d["a"].path}, {"department_path": d["a"].path}),
+        ({"path": d["a1"].path}, {"department_path": d["a1"].path}),
+        ({"channel": "hall_terminal"}, {"channel": "hall_terminal"}),
+        ({"item_id": items["a1"].id}, {"item_id": items["a1"].id}),
+        ({"window": "3", "path": d["a1"].path}, {"window": "3", "department_path": d["a1"].path}),
+    ]
+    # whole months (stats_monthly), odd days around them (stats_daily), a midnight boundary
+    periods = [(YEAR_FROM, YEAR_TO), (date(2021, 2, 17), date(2021, 11, 3)), (date(2021, 3, 31), date(2021, 4, 1))]
+    with app.app_context():
+        assert rollup.differences(db.session) == []
+        rows = raw_rows(db.session)
+        for lo, hi in periods:
+            for raw_f, f in cases:
+                want = expected(db.session, {"from": lo, "to": hi, **raw_f}, today, rows)
+                got = summary(db.session, Filters(lo, hi, **f), today=today)
+                assert {k: got[k] for k in want} == want, (lo, hi, raw_f)
+
+
+def test_figures_equal_raw_counts_after_random_inserts_and_actions(app, district):
+    rng = random.Random(20211207)
+    devs, users = district["devices"], district["users"]
+    for phase in range(3):
+        store_ratings(app, devs["a1-hall"], random_specs(rng, 60, [None, "item-marriage"]))
+        store_ratings(app, devs["a1-tablet"], random_specs(rng, 30, [None]))
+        store_ratings(app, devs["b-hall"], random_specs(rng, 50, [None, "item-license"]))
+        store_ratings(app, devs["root-pc"], random_specs(rng, 50, [None, "item-marriage", "item-license"]))
+        store_ratings(app, devs["root-sms"], random_specs(rng, 20, [None]))
+        check_all(app, district)  # right after new ratings
+        random_actions(app, rng, users, rounds=2)
+        check_all(app, district)  # right after case actions
+    check_all(app, district, today=LATER)  # every open case past its deadline
+
+    from service.extensions import db
+    from service.stats.figures import Filters, summary
+    with app.app_context():
+        s = summary(db.session, Filters(YEAR_FROM, YEAR_TO), today=LATER)
+        reopened = db.session.scalar(select(func.count(CaseEvent.id)).where(CaseEvent.action == "reopen"))
+    # the walk reached every kind of count the figures use
+    for key in ("closed_rectified", "closed_explained", "closed_invalid", "called_back", "satisfied_yes",
+                "satisfied_known", "closed_on_time", "open", "overdue_open", "red", "yellow"):
+        assert s[key] > 0, key
+    assert s["closed_on_time"] < s["closed"] and reopened > 0
+
+
+def test_rollup_rebuild_equals_trigger_maintained_rollup(app, district, query):
+    from models import StatsDaily, StatsDailyDetail, StatsMonthly
+    from service.extensions import db
+    from service.stats import rollup
+
+    rng = random.Random(7)
+    store_ratings(app, district["devices"]["a1-hall"], random_specs(rng, 80, [None, "item-marriage"]))
+    random_actions(app, rng, district["users"], rounds=3)
+
+    def snapshot(session):
+        out = []
+        for model in (StatsDaily, StatsMonthly, StatsDailyDetail):
+            cols = [c.name for c in model.__table__.columns]
+            rows = session.execute(select(model.__table__)).all()
+            out.append(sorted(tuple(r) for r in rows if any(r[len(model.__table__.primary_key.columns):])))
+            assert cols  # both tables have columns
+        return out
+
+    before = query(snapshot)
+    with app.app_context():
+        rollup.rebuild(db.session)
+        db.session.commit()
+    assert query(snapshot) == before
+
+
+def _close(app, rating_id: int, steps: list[tuple[str, str, dict]], now=None):
+    from service.cases.workflow import apply
+    from service.extensions import db
+
+    with app.app_context():
+        case = db.session.scalar(select(Case).where(Case.rating_id == rating_id))
+        for username, action, data in steps:
+            user = db.session.scalar(select(User).where(User.username == username))
+            apply(db.session, case, user, action, data, now=now)
+        db.session.commit()
+
+
+def test_null_rates_and_a_reopened_case_counts_by_its_current_state(app, district, query):
+    from service.stats.figures import Filters, summary
+
+    f = Filters(YEAR_FROM, YEAR_TO)
+    empty = query(lambda s: summary(s, f, today=TODAY))
+    assert empty["total"] == 0
+    for rate in ("good_rate", "disposal_rate", "rectification_rate", "callback_rate", "on_time_rate",
+                 "feedback_satisfaction_rate"):
+        assert empty[rate] is None
+
+    dev = district["devices"]["b-hall"]
+    store_ratings(app, dev, [{"level": 5, "rated_at": datetime(2021, 5, 1, 10, tzinfo=SH)}])
+    only_good = query(lambda s: summary(s, f, today=TODAY))
+    assert only_good["good_rate"] == 1.0 and only_good["disposal_rate"] is None
+
+    store_ratings(app, dev, [{"level": 1, "rated_at": datetime(2021, 5, 2, 10, tzinfo=SH)}])
+    rid = query(lambda s: s.scalar(select(Rating.id).where(Rating.level == 1)))
+    close_rectified = [("h-b", "verify", {"contacted": False}),
+                       ("h-b", "rectify", {"measures": {"cause": "c", "action": "a"}}),
+                       ("h-b", "feedback", {"contacted": True, "satisfied": True})]
+    _close(app, rid, close_rectified)
+    s = query(lambda s: summary(s, f, today=TODAY))
+    assert (s["disposal_rate"], s["rectification_rate"], s["feedback_satisfaction_rate"]) == (1.0, 1.0, 1.0)
+    # anonymous rater: no one to call back, so the callback rate has no denominator
+    assert s["callback_rate"] is None and s["called_back"] == 0
+
+    _close(app, rid, [("mgr", "reopen", {"reason": "再次投诉"})])
+    s = query(lambda s: summary(s, f, today=TODAY))
+    assert s["closed"] == 0 and s["disposal_rate"] == 0.0 and s["rectification_rate"] == 0.0
+    assert s["feedback_satisfaction_rate"] is None and s["open"] == 1
+
+    _close(app, rid, [("h-b", "claim_invalid", {"reason": "误评"}), ("sup-b", "approve", {})])
+    s = query(lambda s: summary(s, f, today=TODAY))
+    # closed invalid: disposed, and nothing left to rectify
+    assert s["disposal_rate"] == 1.0 and s["rectifiable"] == 0 and s["rectification_rate"] is None
+    check_all(app, district)
+
+
+def test_on_time_counts_late_closures_and_open_cases_past_deadline(app, district, query):
+    from service.stats.figures import Filters, summary
+
+    dev = district["devices"]["b-hall"]
+    store_ratings(app, dev, [{"level": 2, "rated_at": datetime(2021, 6, d, 10, tzinfo=SH)} for d in (1, 2, 3)])
+    ids = query(lambda s: list(s.scalars(select(Rating.id).order_by(Rating.id))))
+    due = query(lambda s: s.scalar(select(Case.close_due).where(Case.rating_id == ids[0])))
+    steps = [("h-b", "verify", {"contacted": True}), ("h-b", "rectify", {"measures": {"cause": "c", "action": "a"}}),
+             ("h-b", "feedback", {"contacted": True, "satisfied": False})]
+    # closed at 23:30 local on the due day: on time; closed the next morning: late
+    _close(app, ids[0], steps, now=datetime.combine(due, datetime.min.time(), SH) + timedelta(hours=23, minutes=30))
+    _close(app, ids[1], steps, now=datetime.combine(due, datetime.min.time(), SH) + timedelta(days=1, hours=9))
+    f = Filters(YEAR_FROM, YEAR_TO)
+    before_due = query(lambda s: summary(s, f, today=due))
+    assert (before_due["closed_on_time"], before_due["on_time_base"]) == (1, 2)
+    after_due = query(lambda s: summary(s, f, today=due + timedelta(days=1)))
+    assert (after_due["overdue_open"], after_due["on_time_base"], after_due["on_time_rate"]) == (1, 3, 1 / 3)
+    assert after_due["feedback_satisfaction_rate"] == 0.0
+
+
+# --- the HTTP API -------------------------------------------------------------------------
+
+def _get(client, token, path, **params):
+    return client.get(path, query_string=params, headers=bearer(token) if token else {})
+
+
+@pytest.fixture
+def filled(app, district):
+    rng = random.Random(99)
+    devs = district["devices"]
+    store_ratings(app, devs["a1-hall"], random_specs(rng, 40, [None, "item-marriage"]))
+    store_ratings(app, devs["b-hall"], random_specs(rng, 40, [None, "item-license"]))
+    store_ratings(app, devs["root-pc"], random_specs(rng, 40, [None]))
+    random_actions(app, rng, district["users"], rounds=2)
+    return district
+
+
+def test_access_by_role_and_department_scope(app, client, org, filled, query):
+    users, d = filled["users"], filled["depts"]
+    period = {"from": "2021-01-01", "to": "2021-12-31"}
+    mgr, sup_a, handler, admin = (org.token(users[k]) for k in ("manager", "sup-a", "h-a1", "admin"))
+    total = _get(client, mgr, "/api/v1/stats/summary", **period).get_json()
+    assert total["department"] == "district"
+    assert _get(client, admin, "/api/v1/stats/summary", **period).get_json()["total"] == total["total"]
+
+    a = _get(client, sup_a, "/api/v1/stats/summary", **period)
+    assert a.status_code == 200 and a.get_json()["department"] == "bureau-a"
+    want_a = query(lambda s: expected(s, {"from": YEAR_FROM, "to": YEAR_TO, "path": d["a"].path},
+                                      today=local_date(datetime.now(timezone.utc))))
+    assert {k: a.get_json()[k] for k in ("total", "bad", "good", "by_level")} == \
+        {k: want_a[k] for k in ("total", "bad", "good", "by_level")}
+    assert _get(client, sup_a, "/api/v1/stats/summary", department="section-a1", **period).status_code == 200
+    # outside the caller's subtree, or unknown: 404, the same answer either way
+    assert _get(client, sup_a, "/api/v1/stats/summary", department="bureau-b", **period).status_code == 404
+    assert _get(client, sup_a, "/api/v1/stats/summary", department="district", **period).status_code == 404
+    assert _get(client, sup_a, "/api/v1/stats/summary", department="nope", **period).status_code == 404
+    assert _get(client, mgr, "/api/v1/stats/summary", department="bureau-b", **period).status_code == 200
+
+    for path in ("/api/v1/stats/summary", "/api/v1/stats/breakdown", "/api/v1/stats/export"):
+        params = {**period, "by": "channel"}
+        assert _get(client, handler, path, **params).status_code == 403
+        assert _get(client, None, path, **params).status_code == 401
+    _, device_key = org.device(d["a1"], name="another kiosk")
+    assert client.get("/api/v1/stats/summary", query_string=period,
+                      headers=bearer(device_key)).status_code == 401
+
+
+def test_bad_query_is_422_naming_the_field(app, client, org, filled):
+    mgr = org.token(filled["users"]["manager"])
+    for params, field in [({"to": "2021-12-31"}, "from"), ({"from": "2021-13-01", "to": "2021-12-31"}, "from"),
+                          ({"from": "2021-12-31", "to": "2021-01-01"}, "to"),
+                          ({"from": "2021-01-01", "to": "2021-12-31", "channel": "fax"}, "channel"),
+                          ({"from": "2021-01-01", "to": "2021-12-31", "item": "no-such"}, "item")]:
+        resp = _get(client, mgr, "/api/v1/stats/summary", **params)
+        assert resp.status_code == 422 and field in str(resp.get_json()["errors"]), params
+    resp = _get(client, mgr, "/api/v1/stats/breakdown", **{"from": "2021-01-01", "to": "2021-12-31", "by": "x"})
+    assert resp.status_code == 422 and "by" in str(resp.get_json()["errors"])
+
+
+BYS = ["department", "channel", "item", "window", "staff", "month", "day"]
+
+
+def test_breakdown_groups_add_up_to_the_summary(app, client, org, filled):
+    mgr = org.token(filled["users"]["manager"])
+    for by, scope in [(by, scope) for by in BYS
+                      for scope in ({}, {"department": "bureau-a"}, {"channel": "hall_terminal"})]:
+        params = {"from": "2021-01-01", "to": "2021-12-31", **scope}
+        summary = _get(client, mgr, "/api/v1/stats/summary", **params).get_json()
+        body = _get(client, mgr, "/api/v1/stats/breakdown", by=by, **params).get_json()
+        figures = {k: v for k, v in body["total"].items()}
+        assert figures == {k: summary[k] for k in figures}
+        assert sum(g["total"] for g in body["groups"]) == summary["total"]
+        assert sum(g["closed"] for g in body["groups"]) == summary["closed"]
+        keys = [g["key"] for g in body["groups"]]
+        if by in ("month", "day"):
+            assert keys == sorted(keys)
+        else:
+            totals = [g["total"] for g in body["groups"]]
+            assert totals == sorted(totals, reverse=True)
+
+
+def test_department_breakdown_groups_children_with_their_subtrees(app, client, org, filled, query):
+    d = filled["depts"]
+    mgr = org.token(filled["users"]["manager"])
+    body = _get(client, mgr, "/api/v1/stats/breakdown", by="department", **{"from": "2021-01-01", "to": "2021-12-31"}).get_json()
+    groups = {g["key"]: g for g in body["groups"]}
+    assert set(groups) == {"bureau-a", "bureau-b", "district"}
+    assert groups["district"]["label"].endswith("（本级）")
+    want_a = query(lambda s: expected(s, {"from": YEAR_FROM, "to": YEAR_TO, "path": d["a"].path}))
+    assert groups["bureau-a"]["total"] == want_a["total"] and groups["bureau-a"]["bad"] == want_a["bad"]
+
+
+def test_month_breakdown_equals_raw_counts_per_month(app, client, org, filled, query):
+    mgr = org.token(filled["users"]["manager"])
+    body = _get(client, mgr, "/api/v1/stats/breakdown", by="month", **{"from": "2021-01-01", "to": "2021-12-31"}).get_json()
+    for g in body["groups"]:
+        y, m = map(int, g["key"].split("-"))
+        last = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1))
+        want = query(lambda s: expected(s, {"from": date(y, m, 1), "to": last}))
+        assert (g["total"], g["bad"], g["disposal_rate"], g["rectification_rate"]) == \
+            (want["total"], want["bad"], want["disposal_rate"], want["rectification_rate"])
+
+
+def test_exports_open_and_carry_the_numbers(app, client, org, filled):
+    mgr = org.token(filled["users"]["manager"])
+    params = {"from": "2021-01-01", "to": "2021-12-31", "department": "bureau-a"}
+    summary = _get(client, mgr, "/api/v1/stats/summary", **params).get_json()
+    body = _get(client, mgr, "/api/v1/stats/breakdown", by="channel", **params).get_json()
+
+    resp = _get(client, mgr, "/api/v1/stats/export", format="xlsx", by="channel", **params)
+    assert resp.status_code == 200 and resp.mimetype.endswith("spreadsheetml.sheet")
+    assert "attachment" in resp.headers["Content-Disposition"]
+    ws = load_workbook(io.BytesIO(resp.data)).active
+    rows = [list(r) for r in ws.iter_rows(values_only=True)]
+    text = " ".join(str(c) for r in rows for c in r if c is not None)
+    assert "2021-01-01 至 2021-12-31" in text and "区民政局" in text
+    header_at = next(i for i, r in enumerate(rows) if r[0] == "评价渠道")
+    header = rows[header_at]
+    assert {"评价总数", "好评率", "差评处置率", "差评整改率", "回访率", "按期办结率", "回访整改满意率"} <= set(header)
+    total_row = next(r for r in rows if r[0] == "合计")
+    col = {h: i for i, h in enumerate(header)}
+    assert total_row[col["评价总数"]] == summary["total"] and isinstance(total_row[col["评价总数"]], int)
+    assert total_row[col["差评数"]] == summary["bad"]
+    assert total_row[col["好评率"]] == pytest.approx(summary["good_rate"])
+    rate_cell = ws.cell(row=header_at + 1 + len(body["groups"]) + 1, column=col["好评率"] + 1)
+    assert rate_cell.value == pytest.approx(summary["good_rate"]) and rate_cell.number_format == "0.00%"
+    assert len([r for r in rows[header_at + 1:] if r[0]]) == len(body["groups"]) + 1
+
+    resp = _get(client, mgr, "/api/v1/stats/export", format="csv", **params)
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    assert resp.data.startswith("\ufeff".encode("utf-8"))
+    lines = list(csv.reader(io.StringIO(resp.data.decode("utf-8-sig"))))
+    assert lines[0][0] == "统计期间" and "2021-01-01 至 2021-12-31" in lines[0][1]
+    header = next(r for r in lines if r and r[0] == "统计")
+    total_row = next(r for r in lines if r and r[0] == "合计")
+    assert int(total_row[header.index("评价总数")]) == summary["total"]
+    want_rate = "" if summary["disposal_rate"] is None else f"{summary['disposal_rate'] * 100:.2f}%"
+    assert total_row[header.index("差评处置率")] == want_rate
+
+
+def test_openapi_documents_the_stats_endpoints(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert {"/api/v1/stats/summary", "/api/v1/stats/breakdown", "/api/v1/stats/export"} <= set(paths)
+
+
+def test_cli_check_and_rebuild(app, district):
+    from service.cli.stats import stats
+    from service.extensions import db
+
+    rng = random.Random(3)
+    store_ratings(app, district["devices"]["b-hall"], random_specs(rng, 30, [None]))
+    runner = app.test_cli_runner()
+    assert runner.invoke(stats, ["check"]).exit_code == 0
+    with app.app_context():  # a rollup row gone wrong is found, and rebuild mends it
+        db.session.execute(text("UPDATE stats_daily SET level_5 = level_5 + 1"))
+        db.session.commit()
+    broken = runner.invoke(stats, ["check"])
+    assert broken.exit_code == 1 and "stats_daily" in broken.output
+    assert runner.invoke(stats, ["rebuild"]).exit_code == 0
+    assert runner.invoke(stats, ["check"]).exit_code == 0
