@@ -3,7 +3,9 @@
 Callers: anonymous, a device (its key), and a handler, supervisor, manager and admin who
 all work in ``hall``. Cases lie in ``hall`` (own), in ``market`` (a sibling under the same
 district) and in ``district`` (the parent). Staff see their department and everything
-under it (admins everything); outside it a case is 404, as if it did not exist.
+under it (admins everything); outside it a case is 404, as if it did not exist. The
+figures (``/api/v1/stats/…``, asked for the own, sibling or parent department) are for
+supervisors, managers and admins; ``/metrics`` is public (counts only).
 
 Every probe leaves the cases as they are: the action probe is ``verify`` without its
 ``contacted`` field, so a caller who passes scope, role and assignee checks gets 422 and
@@ -132,6 +134,23 @@ def staff_page(ok):
     return expect
 
 
+def stats(path, extra=""):
+    def call(w, who, where):
+        dept = {"own": "hall", "sibling": "market", "parent": "district"}[where]
+        url = f"{path}?from=2026-01-01&to=2026-12-31&department={dept}{extra}"
+        return w.app.test_client().get(url, headers=w.bearer(who))
+    return call
+
+
+def figures_viewer(who, where):
+    """Stats: managers, supervisors and admins (403 for handlers), in their scope (404 outside)."""
+    if who in ("anonymous", "device"):
+        return 401
+    if who == "handler":
+        return 403
+    return 200 if where == "own" or who == "admin" else 404
+
+
 MAY_WORK = {"handler", "supervisor"}  # the own case's assignee, and a supervisor over it
 ENDPOINTS = {
     "GET /api/v1/cases/{id}": (api("get", "/api/v1/cases/{case}"), staff_api(lambda who: 200)),
@@ -146,6 +165,15 @@ ENDPOINTS = {
     "POST /api/v1/ratings/batch": (lambda w, who, where: w.app.test_client().post(
         "/api/v1/ratings/batch", json={"ratings": [support.rating_body(level=4)]}, headers=w.bearer(who)),
         lambda who, where: 200 if who == "device" else 401),
+    "GET /api/v1/stats/summary?department={id}": (stats("/api/v1/stats/summary"), figures_viewer),
+    "GET /api/v1/stats/breakdown?department={id}": (stats("/api/v1/stats/breakdown", "&by=channel"),
+                                                    figures_viewer),
+    "GET /api/v1/stats/export?department={id}": (stats("/api/v1/stats/export", "&format=csv"), figures_viewer),
+    "GET /dashboard": (web("get", "/dashboard"),
+                       lambda who, where: 302 if who in ("anonymous", "device") else 403 if who == "handler" else 200),
+    # Public on purpose (Prometheus scrapes it): counts only, no rater or case data.
+    "GET /metrics": (lambda w, who, where: w.app.test_client().get("/metrics", headers=w.bearer(who)),
+                     lambda who, where: 200),
     "GET /cases/{id}": (web("get", "/cases/{case}"), staff_page(lambda who: 200)),
     # A refused reveal goes back to the case page with a message (302); a shown one is the page.
     "POST /cases/{id}/reveal": (web("post", "/cases/{case}/reveal"),
@@ -209,7 +237,7 @@ def test_matrix_covers_every_api_operation(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     operations = {f"{m.upper()} {re.sub(r'{[a-z_]+}', '{id}', p)}" for p, ops in doc["paths"].items()
                   for m in ops if m in ("get", "post", "put", "patch", "delete")}
-    covered = {n for n in ENDPOINTS if n.startswith(("GET /api", "POST /api"))}
+    covered = {n.split("?")[0] for n in ENDPOINTS if n.startswith(("GET /api", "POST /api"))}
     # Token sign-in and revocation are covered by tests/test_staff_auth.py; the case list by
     # test_case_list_is_scoped.
     elsewhere = {"POST /api/v1/auth/token", "DELETE /api/v1/auth/token", "GET /api/v1/cases"}
