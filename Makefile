@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: setup run test test-postgres test-sqlite bench bench-figures faults lint clean
+.PHONY: setup run test test-postgres test-sqlite bench bench-figures faults fuzz lint clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,14 @@ bench-figures: setup
 bench: setup
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Fault tests (tests/faults): Redis, PostgreSQL and workers stopped and killed under load.
+faults: setup
+	HCP_TEST_BACKEND=postgres $(BIN)/pytest -q -s -p no:cacheprovider -m faults tests/faults
+
+# schemathesis over /api/v1/openapi.json as every kind of caller (HCP_FUZZ_EXAMPLES per operation).
+fuzz: setup
+	HCP_TEST_BACKEND=postgres $(BIN)/pytest -q -p no:cacheprovider -m fuzz tests/fuzz
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache

@@ -77,7 +77,9 @@ class Settings:
 
     def flask_config(self) -> dict:
         """The Flask config mapping built from these settings."""
-        engine_options = {"pool_pre_ping": True}
+        # hide_parameters: a database error is logged with its SQL but not its values, so
+        # an outage never writes rating comments or rater fields into the logs.
+        engine_options = {"pool_pre_ping": True, "hide_parameters": True}
         if self.database_url.startswith("postgresql"):
             engine_options.update(
                 # service/pooling.py pings a connection only after it sat idle: one
@@ -102,6 +104,12 @@ class Settings:
             "OPENAPI_JSON_PATH": "v1/openapi.json",
             "OPENAPI_SWAGGER_UI_PATH": "docs",
             "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
+            # The two bearer schemes (service/auth/access.py marks each operation with one).
+            "API_SPEC_OPTIONS": {"components": {"securitySchemes": {
+                "deviceKey": {"type": "http", "scheme": "bearer", "description": "a device key, hcpd_…"},
+                "staffToken": {"type": "http", "scheme": "bearer",
+                               "description": "a staff token, hcpt_… (POST /api/v1/auth/token)"},
+            }}},
             "RATELIMIT_STORAGE_URI": self.redis_url or "memory://",
             "RATELIMIT_HEADERS_ENABLED": True,
             "JSON_AS_ASCII": False,

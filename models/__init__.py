@@ -3,10 +3,11 @@ from models.cases import (CalendarOverride, Case, CaseEvent, Notification, OPEN_
                           OUTCOME_LABELS, STATUS_LABELS)
 from models.org import CHANNELS, ROLES, ApiToken, Department, Device, ServiceItem, User
 from models.ratings import LEVEL_LABELS, Rating, is_bad
+from models.routing import RouteResend
 from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 
 __all__ = [
     "ApiToken", "CHANNELS", "CalendarOverride", "Case", "CaseEvent", "Department", "Device",
     "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "ROLES", "Rating",
-    "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen", "User", "is_bad",
+    "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen", "User", "is_bad",
 ]

@@ -7,7 +7,7 @@ from flask import Flask
 def create_app(config: dict | None = None) -> Flask:
     """Build the app. ``config`` overrides HCP_* environment values (tests use it)."""
     from config import load_settings
-    from service import errors, health
+    from service import errors, health, openapi
     from service.observability import jsonlog, metrics
     from service.auth import api as auth_api
     from service.cases import api as cases_api
@@ -35,6 +35,7 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     login.init_app(app)
     csrf.init_app(app)
+    openapi.init_app(app, api)  # before any route: bounded path ids
     api.init_app(app)
     for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp):
         api.register_blueprint(blp)

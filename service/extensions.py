@@ -8,6 +8,8 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from service.openapi import ErrorResponses
+
 
 class Base(DeclarativeBase):
     # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
@@ -27,7 +29,7 @@ def _no_default_key() -> str:
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-api = Api()
+api = Api(spec_kwargs={"extra_plugins": [ErrorResponses()]})
 limiter = Limiter(key_func=_no_default_key, default_limits=[])
 login = LoginManager()
 csrf = CSRFProtect()

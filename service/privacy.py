@@ -57,3 +57,47 @@ def body_digest(body: dict) -> str:
 def key_digest(key: str) -> str:
     """How device keys and staff tokens are stored: SHA-256 of a 256-bit random secret."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+# Every column holding a Fernet token under HCP_DATA_KEY; ``hcp keys rotate-data`` walks them.
+ENCRYPTED_COLUMNS = ("rater_name_enc", "rater_phone_enc")
+
+
+class RotationError(Exception):
+    """A stored token that none of the configured data keys can decrypt."""
+
+
+def rotate_batch(session, after_id: int, size: int) -> tuple[int | None, int]:
+    """Re-encrypt the rater fields of up to ``size`` ratings with id > ``after_id`` under
+    the first data key (MultiFernet.rotate: decrypt with any key, encrypt with the first).
+
+    Returns (the last rating id seen, or None when there are none left; fields rewritten).
+    The caller commits — one transaction per batch. Raises RotationError naming the rating
+    whose token no configured key opens (add the missing key back, then run again).
+    """
+    from cryptography.fernet import InvalidToken
+    from sqlalchemy import or_, select, update
+
+    from models import Rating
+
+    columns = [getattr(Rating, name) for name in ENCRYPTED_COLUMNS]
+    rows = session.execute(
+        select(Rating.id, *columns)
+        .where(Rating.id > after_id, or_(*[c.is_not(None) for c in columns]))
+        .order_by(Rating.id).limit(size)).all()
+    if not rows:
+        return None, 0
+    keys = fernet()
+    rewritten = 0
+    for row in rows:
+        values = {}
+        for name in ENCRYPTED_COLUMNS:
+            token = getattr(row, name)
+            if token:
+                try:
+                    values[name] = keys.rotate(token.encode()).decode()
+                except InvalidToken as err:
+                    raise RotationError(f"rating {row.id}: {name} opens with none of the HCP_DATA_KEY keys") from err
+        session.execute(update(Rating).where(Rating.id == row.id).values(**values))
+        rewritten += len(values)
+    return rows[-1].id, rewritten

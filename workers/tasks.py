@@ -34,15 +34,25 @@ def route_rating(self, rating_id: int) -> int | None:
 
 @shared_task
 def sweep_unrouted() -> int:
-    """Send every bad rating still without a case (e.g. the broker was down at intake) again."""
+    """Send every bad rating still without a case (e.g. the broker was down at intake) again.
+
+    Each resend is noted, and the next one waits twice as long (routing.note_resent), so a
+    backlog that the workers are still working through is not enqueued again and again.
+    """
     grace = timedelta(seconds=current_app.config["HCP_SETTINGS"].sweep_grace_seconds)
     ids = routing.unrouted(db.session, grace)
     db.session.rollback()
-    for rating_id in ids:
-        route_rating.delay(rating_id)
-    if ids:
-        log.warning("sweep resent %d unrouted bad ratings", len(ids))
-    return len(ids)
+    sent = []
+    try:
+        for rating_id in ids:
+            route_rating.delay(rating_id)
+            sent.append(rating_id)
+    finally:  # what was sent is noted even if the broker went away halfway
+        routing.note_resent(db.session, sent, grace)
+        db.session.commit()
+    if sent:
+        log.warning("sweep resent %d unrouted bad ratings", len(sent))
+    return len(sent)
 
 
 def _today(today: str | None) -> date:

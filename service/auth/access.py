@@ -10,6 +10,7 @@ import logging
 import math
 import secrets
 import time
+from copy import deepcopy
 from datetime import timedelta
 
 from flask import current_app, g, request
@@ -106,12 +107,33 @@ def current_device() -> Device:
     return device
 
 
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+# The bearer schemes the OpenAPI document names (config/settings.py declares them).
+DEVICE_SCHEME, STAFF_SCHEME = "deviceKey", "staffToken"
+
+
+def _document(wrapper, scheme: str, responses: dict) -> None:
+    """Tell the OpenAPI document who may call the view and what a refusal looks like.
+
+    flask-smorest merges ``_apidoc["manual_doc"]`` into the operation, whichever order
+    the decorators were stacked in; the copy keeps the wrapped view's doc untouched.
+    """
+    doc = deepcopy(getattr(wrapper, "_apidoc", {}))
+    manual = doc.setdefault("manual_doc", {})
+    manual["security"] = [{scheme: []}]
+    manual.setdefault("responses", {}).update(
+        {str(code): {"description": text, "content": _ERROR} for code, text in responses.items()})
+    wrapper._apidoc = doc
+
+
 def device_required(view):
     """The view runs for a device only; ``g.device`` is set."""
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         current_device()
         return view(*args, **kwargs)
+    _document(wrapper, DEVICE_SCHEME, {401: "no, unknown or disabled device key",
+                                       429: "over this device's rate limit; see Retry-After"})
     return wrapper
 
 
@@ -143,6 +165,10 @@ def staff_required(*roles: str):
                 abort(403, message=f"role {user.role} may not do this")
             g.user = user
             return view(*args, **kwargs)
+        refusals = {401: "no valid staff token (or web session)"}
+        if roles:
+            refusals[403] = f"only {', '.join(roles)} may do this"
+        _document(wrapper, STAFF_SCHEME, refusals)
         return wrapper
     return decorate
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import OPEN_STATUSES, Case, CaseEvent, Rating, User
+from models import OPEN_STATUSES, Case, CaseEvent, Rating, RouteResend, User
 from models.types import utcnow
 from service.cases.deadlines import WorkCalendar
 
@@ -73,14 +73,43 @@ def route(session: Session, rating_id: int, calendar: WorkCalendar | None = None
     return case_id
 
 
+# A rating resent n times waits grace·2^n before the next resend, but never longer than this.
+RESEND_BACKOFF_CAP = timedelta(minutes=30)
+
+
 def unrouted(session: Session, older_than: timedelta, limit: int = 1000) -> list[int]:
-    """Bad ratings received before ``now - older_than`` that still have no case."""
-    cutoff: datetime = utcnow() - older_than
+    """Bad ratings received before ``now - older_than`` that still have no case and are
+    due for a (re)send: never resent yet, or their backoff (see ``note_resent``) is over."""
+    now = utcnow()
+    cutoff: datetime = now - older_than
     stmt = (
         select(Rating.id)
         .outerjoin(Case, Case.rating_id == Rating.id)
-        .where(Rating.negative.is_(True), Case.id.is_(None), Rating.received_at < cutoff)
+        .outerjoin(RouteResend, RouteResend.rating_id == Rating.id)
+        .where(Rating.negative.is_(True), Case.id.is_(None), Rating.received_at < cutoff,
+               or_(RouteResend.rating_id.is_(None), RouteResend.next_at <= now))
         .order_by(Rating.id)
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def note_resent(session: Session, rating_ids: list[int], grace: timedelta) -> None:
+    """Record that the sweep resent these ratings; the next resend of each waits
+    grace·2^attempts (capped), so a backlog is resent a few times, not at every sweep.
+    The caller commits."""
+    if not rating_ids:
+        return
+    now = utcnow()
+    attempts = dict(session.execute(
+        select(RouteResend.rating_id, RouteResend.attempts).where(RouteResend.rating_id.in_(rating_ids))).all())
+    rows = []
+    for rating_id in rating_ids:
+        n = attempts.get(rating_id, 0)
+        wait = min(grace * (2 ** min(n, 20)), RESEND_BACKOFF_CAP)
+        rows.append({"rating_id": rating_id, "attempts": n + 1, "next_at": now + max(wait, timedelta(seconds=1))})
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(RouteResend).values(rows)
+    stmt = stmt.on_conflict_do_update(index_elements=["rating_id"],
+                                      set_={"attempts": stmt.excluded.attempts, "next_at": stmt.excluded.next_at})
+    session.execute(stmt)

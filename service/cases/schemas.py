@@ -11,7 +11,8 @@ class CaseQuery(Schema):
     department = fields.String(metadata={"description": "department code; its subtree is included"})
     assignee = fields.String(validate=validate.OneOf(["me"]))
     warning = fields.String(validate=validate.OneOf(["yellow", "red", "any"]))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    # Bounded so page × per_page stays a valid SQL OFFSET (a larger page was a 500).
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import FlaskGroup, routes_command, shell_command
 
-from service.cli import admin, calendar, demo, run
+from service.cli import admin, calendar, demo, keys, run
 from service.cli.stats import stats
 
 
@@ -24,5 +24,5 @@ def main():
 
 
 for command in (admin.departments, admin.items, admin.devices, admin.users,
-                calendar.calendar, demo.demo, run.run, stats, shell_command, routes_command):
+                calendar.calendar, demo.demo, keys.keys, run.run, stats, shell_command, routes_command):
     main.add_command(command)

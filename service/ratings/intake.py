@@ -161,6 +161,10 @@ def store(session: Session, device: Device, bodies: list[dict | Outcome], reques
 
     created = {}
     if rows:
+        # In client_id order: two batches sharing client_ids then take their unique-index
+        # entries in the same order, so neither waits for a row the other holds while
+        # holding one it wants (PostgreSQL saw a deadlock, hence a 503, in a retry storm).
+        rows.sort(key=lambda r: r["client_id"])
         created = _insert_rows(session, rows)
 
     digests = {r["client_id"]: r["body_hash"] for r in rows}

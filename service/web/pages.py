@@ -219,7 +219,8 @@ def worklist():
     status = args.get("status", "open")
     warning = args.get("warning", "")
     dept_code = args.get("department", "")
-    page = max(1, args.get("page", 1, type=int) or 1)
+    # Clamped: a huge ?page= made an OFFSET beyond bigint and a 500.
+    page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
     today = _today()
     next_due = next_due_column()
 
