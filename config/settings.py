@@ -121,6 +121,10 @@ class Settings:
     def celery_config(self) -> dict:
         """Celery settings: late acks and prefetch 1 so a killed worker loses no task."""
         transport_options = {}
+        if self.broker_url.startswith("sqla+sqlite:"):
+            # The embedded broker: web, worker and beat write one SQLite file; wait for
+            # its lock rather than fail a publish after pysqlite's default 5 s.
+            transport_options = {"connect_args": {"timeout": 30}}
         if self.broker_url.startswith(("redis://", "rediss://")):
             # Fail fast when Redis is down: a publish from the intake gives up after one
             # short retry (the sweep resends), rather than holding the request for seconds.

@@ -493,3 +493,13 @@ def test_cli_check_and_rebuild(app, district):
     assert broken.exit_code == 1 and "stats_daily" in broken.output
     assert runner.invoke(stats, ["rebuild"]).exit_code == 0
     assert runner.invoke(stats, ["check"]).exit_code == 0
+
+
+def test_dates_outside_the_calendar_are_422_not_500(client, org):
+    """Found by the fuzz run: year 1 made the month arithmetic leave the calendar."""
+    dept = org.department("far", "远郊")
+    token = org.token(org.user("far-manager", "manager", dept))
+    for path in ("/api/v1/stats/summary", "/api/v1/stats/export"):
+        resp = client.get(path, query_string={"from": "0001-01-01", "to": "0001-01-01"},
+                          headers={"Authorization": f"Bearer {token}"})
+        assert resp.status_code == 422 and "from" in resp.get_json()["errors"]["query"]

@@ -10,6 +10,25 @@ from service.observability import worker as observability
 from workers.schedule import beat_schedule
 
 
+def _embedded_broker_wal(broker_url: str) -> None:
+    """Put the embedded broker's SQLite file in WAL mode (kept in the file itself).
+
+    In SQLite's default journal mode a polling worker's read blocks every publish until
+    it ends; with WAL, readers never block the writer, so intake publishes do not fail
+    with "database is locked" while the worker polls.
+    """
+    prefix = "sqla+sqlite:///"
+    if not broker_url.startswith(prefix) or broker_url == prefix:
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(broker_url[len(prefix):], timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
 def celery_init_app(app: Flask) -> Celery:
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
@@ -17,6 +36,7 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
+    _embedded_broker_wal(app.config["CELERY"]["broker_url"])
     celery_app.config_from_object(app.config["CELERY"])
     celery_app.conf.beat_schedule = beat_schedule(app.config["HCP_SETTINGS"])
     celery_app.conf.include = ["workers.tasks"]

@@ -1,16 +1,21 @@
 """marshmallow schemas of the stats resource (SPEC §3, §4)."""
+from datetime import date
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from models import CHANNELS
 from service.stats.figures import BREAKDOWNS
 
 MAX_DAYS = 3 * 366  # a longer period is a mistake more often than a question
+# Dates hcp can hold ratings for; outside them month arithmetic would leave the calendar.
+DATES = validate.Range(min=date(2000, 1, 1), max=date(9998, 12, 31))
 
 
 class StatsQuery(Schema):
-    date_from = fields.Date(required=True, data_key="from",
+    date_from = fields.Date(required=True, data_key="from", validate=DATES,
                             metadata={"description": "first local (Asia/Shanghai) rating date, inclusive"})
-    date_to = fields.Date(required=True, data_key="to", metadata={"description": "last rating date, inclusive"})
+    date_to = fields.Date(required=True, data_key="to", validate=DATES,
+                          metadata={"description": "last rating date, inclusive"})
     department = fields.String(validate=validate.Length(min=1, max=64),
                                metadata={"description": "department code; its subtree is included"})
     channel = fields.String(validate=validate.OneOf(CHANNELS))
