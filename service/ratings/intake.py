@@ -196,14 +196,20 @@ def route_created(outcomes: list[Outcome], request_id: str | None = None) -> Non
     A broker that is down must not fail the intake — the rating is stored, and the
     beat sweep sends it again once the broker is back.
     """
-    from workers.tasks import route_rating
+    from flask import current_app
+
+    import workers.tasks  # noqa: F401 — registers the shared tasks with every Celery app
 
     bad = [o.rating["id"] for o in outcomes if o.status == "created" and o.rating["negative"]]
     if not bad:
         return
+    # This Flask app's own Celery app (its broker and queue), not Celery's process-wide
+    # "current app", which any other Celery app made in the same process would replace.
+    celery_app = current_app.extensions["celery"]
+    route_rating = celery_app.tasks["workers.tasks.route_rating"]
     try:
         # One producer (one broker connection from the pool) for all of a batch's sends.
-        with route_rating.app.producer_or_acquire() as producer:
+        with celery_app.producer_or_acquire() as producer:
             for rating_id in bad:
                 try:
                     route_rating.apply_async((rating_id,), retry=False, producer=producer,
