@@ -22,6 +22,12 @@ def _embedded_broker_wal(broker_url: str) -> None:
         return
     import sqlite3
 
+    from kombu.transport import sqlalchemy as kombu_sqla
+
+    # The file is polled: every 0.1 s rather than kombu's 1 s, or a worker with prefetch 1
+    # takes one routing task a second and a burst of bad ratings queues up. The transport
+    # hands every transport option to create_engine, so the interval is set on the class.
+    kombu_sqla.Transport.polling_interval = 0.1
     conn = sqlite3.connect(broker_url[len(prefix):], timeout=30)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
