@@ -10,8 +10,8 @@ from service.observability import worker as observability
 from workers.schedule import beat_schedule
 
 
-def _embedded_broker_wal(broker_url: str) -> None:
-    """Put the embedded broker's SQLite file in WAL mode (kept in the file itself).
+def _tune_embedded_broker(broker_url: str) -> None:
+    """The embedded broker: its SQLite file in WAL mode (kept in the file) and a short poll.
 
     In SQLite's default journal mode a polling worker's read blocks every publish until
     it ends; with WAL, readers never block the writer, so intake publishes do not fail
@@ -42,7 +42,7 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery_app = Celery(app.name, task_cls=FlaskTask)
-    _embedded_broker_wal(app.config["CELERY"]["broker_url"])
+    _tune_embedded_broker(app.config["CELERY"]["broker_url"])
     celery_app.config_from_object(app.config["CELERY"])
     celery_app.conf.beat_schedule = beat_schedule(app.config["HCP_SETTINGS"])
     celery_app.conf.include = ["workers.tasks"]
