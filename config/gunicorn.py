@@ -20,9 +20,10 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 backlog = int(os.environ.get("HCP_WEB_BACKLOG", "2048"))
-# Workers are recycled now and then, so a slow leak can never grow without bound.
-max_requests = 20000
-max_requests_jitter = 2000
+# Workers are recycled now and then, so a slow leak can never grow without bound
+# (0 turns it off: make bench counts each worker's CPU time, which a recycle would reset).
+max_requests = int(os.environ.get("HCP_WEB_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
 
 # gunicorn's control socket is one fixed path per user; several hcp instances on one
 # machine (or a test run beside a service) would fight over it, and hcp does not use it.

@@ -87,7 +87,7 @@ def add_ratings_and_actions(app, n: int) -> None:
         device = db.session.scalar(select(Device).where(Device.channel == "hall_terminal"))
         now = datetime.now(timezone.utc) - timedelta(days=1)
         bodies = [{"client_id": uuid.uuid4(), "level": 1 if i % 5 == 0 else 5, "rated_at": now} for i in range(n)]
-        outcomes = store(db.session, device, bodies)
+        outcomes = store(db.session.connection(), device, bodies)
         db.session.commit()
         for o in outcomes:
             if o.rating["negative"]:

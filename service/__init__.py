@@ -10,8 +10,9 @@ def create_app(config: dict | None = None) -> Flask:
     from service import errors, health, openapi
     from service.observability import jsonlog, metrics
     from service.auth import api as auth_api
+    from service.auth import ratelimit
     from service.cases import api as cases_api
-    from service.extensions import api, csrf, db, limiter, login, migrate
+    from service.extensions import api, csrf, db, login, migrate
     from service.ratings import api as ratings_api
     from service.stats import api as stats_api
     from service.web import auth as web_auth
@@ -24,7 +25,6 @@ def create_app(config: dict | None = None) -> Flask:
     settings = load_settings(config)
     app = Flask(__name__, template_folder="web/templates")
     app.config.update(settings.flask_config())
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
     app.json.ensure_ascii = False
     jsonlog.configure()
 
@@ -32,7 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     _sqlite_pragmas(app, db)
     _ping_idle_connections(app, db)
     migrate.init_app(app, db, directory=_migrations_dir(), render_as_batch=True)
-    limiter.init_app(app)
+    ratelimit.init_app(app)
     login.init_app(app)
     csrf.init_app(app)
     openapi.init_app(app, api)  # before any route: bounded path ids

@@ -1,5 +1,4 @@
 """Extension singletons, initialised inside ``create_app`` (one of each per process)."""
-from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -22,14 +21,8 @@ class Base(DeclarativeBase):
     })
 
 
-def _no_default_key() -> str:
-    # Every limit in hcp names its own key (device id, login name); nothing is limited by IP.
-    return "global"
-
-
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = Api(spec_kwargs={"extra_plugins": [ErrorResponses()]})
-limiter = Limiter(key_func=_no_default_key, default_limits=[])
 login = LoginManager()
 csrf = CSRFProtect()

@@ -35,3 +35,26 @@ def ping_idle_connections(engine: Engine, idle_seconds: float | None = None) -> 
         except Exception as err:  # noqa: BLE001 — any failure means: use a new connection
             # The pool discards this connection and checks out (or opens) another.
             raise exc.DisconnectionError(f"stale pooled connection: {err}") from err
+
+
+def intake_engine() -> Engine:
+    """The engine the rating intake runs on: in autocommit on PostgreSQL.
+
+    The intake writes with exactly one statement (one ``INSERT … ON CONFLICT`` for a
+    whole batch), which is atomic on its own, and its reads see the latest committed
+    rows just as they would inside a READ COMMITTED transaction; BEGIN and COMMIT would
+    add two round trips to every rating and change nothing else. It shares the app's
+    pool (SQLAlchemy sets autocommit on checkout and takes it off on return). On SQLite
+    it is the app's engine, whose transactions are single statements' anyway.
+    """
+    from flask import current_app
+
+    from service.extensions import db
+
+    engine = current_app.extensions.get("hcp_intake_engine")
+    if engine is None:
+        engine = db.engine
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        current_app.extensions["hcp_intake_engine"] = engine
+    return engine

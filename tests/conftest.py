@@ -109,7 +109,8 @@ def _clean_tables(request):
         return
     application = request.getfixturevalue("app")
     yield
-    from service.extensions import db, limiter
+    from service.auth import ratelimit
+    from service.extensions import db
 
     with application.app_context():
         # One statement, so a worker still routing an earlier rating cannot slip a row in
@@ -131,7 +132,7 @@ def _clean_tables(request):
                 if attempt == 9:
                     raise
         try:
-            limiter.reset()
+            ratelimit.reset()
         except Exception:  # noqa: BLE001 — a test may have stopped Redis on purpose
             pass
 

@@ -151,24 +151,16 @@ class Beat:
 def side_app(env: dict):
     """``create_app`` for a second deployment inside the test process.
 
-    Flask-Limiter keeps one storage per extension object, and ``init_app`` replaces it:
-    a second app would leave the suite's own app counting rate limits in this
-    deployment's Redis — stopped at teardown — so its limits would silently fail open.
-    The limiter's state is given back to the app that had it, and so is Celery's default
-    app (which ``create_app`` sets), so the suite's own tasks keep going to its broker.
+    ``create_app`` makes its Celery app Celery's default (and current) app; those are
+    given back, so the suite's own tasks keep going to its broker.
     """
     from celery import _state
 
     from service import create_app
-    from service.extensions import limiter
 
-    saved = dict(limiter.__dict__) if getattr(limiter, "initialized", False) else None
     saved_celery = _state.default_app
     saved_current = getattr(_state._tls, "current_app", None)  # Celery() also makes itself current
     app = create_app(env)
-    if saved is not None:
-        limiter.__dict__.clear()
-        limiter.__dict__.update(saved)
     if saved_celery is not None:
         saved_celery.set_default()
     if saved_current is not None:

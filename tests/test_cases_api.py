@@ -73,7 +73,7 @@ class Office:
 
         def make(session):
             device = session.scalar(select(Device).where(Device.name == f"kiosk-{dept}"))
-            outcome = store(session, device, [body])[0]
+            outcome = store(session.connection(), device, [body])[0]
             assert outcome.status == "created", outcome
             case_id = route(session, outcome.rating["id"])
             session.commit()

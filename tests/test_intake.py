@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -113,6 +114,21 @@ def test_disabled_device_is_401(app, client, kiosk):
         db.session.get(type(device), device.id).active = False
         db.session.commit()
     assert client.post("/api/v1/ratings", json=rating_body(), headers=bearer(key)).status_code == 401
+
+
+def test_device_disabled_after_use_is_refused_once_its_cached_row_expires(app, client, kiosk, monkeypatch):
+    """Web processes keep a device's row HCP_DEVICE_CACHE_SECONDS; disabling takes effect after it."""
+    _, device, key = kiosk
+    monkeypatch.setattr(app.config["HCP_SETTINGS"], "device_cache_seconds", 1.0)
+    assert client.post("/api/v1/ratings", json=rating_body(), headers=bearer(key)).status_code == 201
+    from service.extensions import db
+    with app.app_context():
+        db.session.get(type(device), device.id).active = False
+        db.session.commit()
+    deadline = time.monotonic() + 10
+    while (status := client.post("/api/v1/ratings", json=rating_body(), headers=bearer(key)).status_code) != 401:
+        assert status == 201 and time.monotonic() < deadline, status
+        time.sleep(0.1)
 
 
 def test_replay_returns_first_answer_and_stores_nothing_new(app, client, kiosk):

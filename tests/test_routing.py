@@ -109,7 +109,7 @@ def test_sweep_finds_bad_ratings_without_a_case(app, query, org, hall):
     district, _, _ = hall
     device, _ = org.device(district, name="offline")
     with app.app_context():
-        outcomes = store(db.session, db.session.get(Device, device.id), [
+        outcomes = store(db.session.connection(), db.session.get(Device, device.id), [
             {"client_id": uuid.uuid4(), "level": level, "rated_at": utcnow()}
             for level in (1, 5)])
         bad = outcomes[0].rating["id"]

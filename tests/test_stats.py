@@ -60,7 +60,7 @@ def store_ratings(app, device, specs: list[dict]) -> None:
 
     with app.app_context():
         dev = db.session.get(Device, device.id)
-        outcomes = store(db.session, dev, [{"client_id": uuid.uuid4(), **s} for s in specs])
+        outcomes = store(db.session.connection(), dev, [{"client_id": uuid.uuid4(), **s} for s in specs])
         db.session.commit()
         for o in outcomes:
             if o.status == "created" and o.rating["negative"]:

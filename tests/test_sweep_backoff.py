@@ -23,7 +23,7 @@ def test_a_resent_rating_waits_twice_as_long_each_time(app, org):
     device, _ = org.device(dept)
     grace = timedelta(seconds=30)
     with app.app_context():
-        outcomes = store(db.session, db.session.get(Device, device.id),
+        outcomes = store(db.session.connection(), db.session.get(Device, device.id),
                          [{"client_id": uuid.uuid4(), "level": 1, "rated_at": utcnow()}])
         db.session.commit()
         bad = outcomes[0].rating["id"]
@@ -52,7 +52,7 @@ def test_backoff_is_capped(app, org):
     dept = org.department("d1")
     device, _ = org.device(dept)
     with app.app_context():
-        outcomes = store(db.session, db.session.get(Device, device.id),
+        outcomes = store(db.session.connection(), db.session.get(Device, device.id),
                          [{"client_id": uuid.uuid4(), "level": 2, "rated_at": utcnow()}])
         db.session.commit()
         bad = outcomes[0].rating["id"]

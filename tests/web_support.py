@@ -73,7 +73,7 @@ def make_case(app, device, assignee: str | None = "handler", real_name: bool = T
                 "comment": "等候时间太长", "tags": ["wait", "attitude"]}
         if real_name:
             body["rater"] = {"real_name": True, "name": "陈先生", "phone": PHONE}
-        outcome = store(db.session, db.session.get(Device, device.id), [body])[0]
+        outcome = store(db.session.connection(), db.session.get(Device, device.id), [body])[0]
         case_id = route(db.session, outcome.rating["id"])
         case = db.session.get(Case, case_id)
         if assignee is not None:

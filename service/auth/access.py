@@ -12,16 +12,18 @@ import secrets
 import time
 from copy import deepcopy
 from datetime import timedelta
+from typing import NamedTuple
 
 from flask import current_app, g, request
 from flask_login import current_user
 from flask_smorest import abort
-from limits import parse
 from sqlalchemy import bindparam, select
 
 from models import ApiToken, Department, Device, User
 from models.types import utcnow
-from service.extensions import db, limiter
+from service.auth import ratelimit
+from service.extensions import db
+from service.pooling import intake_engine
 from service.privacy import key_digest
 
 log = logging.getLogger(__name__)
@@ -55,51 +57,73 @@ def _unauthorized(message: str):
     abort(401, message=message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _rate_limit(device: Device) -> None:
-    """Per-device limit in Flask-Limiter's storage (Redis when HCP_REDIS_URL is set).
+def _rate_limit(device) -> None:
+    """Count the request against the device's limit; 429 with Retry-After over it.
 
     If the limit store is unreachable the rating is still taken: losing a rating costs
     more than briefly not limiting a device.
     """
     settings = current_app.config["HCP_SETTINGS"]
-    item = parse(device.rate_limit or settings.device_rate_limit)
-    key = (settings.instance, "device", str(device.id))
+    item = ratelimit.limit(device.rate_limit or settings.device_rate_limit)
     try:
-        if limiter.limiter.hit(item, *key):
-            return
-        reset_at, _ = limiter.limiter.get_window_stats(item, *key)
+        reset_at = ratelimit.hit(item, settings.instance, "device", str(device.id))
     except Exception:  # noqa: BLE001 — any storage failure fails open, logged
         log.warning("rate-limit storage unavailable; device %s not limited", device.id, exc_info=True)
+        return
+    if reset_at is None:
         return
     retry = max(1, math.ceil(reset_at - time.time()))
     abort(429, message=f"rate limit {item} exceeded for this device",
           headers={"Retry-After": str(retry)})
 
 
+class DeviceRef(NamedTuple):
+    """What the intake needs of a device, read without the ORM and kept a few seconds."""
+
+    id: int
+    department_id: int
+    channel: str
+    window: str | None
+    rate_limit: str | None
+    active: bool
+
+
+_D = Device.__table__.c
 # Built once: SQLAlchemy finds a reused statement in its compiled cache without rebuilding it.
-_DEVICE_BY_KEY = select(Device).where(Device.key_hash == bindparam("key_hash"))
+_DEVICE_BY_KEY = select(_D.id, _D.department_id, _D.channel, _D.window, _D.rate_limit, _D.active).where(
+    _D.key_hash == bindparam("key_hash"))
 
 
-def _autocommit_intake() -> None:
-    """Run a device's request on PostgreSQL without BEGIN/COMMIT round trips.
+def _lookup_device(key_hash: str) -> DeviceRef | None:
+    """The device of a key hash, from this process's cache or the database.
 
-    The intake writes with exactly one statement (one multi-row ``INSERT … ON CONFLICT``
-    for a whole batch), which is atomic on its own, and its reads see the latest
-    committed rows just as they would inside a READ COMMITTED transaction. A
-    transaction would add two round trips to every rating and change nothing else.
+    A kiosk posts many ratings with one key, so its device row is kept for
+    ``HCP_DEVICE_CACHE_SECONDS`` (default 10): a device disabled in the database is
+    refused by every web process within that time. Unknown keys are never cached.
     """
-    session = db.session()
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    cache = current_app.extensions.setdefault("hcp_device_cache", {})
+    now = time.monotonic()
+    hit = cache.get(key_hash)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    with intake_engine().connect() as conn:
+        row = conn.execute(_DEVICE_BY_KEY, {"key_hash": key_hash}).first()
+    if row is None:
+        cache.pop(key_hash, None)
+        return None
+    device = DeviceRef(*row)
+    ttl = current_app.config["HCP_SETTINGS"].device_cache_seconds
+    if ttl > 0:
+        cache[key_hash] = (now + ttl, device)
+    return device
 
 
-def current_device() -> Device:
+def current_device() -> DeviceRef:
     """The active device whose key is the bearer token; 401 otherwise, 429 over its limit."""
     raw = _bearer()
     if not raw or not raw.startswith(DEVICE_PREFIX):
         _unauthorized("a device key is required")
-    _autocommit_intake()
-    device = db.session.scalar(_DEVICE_BY_KEY, {"key_hash": key_digest(raw)})
+    device = _lookup_device(key_digest(raw))
     if device is None or not device.active:
         _unauthorized("unknown or disabled device key")
     _rate_limit(device)

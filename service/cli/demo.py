@@ -70,7 +70,7 @@ def demo(ratings, seed):
                 body["rater"] = {"real_name": True, "name": "陈先生",
                                  "phone": f"138{rng.randint(0, 99999999):08d}"}
             bodies.append(body)
-        outcomes += store(db.session, device, bodies)
+        outcomes += store(db.session.connection(), device, bodies)
     db.session.commit()
     route_created(outcomes)
     bad = sum(1 for o in outcomes if o.rating["negative"])

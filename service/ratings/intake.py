@@ -14,9 +14,9 @@ from datetime import timezone
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
-from models import Device, Rating, ServiceItem, is_bad
+from models import Rating, ServiceItem, is_bad
 from models.types import utcnow
 from service.cases.deadlines import local_date
 from service.privacy import body_digest, encrypt, mask_name, mask_phone
@@ -47,7 +47,7 @@ def _canonical(body: dict) -> dict:
     return out
 
 
-def _row(device: Device, body: dict, item: ServiceItem | None, digest: str, now, request_id) -> dict:
+def _row(device, body: dict, item, digest: str, now, request_id) -> dict:
     rater = body.get("rater") or {}
     real = bool(rater.get("real_name"))
     return {
@@ -85,63 +85,78 @@ _ANSWER = (RATINGS.c.id, RATINGS.c.client_id, RATINGS.c.level, RATINGS.c.negativ
 _SQLITE_INSERT = sqlite.insert(RATINGS).on_conflict_do_nothing(index_elements=["client_id"]).returning(*_ANSWER)
 
 
-def _unnest_insert() -> str:
-    """PostgreSQL: every row of a batch in one statement of one array per column.
+def _pg_inserts() -> tuple[str, str]:
+    """PostgreSQL's two INSERTs: one row as scalars, many rows as one array per column.
 
-    ``INSERT … SELECT FROM unnest(%(client_id)s::varchar[], …) ON CONFLICT (client_id)
-    DO NOTHING RETURNING …``: the statement text never changes with the number of rows
+    Many: ``INSERT … SELECT FROM unnest(%(client_id)s::varchar[], …) ON CONFLICT
+    (client_id) DO NOTHING RETURNING …``. Its text never changes with the number of rows
     (so the driver parses and prepares it once), and 500 ratings travel as 22 array
     parameters instead of 11,000 scalar ones — the driver's placeholder parsing of the
-    multi-row VALUES form was most of a batch's time in the profile.
+    multi-row VALUES form was most of a batch's time in the profile. One row goes as
+    plain scalars: dumping 22 one-element arrays cost more than the row itself.
     """
     dialect = postgresql.dialect()
     columns = [c for c in RATINGS.columns if c.name != "id"]
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
-    arrays, selected = [], []
+    scalars, arrays, selected = [], [], []
     for c in columns:
         kind = c.type.compile(dialect=dialect)
         quoted = dialect.identifier_preparer.quote(c.name)
         if kind == "JSON":  # no array-of-json parameter type: text in, json out
+            scalars.append(f"%({c.name})s::text::json")
             arrays.append(f"%({c.name})s::text[]")
             selected.append(f"{quoted}::json")
         else:
+            scalars.append(f"%({c.name})s::{kind}")
             arrays.append(f"%({c.name})s::{kind}[]")
             selected.append(quoted)
-    answer = ", ".join(c.name for c in _ANSWER)
-    return (f"INSERT INTO ratings ({names}) SELECT {', '.join(selected)} "
-            f"FROM unnest({', '.join(arrays)}) AS t({names}) "
-            f"ON CONFLICT (client_id) DO NOTHING RETURNING {answer}")
+    tail = f"ON CONFLICT (client_id) DO NOTHING RETURNING {', '.join(c.name for c in _ANSWER)}"
+    one = f"INSERT INTO ratings ({names}) VALUES ({', '.join(scalars)}) {tail}"
+    many = (f"INSERT INTO ratings ({names}) SELECT {', '.join(selected)} "
+            f"FROM unnest({', '.join(arrays)}) AS t({names}) {tail}")
+    return one, many
 
 
-_PG_INSERT = _unnest_insert()
+_PG_INSERT_ONE, _PG_INSERT_MANY = _pg_inserts()
 _Created = namedtuple("_Created", [c.name for c in _ANSWER])
 _JSON_COLUMNS = {c.name for c in RATINGS.columns if c.type.compile(dialect=postgresql.dialect()) == "JSON"}
 
 
-def _insert_rows(session: Session, rows: list[dict]) -> dict:
+def _insert_rows(conn: Connection, rows: list[dict]) -> dict:
     """Insert ``rows`` (ON CONFLICT DO NOTHING) in one round trip; the created ones by client_id."""
-    if session.get_bind().dialect.name != "postgresql":
-        return {r.client_id: r for r in session.execute(_SQLITE_INSERT, rows)}
-    arrays = {name: [row[name] for row in rows] for name in rows[0]}
-    for name in _JSON_COLUMNS:
-        arrays[name] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in arrays[name]]
-    result = session.connection().exec_driver_sql(_PG_INSERT, arrays)
+    if conn.dialect.name != "postgresql":
+        return {r.client_id: r for r in conn.execute(_SQLITE_INSERT, rows)}
+    if len(rows) == 1:
+        params = dict(rows[0])
+        for name in _JSON_COLUMNS:
+            params[name] = None if params[name] is None else json.dumps(params[name], ensure_ascii=False)
+        result = conn.exec_driver_sql(_PG_INSERT_ONE, params)
+    else:
+        params = {name: [row[name] for row in rows] for name in rows[0]}
+        for name in _JSON_COLUMNS:
+            params[name] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in params[name]]
+        result = conn.exec_driver_sql(_PG_INSERT_MANY, params)
     # As UTCDateTime would give it back: an aware datetime in UTC.
     return {r.client_id: _Created(r.id, r.client_id, r.level, r.negative, r.received_at.astimezone(timezone.utc))
             for r in result}
 
 
-def store(session: Session, device: Device, bodies: list[dict | Outcome], request_id: str | None = None) -> list[Outcome]:
+_ITEMS = ServiceItem.__table__.c
+
+
+def store(conn: Connection, device, bodies: list[dict | Outcome], request_id: str | None = None) -> list[Outcome]:
     """Store validated bodies for ``device``; return one Outcome per body, in order.
 
-    An element that is already an Outcome (a body that failed validation) is passed
-    through. The caller commits, then routes the created bad ratings.
+    ``device`` is a Device or anything with its id, department_id, channel and window.
+    An element of ``bodies`` that is already an Outcome (a body that failed validation)
+    is passed through. The caller commits, then routes the created bad ratings.
     """
     outcomes: list[Outcome | None] = [b if isinstance(b, Outcome) else None for b in bodies]
     codes = {b["item_code"] for b in bodies if isinstance(b, dict) and b.get("item_code")}
     items = {}
     if codes:
-        items = {i.code: i for i in session.scalars(select(ServiceItem).where(ServiceItem.code.in_(codes)))}
+        items = {i.code: i for i in conn.execute(
+            select(_ITEMS.id, _ITEMS.code, _ITEMS.department_id).where(_ITEMS.code.in_(codes)))}
 
     now = utcnow()
     rows, first_of, digest_at = [], {}, {}
@@ -165,13 +180,13 @@ def store(session: Session, device: Device, bodies: list[dict | Outcome], reques
         # entries in the same order, so neither waits for a row the other holds while
         # holding one it wants (PostgreSQL saw a deadlock, hence a 503, in a retry storm).
         rows.sort(key=lambda r: r["client_id"])
-        created = _insert_rows(session, rows)
+        created = _insert_rows(conn, rows)
 
     digests = {r["client_id"]: r["body_hash"] for r in rows}
     missing = [cid for cid in digests if cid not in created]
     existing = {}
     if missing:
-        existing = {r.client_id: r for r in session.execute(
+        existing = {r.client_id: r for r in conn.execute(
             select(Rating.id, Rating.client_id, Rating.level, Rating.negative, Rating.received_at,
                    Rating.body_hash).where(Rating.client_id.in_(missing)))}
 
