@@ -11,7 +11,7 @@ from models import LEVEL_LABELS, Case, Rating
 from service.auth.access import device_required, in_scope, staff_required
 from service.extensions import db
 from service.pooling import intake_engine
-from service.ratings.intake import Outcome, route_created, store
+from service.ratings.intake import Outcome, insert_group, route_created, store
 from service.ratings.schemas import BatchIn, BatchOut, RatingCreated, RatingIn, RatingOut
 
 RATING_IN = RatingIn()  # schemas are built once: building one costs more than a load
@@ -24,7 +24,7 @@ def _intake(bodies: list) -> list[Outcome]:
     # A Core connection, not the ORM session: the intake reads and writes a handful of
     # columns, and the session's bookkeeping was a third of a rating's CPU.
     with intake_engine().begin() as conn:
-        outcomes = store(conn, g.device, bodies, request_id=g.get("request_id"))
+        outcomes = store(conn, g.device, bodies, request_id=g.get("request_id"), group=insert_group())
     g.intake_outcomes = outcomes  # counted by service.observability.metrics
     route_created(outcomes, g.get("request_id"))
     return outcomes

@@ -20,6 +20,7 @@ from models import Rating, ServiceItem, is_bad
 from models.types import utcnow
 from service.cases.deadlines import local_date
 from service.privacy import body_digest, encrypt, mask_name, mask_phone
+from service.ratings.grouping import InsertGroup
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +145,32 @@ def _insert_rows(conn: Connection, rows: list[dict]) -> dict:
 _ITEMS = ServiceItem.__table__.c
 
 
-def store(conn: Connection, device, bodies: list[dict | Outcome], request_id: str | None = None) -> list[Outcome]:
+def insert_group() -> InsertGroup | None:
+    """This process's group commit for the intake engine; None where it does not apply.
+
+    Only on PostgreSQL, whose intake runs in autocommit: a row another request inserts
+    for this one is committed when that statement returns. (SQLite has one writer at a
+    time anyway.)
+    """
+    from flask import current_app
+
+    from service.pooling import intake_engine
+
+    group = current_app.extensions.get("hcp_insert_group")
+    if group is None and intake_engine().dialect.name == "postgresql":
+        group = current_app.extensions.setdefault("hcp_insert_group", InsertGroup(_insert_rows))
+    return group
+
+
+def store(conn: Connection, device, bodies: list[dict | Outcome], request_id: str | None = None,
+          group: InsertGroup | None = None) -> list[Outcome]:
     """Store validated bodies for ``device``; return one Outcome per body, in order.
 
     ``device`` is a Device or anything with its id, department_id, channel and window.
     An element of ``bodies`` that is already an Outcome (a body that failed validation)
-    is passed through. The caller commits, then routes the created bad ratings.
+    is passed through. The caller commits, then routes the created bad ratings. With
+    ``group`` (``insert_group()``, for an autocommit ``conn`` only) a single rating may
+    share its INSERT with other requests'.
     """
     outcomes: list[Outcome | None] = [b if isinstance(b, Outcome) else None for b in bodies]
     codes = {b["item_code"] for b in bodies if isinstance(b, dict) and b.get("item_code")}
@@ -180,7 +201,10 @@ def store(conn: Connection, device, bodies: list[dict | Outcome], request_id: st
         # entries in the same order, so neither waits for a row the other holds while
         # holding one it wants (PostgreSQL saw a deadlock, hence a 503, in a retry storm).
         rows.sort(key=lambda r: r["client_id"])
-        created = _insert_rows(conn, rows)
+        if group is not None and len(rows) == 1:
+            created = group.insert_one(conn, rows[0])
+        else:
+            created = _insert_rows(conn, rows)
 
     digests = {r["client_id"]: r["body_hash"] for r in rows}
     missing = [cid for cid in digests if cid not in created]
