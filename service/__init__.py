@@ -56,7 +56,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     @login.user_loader
     def load_user(user_id: str):
-        return db.session.get(User, int(user_id))
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and user.active else None  # disabled: signed out
 
     return app
 

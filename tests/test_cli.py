@@ -84,3 +84,33 @@ def test_demo_loads_and_routes(app, worker, query):
     bad = query(lambda s: s.scalars(select(Rating.id).where(Rating.negative.is_(True))).all())
     wait_for(lambda: query(lambda s: len(s.scalars(select(Case.id)).all())) == len(bad), message="demo cases")
     assert hcp("demo", check=False).returncode != 0  # only once
+
+
+def test_disabled_device_and_user_are_refused_until_enabled(app, client, query, monkeypatch):
+    from tests.web_support import login
+
+    monkeypatch.setattr(app.config["HCP_SETTINGS"], "device_cache_seconds", 1.0)
+    hcp("departments", "add", "district", "区政务服务中心")
+    key = hcp("devices", "add", "1号窗口", "--department", "district", "--channel", "hall_terminal").stdout.strip()
+    hcp("users", "add", "zhang", "--role", "handler", "--department", "district", stdin="s3cret-pass\n")
+    device_id = query(lambda s: s.scalar(select(Device.id)))
+
+    def post():
+        return client.post("/api/v1/ratings", json=rating_body(level=5), headers=bearer(key)).status_code
+
+    assert post() == 201
+    assert "refuses its key within" in hcp("devices", "disable", str(device_id)).stdout
+    wait_for(lambda: post() == 401, timeout=10, message="the disabled key to be refused")
+    hcp("devices", "enable", str(device_id))
+    wait_for(lambda: post() == 201, timeout=10, message="the enabled key to be taken again")
+
+    token = client.post("/api/v1/auth/token", json={"username": "zhang", "password": "s3cret-pass"}).get_json()["token"]
+    login(client, "zhang", "s3cret-pass")
+    assert client.get("/cases").status_code == 200
+    hcp("users", "disable", "zhang")
+    assert client.get("/api/v1/cases", headers=bearer(token)).status_code == 401
+    assert client.get("/cases").status_code == 302  # the web session ends too
+    assert client.post("/api/v1/auth/token", json={"username": "zhang", "password": "s3cret-pass"}).status_code == 401
+    hcp("users", "enable", "zhang")
+    assert client.post("/api/v1/auth/token", json={"username": "zhang", "password": "s3cret-pass"}).status_code == 201
+    assert "no device 999" in hcp("devices", "disable", "999", check=False).stderr

@@ -5,6 +5,7 @@ import re
 import sys
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from limits import parse
 from sqlalchemy import select
@@ -179,6 +180,35 @@ def devices_list():
                    f"{'active' if d.active else 'disabled'}")
 
 
+def _set_active(model, column, value, what: str, active: bool):
+    row = db.session.scalar(select(model).where(column == value))
+    if row is None:
+        raise click.ClickException(f"no {what} {value}")
+    row.active = active
+    db.session.commit()
+    return row
+
+
+@devices.command("disable")
+@click.argument("device_id", type=int)
+@with_appcontext
+def devices_disable(device_id):
+    """Refuse a device's key from now on (a lost or stolen kiosk); its ratings stay."""
+    device = _set_active(Device, Device.id, device_id, "device", False)
+    seconds = current_app.config["HCP_SETTINGS"].device_cache_seconds
+    click.echo(f"device {device.id} {device.name} disabled; every web process refuses its key "
+               f"within {seconds:g} s (HCP_DEVICE_CACHE_SECONDS)")
+
+
+@devices.command("enable")
+@click.argument("device_id", type=int)
+@with_appcontext
+def devices_enable(device_id):
+    """Accept a disabled device's key again."""
+    device = _set_active(Device, Device.id, device_id, "device", True)
+    click.echo(f"device {device.id} {device.name} enabled")
+
+
 @click.group()
 def users():
     """Staff users: handlers, supervisors, managers and admins."""
@@ -208,3 +238,21 @@ def users_add(username, role, department, display_name, email):
     add_user(username, password, role, dept, display_name, email or None)
     db.session.commit()
     click.echo(f"user {username} ({role}, {dept.code}) added")
+
+
+@users.command("disable")
+@click.argument("username")
+@with_appcontext
+def users_disable(username):
+    """Sign a user out everywhere and refuse their password, tokens and sessions; their cases stay."""
+    _set_active(User, User.username, username, "user", False)
+    click.echo(f"user {username} disabled")
+
+
+@users.command("enable")
+@click.argument("username")
+@with_appcontext
+def users_enable(username):
+    """Let a disabled user sign in again."""
+    _set_active(User, User.username, username, "user", True)
+    click.echo(f"user {username} enabled")
