@@ -12,14 +12,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import psycopg
-import requests
 
 from tests import support
 
@@ -83,69 +81,11 @@ class PostgresServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class Web:
-    """hcp's web process: gunicorn with hcp's own config (config/gunicorn.py)."""
+class Web(support.Gunicorn):
+    """hcp's web process, with its access log (the data-protection test reads every line)."""
 
     def __init__(self, env: dict, workers: int = 2, threads: int = 8):
-        self.port = support.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(env["HCP_VAR_DIR"]) / "web.log"
-        self.env = {**os.environ, **env, "HCP_BIND": f"127.0.0.1:{self.port}",
-                    "HCP_WEB_WORKERS": str(workers), "HCP_WEB_THREADS": str(threads),
-                    "HCP_ACCESS_LOG": "-"}
-        self.proc = None
-
-    def start(self) -> None:
-        self._out = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "service:create_app()"],
-            env=self.env, cwd=support.ROOT, stdout=self._out, stderr=subprocess.STDOUT)
-        support.wait_for(self._up, timeout=60, message="gunicorn to answer /healthz")
-
-    def _up(self) -> bool:
-        if self.proc.poll() is not None:
-            raise RuntimeError("gunicorn exited:\n" + self.log.read_text()[-3000:])
-        try:
-            return requests.get(self.url + "/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        self._out.close()
-
-
-class Beat:
-    """``celery -A workers beat``: sends the sweep that resends unrouted bad ratings."""
-
-    def __init__(self, env: dict):
-        self.env = {**os.environ, **env}
-        self.log = Path(env["HCP_VAR_DIR"]) / "beat.log"
-        self.proc = None
-
-    def start(self) -> None:
-        self._out = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel=INFO",
-             "-s", str(Path(self.env["HCP_VAR_DIR"]) / "beat-schedule")],
-            env=self.env, cwd=support.ROOT, stdout=self._out, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc = None
-        self._out.close()
+        super().__init__({**env, "HCP_ACCESS_LOG": "-"}, workers=workers, threads=threads)
 
 
 def side_app(env: dict):
@@ -224,7 +164,7 @@ class Stack:
         }
         self.web: Web | None = None
         self.workers: dict[str, support.CeleryWorker] = {}
-        self.beat: Beat | None = None
+        self.beat: support.Beat | None = None
         self.app = None
 
     def migrate(self):
@@ -247,8 +187,8 @@ class Stack:
         self.workers[name] = worker
         return worker
 
-    def start_beat(self) -> Beat:
-        self.beat = Beat(self.env)
+    def start_beat(self) -> support.Beat:
+        self.beat = support.Beat(self.env)
         self.beat.start()
         return self.beat
 

@@ -29,6 +29,25 @@ def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: 
         time.sleep(interval)
 
 
+def opt_in_directory(config, items, here: Path, marker: str, make_target: str) -> None:
+    """Mark the tests under ``here`` with ``marker`` (PostgreSQL only); skip them unless ``-m`` chose it.
+
+    The fault and fuzz suites take minutes each, so ``make test`` leaves them out and
+    their own make targets select them.
+    """
+    import pytest
+
+    expr = config.option.markexpr or ""
+    selected = marker in expr and f"not {marker}" not in expr
+    for item in items:
+        if Path(str(item.fspath)).resolve().parent != here:
+            continue
+        item.add_marker(getattr(pytest.mark, marker))
+        item.add_marker(pytest.mark.postgres_only)
+        if not selected:
+            item.add_marker(pytest.mark.skip(reason=f"{marker} test: run with `make {make_target}` (-m {marker})"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,16 +97,48 @@ class RedisServer:
         self.proc = None
 
 
-class CeleryWorker:
+class Service:
+    """A process a test runs (gunicorn, a Celery worker, beat) with its output in a log
+    file; ``stop()`` asks it to end and kills it if it will not."""
+
+    stop_timeout = 20.0
+
+    def __init__(self, env: dict, log: Path):
+        self.env = {**os.environ, **env}
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+        self._out = None
+
+    def spawn(self, cmd: list[str]) -> None:
+        self._out = open(self.log, "ab")
+        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT)
+
+    def check_running(self, what: str) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited:\n" + self.log.read_text()[-3000:])
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+class CeleryWorker(Service):
     """A real Celery worker process (``celery -A workers worker``), optionally with beat."""
 
     def __init__(self, env: dict, beat: bool = False, concurrency: int = 1, name: str = "w1"):
-        self.env = {**os.environ, **env}
+        super().__init__(env, Path(env["HCP_VAR_DIR"]) / f"worker-{name}.log")
         self.beat = beat
         self.concurrency = concurrency
         self.name = name
-        self.proc = None
-        self.log = Path(env["HCP_VAR_DIR"]) / f"worker-{name}.log"
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel=INFO",
@@ -95,22 +146,46 @@ class CeleryWorker:
                "-n", f"{self.name}@%h", "--without-gossip", "--without-mingle"]
         if self.beat:
             cmd += ["-B", "-s", str(Path(self.env["HCP_VAR_DIR"]) / f"beat-{self.name}")]
-        self._out = open(self.log, "ab")
-        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT)
+        self.spawn(cmd)
         wait_for(lambda: b"ready." in self.log.read_bytes() or self.proc.poll() is not None,
                  timeout=60, message="celery worker to be ready")
-        if self.proc.poll() is not None:
-            raise RuntimeError("celery worker exited:\n" + self.log.read_text()[-3000:])
+        self.check_running("celery worker")
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc = None
-        self._out.close()
+
+class Beat(Service):
+    """``celery -A workers beat``: sends the sweep that resends unrouted bad ratings."""
+
+    def __init__(self, env: dict):
+        super().__init__(env, Path(env["HCP_VAR_DIR"]) / "beat.log")
+
+    def start(self) -> None:
+        self.spawn([sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel=INFO",
+                    "-s", str(Path(self.env["HCP_VAR_DIR"]) / "beat-schedule")])
+
+
+class Gunicorn(Service):
+    """hcp's web process: gunicorn with hcp's own config (config/gunicorn.py) on a port of its own."""
+
+    stop_timeout = 30.0
+
+    def __init__(self, env: dict, port: int | None = None, workers: int = 2, threads: int = 8,
+                 log_name: str = "web.log"):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__({**env, "HCP_BIND": f"127.0.0.1:{self.port}", "HCP_WEB_WORKERS": str(workers),
+                          "HCP_WEB_THREADS": str(threads)}, Path(env["HCP_VAR_DIR"]) / log_name)
+
+    def start(self) -> None:
+        self.spawn([sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn", "service:create_app()"])
+        wait_for(lambda: self.proc.poll() is not None or self.ready(), timeout=60,
+                 message="gunicorn to answer /healthz")
+        self.check_running("gunicorn")
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
 
 
 class Org:

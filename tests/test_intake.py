@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 from sqlalchemy import func, select

@@ -6,14 +6,13 @@ request's statement stays in flight while the others queue behind it; then it le
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event, func, select, text
 
 from models import Device, Rating
-from tests.support import bearer, rating_body
+from tests.support import bearer, rating_body, wait_for
 
 pytestmark = pytest.mark.postgres_only
 
@@ -54,13 +53,6 @@ def inserts_held(app):
         conn.close()
 
 
-def wait_until(condition, what: str, timeout: float = 10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def post_in_threads(app, posts: list[tuple[str, dict]]) -> tuple[list, list[threading.Thread]]:
     """Start one thread per (key, body); answers land in the returned list, in order."""
     answers = [None] * len(posts)
@@ -96,9 +88,9 @@ def test_ratings_queued_behind_an_insert_share_the_next_one_and_each_gets_its_ow
     with inserts_counted(app) as inserts:
         with inserts_held(app):
             lead, lead_threads = post_in_threads(app, [(key, first)])
-            wait_until(lambda: len(inserts) == 1, "the first INSERT to be sent")
+            wait_for(lambda: len(inserts) == 1, timeout=10, message="the first INSERT to be sent")
             answers, threads = post_in_threads(app, queued_posts)
-            wait_until(lambda: queued(app) == len(queued_posts), "every other rating to queue")
+            wait_for(lambda: queued(app) == len(queued_posts), timeout=10, message="every other rating to queue")
         for t in lead_threads + threads:
             t.join(timeout=30)
     # One INSERT for the first rating, one for all that queued behind it.
@@ -126,9 +118,9 @@ def test_a_row_that_fails_the_shared_insert_costs_the_others_nothing(app, org, q
     with inserts_counted(app) as inserts:
         with inserts_held(app) as lock:
             lead, lead_threads = post_in_threads(app, [(key, rating_body(level=5))])
-            wait_until(lambda: len(inserts) == 1, "the first INSERT to be sent")
+            wait_for(lambda: len(inserts) == 1, timeout=10, message="the first INSERT to be sent")
             answers, threads = post_in_threads(app, [(key, b) for b in good] + [(doomed_key, rating_body())])
-            wait_until(lambda: queued(app) == 4, "the four ratings to queue")
+            wait_for(lambda: queued(app) == 4, timeout=10, message="the four ratings to queue")
             # The device goes while its rating waits: that row now breaks the foreign key.
             lock.execute(text("DELETE FROM ratings WHERE device_id = :d"), {"d": doomed.id})
             lock.execute(text("DELETE FROM devices WHERE id = :d"), {"d": doomed.id})

@@ -388,7 +388,7 @@ def test_a_delivery_whose_task_was_lost_is_found_again(app, org, query):
     dept = org.department("d1")
 
     def make(session):
-        fresh = notify.claim(session, "t:fresh:webhook", "webhook", {"department_id": dept.id, "content": "x"})
+        notify.claim(session, "t:fresh:webhook", "webhook", {"department_id": dept.id, "content": "x"})
         lost = notify.claim(session, "t:lost:webhook", "webhook", {"department_id": dept.id, "content": "x"})
         tried = notify.claim(session, "t:tried:webhook", "webhook", {"department_id": dept.id, "content": "x"})
         issued = notify.claim(session, "t:lost", "red:close", {}, sent=None)

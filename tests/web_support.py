@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tests.support import Gunicorn
+
 PASSWORD = "correct-horse-9"
 PHONE = "13812345678"
 CSRF_RE = re.compile(r'name="([\w-]*csrf_token)"[^>]*value="([^"]+)"')
@@ -113,52 +115,9 @@ def post_form(client, case_id: int, action: str, fields: dict | None = None, ver
     return client.post(f"/cases/{case_id}/actions/{action}", data=data)
 
 
-class LiveServer:
+class LiveServer(Gunicorn):
     """hcp under gunicorn in its own process, for the browser; stop() really cuts it off
     (open keep-alive connections included), start() brings it back on the same port."""
 
     def __init__(self, env: dict, port: int):
-        import os
-        from pathlib import Path
-
-        self.env = {**os.environ, **env, "HCP_WEB_WORKERS": "1", "HCP_WEB_THREADS": "4"}
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = Path(env["HCP_VAR_DIR"]) / "gunicorn.log"
-        self.proc = None
-
-    def start(self) -> None:
-        import subprocess
-        import sys
-
-        from tests.support import ROOT, wait_for
-
-        self._out = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:config.gunicorn",
-             "--bind", f"127.0.0.1:{self.port}", "service:create_app()"],
-            env=self.env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.proc.poll() is not None or self.ready(), timeout=60, message="gunicorn to answer")
-        if self.proc.poll() is not None:
-            raise RuntimeError("gunicorn exited:\n" + self.log.read_text()[-3000:])
-
-    def ready(self) -> bool:
-        import requests
-
-        try:
-            return requests.get(self.url + "/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        import subprocess
-
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        self._out.close()
+        super().__init__(env, port, workers=1, threads=4, log_name="gunicorn.log")

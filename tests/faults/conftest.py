@@ -18,15 +18,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config, items):
-    expr = config.option.markexpr or ""
-    selected = "faults" in expr and "not faults" not in expr
-    for item in items:
-        if Path(str(item.fspath)).resolve().parent != HERE:
-            continue
-        item.add_marker(pytest.mark.faults)
-        item.add_marker(pytest.mark.postgres_only)
-        if not selected:
-            item.add_marker(pytest.mark.skip(reason="fault test: run with `make faults` (-m faults)"))
+    support.opt_in_directory(config, items, HERE, "faults", "faults")
 
 
 def pytest_configure(config):

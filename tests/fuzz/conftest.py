@@ -6,21 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from tests import support
 
 HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config, items):
-    expr = config.option.markexpr or ""
-    selected = "fuzz" in expr and "not fuzz" not in expr
-    for item in items:
-        if Path(str(item.fspath)).resolve().parent != HERE:
-            continue
-        item.add_marker(pytest.mark.fuzz)
-        item.add_marker(pytest.mark.postgres_only)
-        if not selected:
-            item.add_marker(pytest.mark.skip(reason="fuzz test: run with `make fuzz` (-m fuzz)"))
+    support.opt_in_directory(config, items, HERE, "fuzz", "fuzz")
 
 
 def pytest_configure(config):
