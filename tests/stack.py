@@ -176,6 +176,20 @@ class Stack:
             upgrade()
         return self.app
 
+    def hall(self, handlers: int = 1):
+        """Migrate, then one hall (政务服务大厅) with its handlers and one kiosk.
+
+        Returns (app, the kiosk's key, the handlers); a lone handler is named ``handler``,
+        several ``handler0``, ``handler1`` …
+        """
+        app = self.migrate()
+        org = support.Org(app)
+        hall = org.department("hall", "政务服务大厅")
+        names = ["handler"] if handlers == 1 else [f"handler{n}" for n in range(handlers)]
+        users = [org.user(name, "handler", hall) for name in names]
+        _, key = org.device(hall, name="kiosk-1")
+        return app, key, users
+
     def start_web(self, **kwargs) -> Web:
         self.web = Web(self.env, **kwargs)
         self.web.start()

@@ -24,12 +24,7 @@ ROUTED_WITHIN = 120  # seconds after Redis returns
 
 def test_broker_down_for_30s_loses_nothing(redis, stack_factory):
     stack = stack_factory(redis)
-    app = stack.migrate()
-    org = support.Org(app)
-    hall = org.department("hall", "政务服务大厅")
-    for n in range(2):
-        org.user(f"handler{n}", "handler", hall)
-    _, key = org.device(hall, name="kiosk-1")
+    app, key, _ = stack.hall(handlers=2)
     stack.start_web(workers=2, threads=8)
     stack.start_worker("w1", concurrency=2)
     stack.start_beat()

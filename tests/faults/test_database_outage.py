@@ -36,11 +36,7 @@ def test_database_down_answers_503_and_recovers_without_restart(redis, stack_fac
 
 def run(pg, redis, stack_factory):
     stack = stack_factory(redis, database_url=pg.create_database("hcp"))
-    app = stack.migrate()
-    org = support.Org(app)
-    hall = org.department("hall", "政务服务大厅")
-    org.user("handler", "handler", hall)
-    _, key = org.device(hall, name="kiosk-1")
+    app, key, _ = stack.hall()
     stack.start_web(workers=2, threads=8)
     worker = stack.start_worker("w1", concurrency=2)
     stack.start_beat()

@@ -23,11 +23,7 @@ BATCH = 50
 
 def test_same_ratings_from_16_clients_are_stored_once(redis, stack_factory):
     stack = stack_factory(redis)
-    app = stack.migrate()
-    org = support.Org(app)
-    hall = org.department("hall", "政务服务大厅")
-    org.user("handler", "handler", hall)
-    _, key = org.device(hall, name="kiosk-1")
+    app, key, _ = stack.hall()
     stack.start_web(workers=2, threads=8)
     stack.start_worker("w1", concurrency=2)
     stack.start_beat()

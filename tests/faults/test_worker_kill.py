@@ -42,11 +42,7 @@ def test_workers_killed_mid_routing_lose_and_duplicate_nothing(redis, stack_fact
     # A backlog builds while the lock is held: a longer grace keeps the sweep from resending
     # ratings that are merely queued (harmless, but it adds load).
     stack = stack_factory(redis, extra_env={"HCP_SWEEP_GRACE_SECONDS": "10"})
-    app = stack.migrate()
-    org = support.Org(app)
-    hall = org.department("hall", "政务服务大厅")
-    handler = org.user("handler", "handler", hall)
-    _, key = org.device(hall, name="kiosk-1")
+    app, key, (handler,) = stack.hall()
     stack.start_web(workers=2, threads=4)
     workers = [stack.start_worker("w1"), stack.start_worker("w2")]
     stack.start_beat()
