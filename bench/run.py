@@ -346,13 +346,15 @@ class Bench:
         print(summary)
 
     def batch_intake(self) -> None:
-        """500-rating batches through hcp vs executemany of the same rows, same concurrency."""
+        """500-rating batches through hcp vs executemany of the same rows, same concurrency.
+
+        ``--rounds`` rounds of ``--batches`` batches per side, alternately, fresh rows each
+        round; each side's best round is kept, as for single ratings.
+        """
         n_batches, conc = self.args.batches, self.args.batch_concurrency
-        hcp_bodies = [json.dumps({"ratings": [self._rating() for _ in range(500)]}).encode()
-                      for _ in range(n_batches)]
-        raw_batches = [[self._raw_row(self._rating()) for _ in range(500)] for _ in range(n_batches)]
         headers = {"Authorization": f"Bearer {self.org['key']}", "Content-Type": "application/json"}
         local = threading.local()
+        conns = []
 
         def post(body: bytes) -> int:
             if not hasattr(local, "s"):
@@ -361,44 +363,46 @@ class Bench:
             resp.raise_for_status()
             return sum(1 for r in resp.json()["results"] if r["status"] == "created")
 
-        insert = RAW_INSERT
-
-        conns = []
-
         def raw(rows: list[dict]) -> int:
             if not hasattr(local, "conn"):  # one connection per client thread, kept (as hcp's pool does)
                 local.conn = psycopg.connect(self.dsn)
                 conns.append(local.conn)
             with local.conn.transaction(), local.conn.cursor() as cur:  # one transaction per 500
-                cur.executemany(insert, rows)
+                cur.executemany(RAW_INSERT, rows)
             return len(rows)
 
+        hcp_runs, raw_runs = [], []
         with ThreadPoolExecutor(conc) as pool:
             # Warm up (connections, sessions), not counted.
             list(pool.map(post, [json.dumps({"ratings": [self._rating() for _ in range(50)]}).encode()
                                  for _ in range(conc)]))
             list(pool.map(raw, [[self._raw_row(self._rating()) for _ in range(50)] for _ in range(conc)]))
-            started, cpu_started = time.perf_counter(), time.process_time()
-            raw_created = sum(pool.map(raw, raw_batches))
-            raw_s = time.perf_counter() - started
-            # The raw client's CPU (this process, all threads): psycopg's side of executemany.
-            raw_cpu_ms = 1000 * (time.process_time() - cpu_started) / max(1, raw_created)
             pids = children(self.hcp.pid)
-            cpu_before = cpu_seconds(pids)
-            started = time.perf_counter()
-            hcp_created = sum(pool.map(post, hcp_bodies))
-            hcp_s = time.perf_counter() - started
-            hcp_cpu_ms = 1000 * (cpu_seconds(pids) - cpu_before) / max(1, hcp_created)
+            for _ in range(self.args.rounds):
+                raw_batches = [[self._raw_row(self._rating()) for _ in range(500)] for _ in range(n_batches)]
+                hcp_bodies = [json.dumps({"ratings": [self._rating() for _ in range(500)]}).encode()
+                              for _ in range(n_batches)]
+                started, cpu_started = time.perf_counter(), time.process_time()
+                created = sum(pool.map(raw, raw_batches))
+                # The raw client's CPU (this process, all threads): psycopg's side of executemany.
+                raw_runs.append({"rate": created / (time.perf_counter() - started),
+                                 "cpu_ms": 1000 * (time.process_time() - cpu_started) / max(1, created),
+                                 "created": created})
+                cpu_before, started = cpu_seconds(pids), time.perf_counter()
+                created = sum(pool.map(post, hcp_bodies))
+                hcp_runs.append({"rate": created / (time.perf_counter() - started),
+                                 "cpu_ms": 1000 * (cpu_seconds(pids) - cpu_before) / max(1, created),
+                                 "created": created})
         for conn in conns:
             conn.close()
-        hcp_rate, raw_rate = hcp_created / hcp_s, raw_created / raw_s
-        ratio = hcp_rate / raw_rate
-        self.rows.append(Row("batch ratings/s (500/request)", f"{hcp_rate:.0f}", f"{raw_rate:.0f}", ratio,
+        hcp, base = max(hcp_runs, key=lambda r: r["rate"]), max(raw_runs, key=lambda r: r["rate"])
+        ratio = hcp["rate"] / base["rate"]
+        self.rows.append(Row("batch ratings/s (500/request)", f"{hcp['rate']:.0f}", f"{base['rate']:.0f}", ratio,
                              "≥ 0.5×", ratio >= 0.5,
-                             {"batches": n_batches, "concurrency": conc, "hcp_created": hcp_created,
-                              "raw_created": raw_created}))
-        self.rows.append(Row("batch CPU ms / rating (web vs raw client)", f"{hcp_cpu_ms:.2f}", f"{raw_cpu_ms:.2f}",
-                             raw_cpu_ms / hcp_cpu_ms if hcp_cpu_ms else None, "(CPU ratio)", None))
+                             {"batches": n_batches, "concurrency": conc, "hcp": hcp_runs, "raw": raw_runs}))
+        self.rows.append(Row("batch CPU ms / rating (web vs raw client)", f"{hcp['cpu_ms']:.2f}",
+                             f"{base['cpu_ms']:.2f}", base["cpu_ms"] / hcp["cpu_ms"] if hcp["cpu_ms"] else None,
+                             "(CPU ratio)", None))
 
     def _rating(self) -> dict:
         import random
@@ -543,10 +547,10 @@ def summarise_profile(path: Path, top: int = 25) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=8, help="length of one intake round")
-    parser.add_argument("--rounds", type=int, default=2, help="intake rounds per side (best kept)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per side, single and batch (best kept)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=1)
-    parser.add_argument("--batches", type=int, default=24, help="500-rating batches per side")
+    parser.add_argument("--batches", type=int, default=40, help="500-rating batches per side and round")
     parser.add_argument("--batch-concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: config/gunicorn.py)")
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker")
