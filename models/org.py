@@ -27,6 +27,9 @@ class Department(db.Model):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
     path: Mapped[str] = mapped_column(String(512), index=True, default="")
     notify_webhook: Mapped[str | None] = mapped_column(String(500))
+    # A DingTalk robot's 加签 secret, Fernet-encrypted under HCP_DATA_KEY (it must be
+    # usable to sign, so it cannot be hashed); posts to the webhook are then signed.
+    notify_webhook_secret_enc: Mapped[str | None] = mapped_column(String(500))
     notify_email: Mapped[str | None] = mapped_column(String(500))
 
     parent: Mapped[Department | None] = relationship(remote_side=[id])

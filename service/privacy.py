@@ -59,7 +59,8 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-# Every column holding a Fernet token under HCP_DATA_KEY; ``hcp keys rotate-data`` walks them.
+# Every column of ratings holding a Fernet token under HCP_DATA_KEY; ``hcp keys
+# rotate-data`` walks them (and the departments' webhook secrets, rotate_department_secrets).
 ENCRYPTED_COLUMNS = ("rater_name_enc", "rater_phone_enc")
 
 
@@ -101,3 +102,25 @@ def rotate_batch(session, after_id: int, size: int) -> tuple[int | None, int]:
         session.execute(update(Rating).where(Rating.id == row.id).values(**values))
         rewritten += len(values)
     return rows[-1].id, rewritten
+
+
+def rotate_department_secrets(session) -> int:
+    """Re-encrypt every department's webhook signing secret under the first data key.
+
+    A few rows at most, so one pass; the caller commits. Returns how many were rewritten.
+    """
+    from cryptography.fernet import InvalidToken
+    from sqlalchemy import select
+
+    from models import Department
+
+    keys = fernet()
+    rewritten = 0
+    for dept in session.scalars(select(Department).where(Department.notify_webhook_secret_enc.is_not(None))):
+        try:
+            dept.notify_webhook_secret_enc = keys.rotate(dept.notify_webhook_secret_enc.encode()).decode()
+        except InvalidToken as err:
+            raise RotationError(f"department {dept.code}: its webhook secret opens with none of the "
+                                "HCP_DATA_KEY keys") from err
+        rewritten += 1
+    return rewritten

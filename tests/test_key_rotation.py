@@ -16,16 +16,16 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
-from models import Rating
+from models import Department, Rating
 from tests.support import TEST_DATA_KEY, bearer, rating_body
 
 HCP = shutil.which("hcp", path=str(Path(sys.executable).parent)) or "hcp"
 RATERS = [("欧阳明", "13987654321"), ("陈大文", "13812345678"), ("李四", "15900001111")]
 
 
-def hcp(*args, data_key: str, check: bool = True) -> subprocess.CompletedProcess:
+def hcp(*args, data_key: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HCP_DATA_KEY": data_key}
-    proc = subprocess.run([HCP, *args], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run([HCP, *args], capture_output=True, text=True, env=env, timeout=120, input=stdin)
     if check and proc.returncode != 0:
         raise AssertionError(f"hcp {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -50,12 +50,16 @@ def test_rotate_then_drop_the_old_key(app, client, org, query):
         body = rating_body(level=1, rater={"real_name": True, "name": name, "phone": phone})
         assert client.post("/api/v1/ratings", json=body, headers=bearer(key)).status_code == 201
     client.post("/api/v1/ratings", json=rating_body(level=5), headers=bearer(key))  # anonymous: nothing to rotate
+    hcp("departments", "notify", "d1", "--webhook", "https://oapi.dingtalk.com/robot/send?access_token=t",
+        "--secret", "-", data_key=old, stdin="SECrobot\n")
     before = stored_tokens(query)
     assert opened(before, old) == RATERS
 
     new = Fernet.generate_key().decode()
     out = hcp("keys", "rotate-data", "--batch-size", "2", data_key=f"{new},{old}").stdout
-    assert "6 rater fields" in out
+    assert "6 rater fields and 1 webhook secret(s)" in out
+    secret = query(lambda s: s.scalar(select(Department.notify_webhook_secret_enc)))
+    assert Fernet(new).decrypt(secret.encode()) == b"SECrobot"
 
     after = stored_tokens(query)
     assert all(a != b for pair_a, pair_b in zip(after, before) for a, b in zip(pair_a, pair_b))

@@ -15,7 +15,7 @@ from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
 from service.auth.access import new_device_key
 from service.extensions import db
 from service.notify import addresses, redact_url
-from service.privacy import key_digest
+from service.privacy import encrypt, key_digest
 
 
 def department_by_code(code: str) -> Department:
@@ -106,9 +106,10 @@ def _webhook(ctx, param, value):
 @click.argument("code")
 @click.option("--webhook", callback=_webhook,
               help="group-robot webhook URL (WeCom/DingTalk); '' removes it")
+@click.option("--secret", help="a DingTalk robot's 加签 secret (SEC…), '-' to read it from stdin; '' removes it")
 @click.option("--email", callback=_email, help="department mailbox(es), comma separated; '' removes it")
 @with_appcontext
-def departments_notify(code, webhook, email):
+def departments_notify(code, webhook, secret, email):
     """Set where a department's red/yellow cards and digests go (docs/notifications.md).
 
     Without options, prints the current settings.
@@ -116,11 +117,18 @@ def departments_notify(code, webhook, email):
     dept = department_by_code(code)
     if webhook is not None:
         dept.notify_webhook = webhook or None
+    if secret == "-":
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            raise click.BadParameter("no secret on stdin", param_hint="--secret")
+    if secret is not None:
+        dept.notify_webhook_secret_enc = encrypt(secret) if secret else None
     if email is not None:
         dept.notify_email = email or None
     db.session.commit()
     hook = redact_url(dept.notify_webhook) if dept.notify_webhook else "-"
-    click.echo(f"department {dept.code}: webhook {hook}; email {dept.notify_email or '-'}")
+    signed = " (signed, 加签)" if dept.notify_webhook_secret_enc else ""
+    click.echo(f"department {dept.code}: webhook {hook}{signed}; email {dept.notify_email or '-'}")
 
 
 @click.group()

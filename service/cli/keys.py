@@ -12,12 +12,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from service.extensions import db
-from service.privacy import RotationError, rotate_batch
+from service.privacy import RotationError, rotate_batch, rotate_department_secrets
 
 
 @click.group()
 def keys():
-    """Data keys: HCP_DATA_KEY (rater name and phone encryption)."""
+    """Data keys: HCP_DATA_KEY (rater name and phone, webhook signing secrets)."""
 
 
 @keys.command("generate")
@@ -31,12 +31,18 @@ def generate():
               help="ratings re-encrypted per transaction")
 @with_appcontext
 def rotate_data(batch_size):
-    """Re-encrypt every rater field with the first key of HCP_DATA_KEY.
+    """Re-encrypt every rater field (and webhook secret) with the first key of HCP_DATA_KEY.
 
     Each batch is its own transaction, so the command may be stopped and run again; every
     key listed in HCP_DATA_KEY still decrypts, so hcp keeps serving while it runs.
     """
     n_keys = len(current_app.config["HCP_SETTINGS"].data_keys)
+    try:
+        secrets = rotate_department_secrets(db.session)
+    except RotationError as err:
+        db.session.rollback()
+        raise click.ClickException(str(err)) from err
+    db.session.commit()
     after, fields = 0, 0
     while True:
         try:
@@ -51,4 +57,5 @@ def rotate_data(batch_size):
         after = last
         click.echo(f"re-encrypted {fields} fields (up to rating {last})", err=True)
     db.session.commit()
-    click.echo(f"done: {fields} rater fields now encrypted with the first of {n_keys} HCP_DATA_KEY key(s)")
+    click.echo(f"done: {fields} rater fields and {secrets} webhook secret(s) now encrypted with the first "
+               f"of {n_keys} HCP_DATA_KEY key(s)")
