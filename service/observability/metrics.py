@@ -58,10 +58,8 @@ def _observe(response):
 
 
 def _count_intake(status: int) -> None:
-    channel = g.get("intake_channel")
-    if channel is None:  # refused before the view: the device (if any) is not expired yet
-        device = g.get("device")
-        channel = device.channel if device is not None else "unknown"
+    device = g.get("device")  # set once the key was accepted (a plain row, never expired)
+    channel = device.channel if device is not None else "unknown"
     outcomes = g.get("intake_outcomes")
     if outcomes is None:  # refused before storing: count the answer
         INTAKE.labels(channel, STATUS_OUTCOME.get(status, str(status))).inc()

@@ -20,7 +20,6 @@ blp = Blueprint("ratings", __name__, url_prefix="/api/v1/ratings", description="
 
 def _intake(bodies: list) -> list[Outcome]:
     """Store, commit, then route: the rating is safe before any task is sent."""
-    g.intake_channel = g.device.channel
     # A Core connection, not the ORM session: the intake reads and writes a handful of
     # columns, and the session's bookkeeping was a third of a rating's CPU.
     with intake_engine().begin() as conn:

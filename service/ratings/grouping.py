@@ -29,7 +29,7 @@ Insert = Callable[[Connection, list[dict]], dict]
 
 
 class _Request:
-    __slots__ = ("row", "ready", "lead", "created", "failed", "error")
+    __slots__ = ("row", "ready", "lead", "created", "failed")
 
     def __init__(self, row: dict):
         self.row = row
@@ -37,7 +37,6 @@ class _Request:
         self.lead = False  # woken to take the queue to the database
         self.created: dict = {}
         self.failed = False  # the group's statement failed: insert alone
-        self.error: BaseException | None = None  # how it failed, for the request that sent it
 
 
 class InsertGroup:
@@ -59,11 +58,10 @@ class InsertGroup:
                 self._busy = me.lead = True
         if not me.lead:
             me.ready.wait()
-        if me.lead:
-            self._lead(conn, me)
+        error = self._lead(conn, me) if me.lead else None
         if me.failed:
-            if getattr(me.error, "connection_invalidated", False):
-                raise me.error  # this connection is gone: the request fails as it would alone
+            if getattr(error, "connection_invalidated", False):
+                raise error  # this connection is gone: the request fails as it would alone
             return self._insert(conn, [row])
         return me.created
 
@@ -72,7 +70,8 @@ class InsertGroup:
         with self._lock:
             return len(self._queue)
 
-    def _lead(self, conn: Connection, me: _Request) -> None:
+    def _lead(self, conn: Connection, me: _Request) -> Exception | None:
+        """Send the queue (``me`` first) as one INSERT; the error if it failed for a group."""
         with self._lock:
             group, self._queue = [me, *self._queue], []
         owner: dict[str, _Request] = {}
@@ -84,12 +83,13 @@ class InsertGroup:
             for cid, request in owner.items():
                 if cid in created:
                     request.created = {cid: created[cid]}
+            return None
         except BaseException as err:
             for request in group:
                 request.failed = True
-            me.error = err
             if len(group) == 1 or not isinstance(err, Exception):
                 raise  # alone, the error is this request's own; an exit is nobody's to swallow
+            return err
         finally:
             # Whatever happened, nobody of this group or queued behind it waits forever.
             self._pass_on()

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from models import Rating, ServiceItem, is_bad
 from models.types import utcnow
 from service.cases.deadlines import local_date
+from service.pooling import intake_engine
 from service.privacy import body_digest, encrypt, mask_name, mask_phone
 from service.ratings.grouping import InsertGroup
 
@@ -123,19 +124,22 @@ _Created = namedtuple("_Created", [c.name for c in _ANSWER])
 _JSON_COLUMNS = {c.name for c in RATINGS.columns if c.type.compile(dialect=postgresql.dialect()) == "JSON"}
 
 
+def _json_text(value) -> str | None:
+    """A JSON column's value as the text the statements cast to json."""
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
 def _insert_rows(conn: Connection, rows: list[dict]) -> dict:
     """Insert ``rows`` (ON CONFLICT DO NOTHING) in one round trip; the created ones by client_id."""
     if conn.dialect.name != "postgresql":
         return {r.client_id: r for r in conn.execute(_SQLITE_INSERT, rows)}
     if len(rows) == 1:
-        params = dict(rows[0])
-        for name in _JSON_COLUMNS:
-            params[name] = None if params[name] is None else json.dumps(params[name], ensure_ascii=False)
+        params = {**rows[0], **{name: _json_text(rows[0][name]) for name in _JSON_COLUMNS}}
         result = conn.exec_driver_sql(_PG_INSERT_ONE, params)
     else:
         params = {name: [row[name] for row in rows] for name in rows[0]}
         for name in _JSON_COLUMNS:
-            params[name] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in params[name]]
+            params[name] = [_json_text(v) for v in params[name]]
         result = conn.exec_driver_sql(_PG_INSERT_MANY, params)
     # As UTCDateTime would give it back: an aware datetime in UTC.
     return {r.client_id: _Created(r.id, r.client_id, r.level, r.negative, r.received_at.astimezone(timezone.utc))
@@ -153,8 +157,6 @@ def insert_group() -> InsertGroup | None:
     time anyway.)
     """
     from flask import current_app
-
-    from service.pooling import intake_engine
 
     group = current_app.extensions.get("hcp_insert_group")
     if group is None and intake_engine().dialect.name == "postgresql":
