@@ -68,6 +68,16 @@ class RotationError(Exception):
     """A stored token that none of the configured data keys can decrypt."""
 
 
+def _rotated(keys: MultiFernet, token: str, what: str) -> str:
+    """``token`` re-encrypted under the first data key; RotationError naming ``what`` if no key opens it."""
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return keys.rotate(token.encode()).decode()
+    except InvalidToken as err:
+        raise RotationError(f"{what} opens with none of the HCP_DATA_KEY keys") from err
+
+
 def rotate_batch(session, after_id: int, size: int) -> tuple[int | None, int]:
     """Re-encrypt the rater fields of up to ``size`` ratings with id > ``after_id`` under
     the first data key (MultiFernet.rotate: decrypt with any key, encrypt with the first).
@@ -76,7 +86,6 @@ def rotate_batch(session, after_id: int, size: int) -> tuple[int | None, int]:
     The caller commits — one transaction per batch. Raises RotationError naming the rating
     whose token no configured key opens (add the missing key back, then run again).
     """
-    from cryptography.fernet import InvalidToken
     from sqlalchemy import or_, select, update
 
     from models import Rating
@@ -95,10 +104,7 @@ def rotate_batch(session, after_id: int, size: int) -> tuple[int | None, int]:
         for name in ENCRYPTED_COLUMNS:
             token = getattr(row, name)
             if token:
-                try:
-                    values[name] = keys.rotate(token.encode()).decode()
-                except InvalidToken as err:
-                    raise RotationError(f"rating {row.id}: {name} opens with none of the HCP_DATA_KEY keys") from err
+                values[name] = _rotated(keys, token, f"rating {row.id}: {name}")
         session.execute(update(Rating).where(Rating.id == row.id).values(**values))
         rewritten += len(values)
     return rows[-1].id, rewritten
@@ -109,18 +115,13 @@ def rotate_department_secrets(session) -> int:
 
     A few rows at most, so one pass; the caller commits. Returns how many were rewritten.
     """
-    from cryptography.fernet import InvalidToken
     from sqlalchemy import select
 
     from models import Department
 
     keys = fernet()
-    rewritten = 0
-    for dept in session.scalars(select(Department).where(Department.notify_webhook_secret_enc.is_not(None))):
-        try:
-            dept.notify_webhook_secret_enc = keys.rotate(dept.notify_webhook_secret_enc.encode()).decode()
-        except InvalidToken as err:
-            raise RotationError(f"department {dept.code}: its webhook secret opens with none of the "
-                                "HCP_DATA_KEY keys") from err
-        rewritten += 1
-    return rewritten
+    depts = session.scalars(select(Department).where(Department.notify_webhook_secret_enc.is_not(None))).all()
+    for dept in depts:
+        dept.notify_webhook_secret_enc = _rotated(keys, dept.notify_webhook_secret_enc,
+                                                  f"department {dept.code}: its webhook secret")
+    return len(depts)
