@@ -5,6 +5,10 @@ A minimal Flask view that stores the posted rating with one psycopg
 authentication, no validation, no rate limit, no routing, no metrics — served by
 gunicorn with hcp's own config/gunicorn.py. Each gunicorn thread keeps one autocommit
 connection, so a request costs exactly one round trip to PostgreSQL.
+
+``/floor`` is thinner still: it parses the same body and answers 201 without touching
+the database. No Flask intake, however written, can be faster than it on this server;
+``make bench`` reports it so that the intake's ratio can be read against that ceiling.
 """
 from __future__ import annotations
 
@@ -56,5 +60,10 @@ def create_app() -> Flask:
             return jsonify(client_id=body["client_id"]), 200
         return jsonify(id=row[0], client_id=body["client_id"], level=body["level"],
                        negative=row[1], received_at=row[2].isoformat()), 201
+
+    @app.post("/floor")
+    def floor():
+        body = request.get_json()
+        return jsonify(client_id=body["client_id"], level=body["level"]), 201
 
     return app

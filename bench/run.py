@@ -10,6 +10,8 @@ Rows of the table (each ratio from numbers measured in this run):
 
 - intake: single-rating POSTs, unique client_ids, 3 % bad, auth + validation +
   idempotency + rate limit + routing on, against bench/baseline.py. Target ≥ 1.0×.
+  Beside it, the ceiling: bench/baseline.py's ``/floor``, a Flask view that parses the
+  body and answers without the database, as a ratio to the baseline.
 - batch: 500 ratings per request against psycopg ``executemany`` of the same rows in one
   transaction per 500, at the same concurrency. Target ≥ 0.5×.
 - routing: a bad rating's receipt → its case created (assigned), p50/p95, over the bad
@@ -140,6 +142,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _comm(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the most resident memory the process ever had."""
     try:
@@ -170,7 +179,7 @@ class Bench:
         with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.dbname}"')
         self.redis_port = free_port()
-        self.procs.start("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+        self.redis = self.procs.start("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                                    "--save", "", "--appendonly", "no", "--dir", str(self.tmp)], dict(os.environ))
         wait_for(lambda: self._redis_ping(), 10, "redis-server")
         self.env = {
@@ -267,14 +276,24 @@ class Bench:
             return False
 
     # ---- measurements ----------------------------------------------------------------
+    def _server_side(self, server) -> dict[str, list[int]]:
+        """The processes that work for a request, by part: what the machine spends on one."""
+        celery = [p for w in self.workers for p in [w.pid] + children(w.pid)]
+        postgres = [int(d.name) for d in Path("/proc").iterdir()
+                    if d.name.isdigit() and _comm(d) == "postgres"]  # all of the server: nothing else uses it meanwhile
+        return {"web": children(server.pid), "postgres": postgres, "redis": [self.redis.pid], "celery": celery}
+
     def wrk(self, url: str, path: str, key: str, seconds: float, nonce: str) -> dict:
         server = self.hcp if url == self.hcp_url else self.base
-        pids = children(server.pid)
-        cpu_before = cpu_seconds(pids)
+        parts = self._server_side(server)
+        before = {name: cpu_seconds(pids) for name, pids in parts.items()}
         result = self._wrk(url, path, key, seconds, nonce)
-        # Web-worker CPU per request: what a dedicated core would make of it, whatever
-        # else the machine was doing meanwhile.
-        result["cpu_ms"] = 1000 * (cpu_seconds(pids) - cpu_before) / max(1, result["requests"])
+        # CPU per request: what a dedicated core would make of it, whatever else the
+        # machine was doing meanwhile. Web workers alone, and every server-side part.
+        per_request = {name: 1000 * (cpu_seconds(pids) - before[name]) / max(1, result["requests"])
+                       for name, pids in parts.items()}
+        result["cpu_ms"] = per_request["web"]
+        result["server_cpu_ms"] = per_request
         return result
 
     def _wrk(self, url: str, path: str, key: str, seconds: float, nonce: str) -> dict:
@@ -295,9 +314,11 @@ class Bench:
         # Warm both up (imports, pools, caches) before anything is counted.
         self.wrk(self.base_url, "/baseline", "", 2, self._nonce())
         self.wrk(self.hcp_url, "/api/v1/ratings", self.org["key"], 2, self._nonce())
-        base_runs, hcp_runs = [], []
+        self.wrk(self.base_url, "/floor", "", 2, self._nonce())
+        base_runs, hcp_runs, floor_runs = [], [], []
         self.intake_started = datetime.now(timezone.utc)
         for round_no in range(self.args.rounds):
+            floor_runs.append(self.wrk(self.base_url, "/floor", "", seconds, self._nonce()))
             base_runs.append(self.wrk(self.base_url, "/baseline", "", seconds, self._nonce()))
             nonce = self._nonce()
             self.single_nonces.append(nonce)
@@ -311,11 +332,18 @@ class Bench:
         ratio = hcp["rps"] / base["rps"]
         self.rows.append(Row("intake req/s (single)", f"{hcp['rps']:.0f}", f"{base['rps']:.0f}", ratio,
                              "≥ 1.0×", ratio >= 1.0, {"hcp": hcp_runs, "baseline": base_runs}))
+        floor = max(floor_runs, key=lambda r: r["rps"])
+        self.rows.append(Row("ceiling: Flask view, no database", "", f"{floor['rps']:.0f}",
+                             floor["rps"] / base["rps"], "(vs baseline)", None, {"floor": floor_runs}))
         self.rows.append(Row("intake p50 / p99 ms", f"{hcp['p50_us'] / 1000:.1f} / {hcp['p99_us'] / 1000:.1f}",
                              f"{base['p50_us'] / 1000:.1f} / {base['p99_us'] / 1000:.1f}",
                              base["p99_us"] / hcp["p99_us"] if hcp["p99_us"] else None, "(p99 ratio)", None))
         self.rows.append(Row("intake web CPU ms / rating", f"{hcp['cpu_ms']:.2f}", f"{base['cpu_ms']:.2f}",
                              base["cpu_ms"] / hcp["cpu_ms"] if hcp["cpu_ms"] else None, "(CPU ratio)", None))
+        self.rows.append(Row("server CPU ms / rating (web+PG+Redis+Celery)", _split(hcp), _split(base),
+                             sum(base["server_cpu_ms"].values()) / sum(hcp["server_cpu_ms"].values()),
+                             "(CPU ratio)", None))
+        self.rows.append(Row("ceiling's server CPU ms / request", "", _split(floor), None, "", None))
         errors = sum(r["non2xx"] + r["socket_errors"] for r in hcp_runs)
         if errors:
             self.rows.append(Row("intake non-2xx / socket errors", str(errors), "", None, "0", False))
@@ -429,20 +457,25 @@ class Bench:
                     "SELECT count(*), count(c.id) FROM ratings r LEFT JOIN cases c ON c.rating_id = r.id "
                     "WHERE r.negative AND r.client_id LIKE ANY(%s)", (like,)).fetchone()
 
+            last = [None]
+
             def routed():
+                # Done when every bad rating has its case and no new one came in since
+                # the last poll (one wrk left in flight may commit after wrk returned).
                 total, cases = counts()
-                return cases >= total
+                settled, last[0] = total == last[0], total
+                return settled and cases >= total
             try:
                 wait_for(routed, 60, "every bad rating to be routed", interval=0.5)
             except RuntimeError:
                 pass
-            total, _ = counts()
             p50, p95, n, assigned = conn.execute(
                 "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d), percentile_cont(0.95) WITHIN GROUP "
                 "(ORDER BY d), count(*), count(*) FILTER (WHERE assigned) FROM ("
                 " SELECT extract(epoch FROM c.created_at - r.received_at) AS d, c.status = 'assigned' AS assigned"
                 " FROM ratings r JOIN cases c ON c.rating_id = r.id"
                 " WHERE r.negative AND r.client_id LIKE ANY(%s)) t", (like,)).fetchone()
+            total, _ = counts()
         ok = n == total and p95 is not None and p95 < 1.0
         self.rows.append(Row("routing receipt→case p50 / p95 ms",
                              f"{(p50 or 0) * 1000:.0f} / {(p95 or 0) * 1000:.0f}", f"{n}/{total} routed", None,
@@ -500,6 +533,13 @@ class Bench:
             print(f"could not drop {self.dbname}: {err}", file=sys.stderr)
         if not self.args.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _split(run: dict) -> str:
+    """A run's server-side CPU per request as "total = web + PostgreSQL + Redis + Celery"."""
+    part = run["server_cpu_ms"]
+    return (f"{sum(part.values()):.2f} = {part['web']:.2f} + {part['postgres']:.2f} + "
+            f"{part['redis']:.2f} + {part['celery']:.2f}")
 
 
 RAW_INSERT = """
