@@ -46,5 +46,10 @@ faults: setup
 fuzz: setup
 	HCP_TEST_BACKEND=postgres $(BIN)/pytest -q -p no:cacheprovider -m fuzz tests/fuzz
 
+# pyflakes and pycodestyle rules (pyproject.toml [tool.ruff]); migrations excluded.
+lint: setup
+	$(BIN)/pip install --quiet -e '.[lint]'
+	$(BIN)/ruff check .
+
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache

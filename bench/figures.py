@@ -29,7 +29,8 @@ def run(ctx) -> list[dict]:
         if found:
             label, p50, p95 = found.group(1), float(found.group(2)), float(found.group(3))
             rows.append({"name": f"figures {label} ({ratings:,} ratings) p50 / p95 ms",
-                         "hcp": f"{p50:.0f} / {p95:.0f}", "baseline": "equals raw count" if proc.returncode == 0 else "",
+                         "hcp": f"{p50:.0f} / {p95:.0f}",
+                         "baseline": "equals raw count" if proc.returncode == 0 else "",
                          "target": "p95 < 300", "ok": p95 < 300 and proc.returncode == 0})
     if not rows:
         rows.append({"name": "figures summary / breakdown p95", "hcp": "failed",

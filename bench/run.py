@@ -620,10 +620,11 @@ def main(argv=None) -> int:
         print()
         print(bench.machine())
         print(bench.report())
-        print(f"(bench took {time.monotonic() - started:.0f}s; logs in {bench.tmp if args.keep else 'a removed temp dir'})")
+        logs = bench.tmp if args.keep else "a removed temp dir"
+        print(f"(bench took {time.monotonic() - started:.0f}s; logs in {logs})")
         if args.json:
-            Path(args.json).write_text(json.dumps({"machine": bench.machine(), "rows": [r.__dict__ for r in bench.rows]},
-                                                  ensure_ascii=False, indent=1, default=str))
+            out = {"machine": bench.machine(), "rows": [r.__dict__ for r in bench.rows]}
+            Path(args.json).write_text(json.dumps(out, ensure_ascii=False, indent=1, default=str))
         return 0
     finally:
         bench.cleanup()

@@ -9,5 +9,6 @@ from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 __all__ = [
     "ApiToken", "CHANNELS", "CalendarOverride", "Case", "CaseEvent", "Department", "Device",
     "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "ROLES", "Rating",
-    "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen", "User", "is_bad",
+    "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen",
+    "User", "is_bad",
 ]

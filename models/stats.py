@@ -3,10 +3,11 @@
 Three grains of the same counters: ``stats_monthly`` and ``stats_daily`` per (month or
 day, department, channel) answer summaries and department/channel/month breakdowns —
 a year is a dozen months plus the odd days at either end; ``stats_daily_detail`` adds
-item, window and staff number for the filters and breakdowns that need them. Triggers (migration 0005) add a rating's counts
-in the transaction that inserts it and a case's change in the transaction that changes
-it, so the rollups always equal a count over the raw rows. Unknown parts of the key are
-stored as ``0``/``''`` rather than NULL, so the unique key (and ``ON CONFLICT``) holds.
+item, window and staff number for the filters and breakdowns that need them. Triggers
+(migration 0005) add a rating's counts in the transaction that inserts it and a case's
+change in the transaction that changes it, so the rollups always equal a count over the
+raw rows. Unknown parts of the key are stored as ``0``/``''`` rather than NULL, so the
+unique key (and ``ON CONFLICT``) holds.
 """
 from __future__ import annotations
 

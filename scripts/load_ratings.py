@@ -197,7 +197,7 @@ def load(name: str, n: int, seed: int, days: int = 365) -> dict:
     with psycopg.connect(f"{PG_URL}/{name}") as conn:
         conn.execute("SET session_replication_role = replica")  # no triggers: rollups are rebuilt below
         with conn.cursor().copy(f"COPY ratings ({COLUMNS}) FROM STDIN") as copy:
-            buf, size = io.StringIO(), 0
+            buf = io.StringIO()
             for i, line in enumerate(rating_lines(org, n, first, days, rng), 1):
                 buf.write(line)
                 if i % 50_000 == 0:

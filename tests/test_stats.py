@@ -417,7 +417,8 @@ def test_breakdown_groups_add_up_to_the_summary(app, client, org, filled):
 def test_department_breakdown_groups_children_with_their_subtrees(app, client, org, filled, query):
     d = filled["depts"]
     mgr = org.token(filled["users"]["manager"])
-    body = _get(client, mgr, "/api/v1/stats/breakdown", by="department", **{"from": "2021-01-01", "to": "2021-12-31"}).get_json()
+    year = {"from": "2021-01-01", "to": "2021-12-31"}
+    body = _get(client, mgr, "/api/v1/stats/breakdown", by="department", **year).get_json()
     groups = {g["key"]: g for g in body["groups"]}
     assert set(groups) == {"bureau-a", "bureau-b", "district"}
     assert groups["district"]["label"].endswith("（本级）")
@@ -427,7 +428,8 @@ def test_department_breakdown_groups_children_with_their_subtrees(app, client, o
 
 def test_month_breakdown_equals_raw_counts_per_month(app, client, org, filled, query):
     mgr = org.token(filled["users"]["manager"])
-    body = _get(client, mgr, "/api/v1/stats/breakdown", by="month", **{"from": "2021-01-01", "to": "2021-12-31"}).get_json()
+    year = {"from": "2021-01-01", "to": "2021-12-31"}
+    body = _get(client, mgr, "/api/v1/stats/breakdown", by="month", **year).get_json()
     for g in body["groups"]:
         y, m = map(int, g["key"].split("-"))
         last = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1))

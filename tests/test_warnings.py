@@ -432,7 +432,8 @@ def test_each_card_goes_out_once_to_the_right_people(app, org, office, robot, in
     barrier(app, org, robot, run_task, "2021-10-26")
     assert len(robot.texts("section")) == 1
     yellow = robot.texts("section")[0]
-    assert yellow.startswith("【好差评】黄牌预警") and f"工单 {case_id}" in yellow and "办结期限（2021-10-27）" in yellow
+    assert yellow.startswith("【好差评】黄牌预警")
+    assert f"工单 {case_id}" in yellow and "办结期限（2021-10-27）" in yellow
     assert [m["Subject"] for m in inbox.to("han@example.gov.cn")] == \
         [f"【好差评】黄牌预警：工单 {case_id} 办结期限 2021-10-27"]
     assert inbox.to("sup@example.gov.cn") == [] and inbox.to("boss@example.gov.cn") == []

@@ -169,7 +169,8 @@ def test_handler_closes_a_case_through_the_forms(app, client, team, query):
     page = resp.get_data(as_text=True)
     assert resp.status_code == 422 and "请填写原因" in page and "增开两个窗口" in page
     assert case_row(query, case_id).status == "rectifying"
-    assert post_form(client, case_id, "rectify", {"cause": "高峰人手不足", "measure": "增开两个窗口"}).status_code == 302
+    rectified = post_form(client, case_id, "rectify", {"cause": "高峰人手不足", "measure": "增开两个窗口"})
+    assert rectified.status_code == 302
     resp = post_form(client, case_id, "feedback", {"contacted": "y", "satisfied": "yes"})
     assert resp.status_code == 302
     page = client.get(f"/cases/{case_id}").get_data(as_text=True)

@@ -47,7 +47,8 @@ def add_user(username: str, password: str, role: str, dept: Department, display_
     return user
 
 
-def add_device(name: str, dept: Department, channel: str, window: str | None, rate_limit: str | None) -> tuple[Device, str]:
+def add_device(name: str, dept: Department, channel: str, window: str | None,
+               rate_limit: str | None) -> tuple[Device, str]:
     key = new_device_key()
     device = Device(name=name, department=dept, channel=channel, window=window,
                     rate_limit=rate_limit, key_hash=key_digest(key))

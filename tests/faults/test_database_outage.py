@@ -71,7 +71,8 @@ def run(pg, redis, stack_factory):
 
     assert all(status == 503 and retry and int(retry) > 0 for status, retry, _ in probes), probes
     assert tally.retries[503] > 0
-    assert tally.unexpected == [] and tally.hangs == 0, tally.unexpected[:10]  # no 500, no hang, Retry-After on every 503
+    # No 500, no hang, Retry-After on every 503.
+    assert tally.unexpected == [] and tally.hangs == 0, tally.unexpected[:10]
     assert tally.answered() == RATINGS
     figures.assert_nothing_lost(figs)
     # The errors logged during the outage carry no rater data (SQL parameters are hidden).
