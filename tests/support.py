@@ -1,11 +1,15 @@
 """Helpers for tests: service processes, data builders and polling with a deadline."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -186,6 +190,69 @@ class Gunicorn(Service):
             return requests.get(self.url + "/healthz", timeout=1).status_code == 200
         except requests.RequestException:
             return False
+
+
+HCP = shutil.which("hcp", path=str(Path(sys.executable).parent)) or "hcp"
+
+
+def hcp(*args: str, stdin: str | None = None, check: bool = True,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run this venv's ``hcp`` console script as a user would (``env`` defaults to the test's)."""
+    proc = subprocess.run([HCP, *args], input=stdin, capture_output=True, text=True,
+                          env=os.environ if env is None else env, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hcp {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+class RobotServer:
+    """A group-robot webhook on 127.0.0.1, started at once: records each JSON post by its
+    full path (query included, as robot keys and signatures travel there); can fail first."""
+
+    def __init__(self):
+        self.posts: list[tuple[str, dict]] = []
+        self.refused: list[str] = []
+        self.fail: dict[str, int] = {}
+        self.lock = threading.Lock()
+        robot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                path = self.path.split("?", 1)[0]
+                with robot.lock:
+                    failing = robot.fail.get(path, 0) > 0
+                    if failing:
+                        robot.fail[path] -= 1
+                        robot.refused.append(path)
+                    else:
+                        robot.posts.append((self.path, json.loads(body.decode("utf-8"))))
+                answer = b'{"errcode": 0, "errmsg": "ok"}'
+                self.send_response(500 if failing else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self, name: str) -> str:
+        # The key in the query is how WeCom/DingTalk robot URLs look; it must not matter here.
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook/{name}?key=secret-{name}"
+
+    def texts(self, name: str) -> list[str]:
+        with self.lock:
+            return [body["text"]["content"] for path, body in self.posts
+                    if path.split("?", 1)[0] == f"/hook/{name}"]
 
 
 class Org:

@@ -1,27 +1,13 @@
 """The ``hcp`` command (SPEC §5), run as a real console script against the test database."""
 from __future__ import annotations
 
-import os
 from datetime import date
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 from sqlalchemy import select
 
 from models import Case, CalendarOverride, Department, Device, Rating, User
 from service.privacy import key_digest
-from tests.support import bearer, rating_body, wait_for
-
-HCP = shutil.which("hcp", path=str(Path(sys.executable).parent)) or "hcp"
-
-
-def hcp(*args, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([HCP, *args], input=stdin, capture_output=True, text=True, env=os.environ, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"hcp {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+from tests.support import bearer, hcp, rating_body, wait_for
 
 
 def test_help_lists_the_commands():

@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import requests
 
+from tests import support
 from tests.support import free_port, rating_body, wait_for
-
-BIN = Path(sys.executable).parent
 
 
 def test_hcp_run_embedded(tmp_path):
@@ -21,10 +18,9 @@ def test_hcp_run_embedded(tmp_path):
     port = free_port()
 
     def hcp(*args, stdin=None):
-        return subprocess.run([str(BIN / "hcp"), *args], env=env, input=stdin, capture_output=True,
-                              text=True, check=True, timeout=120).stdout.strip()
+        return support.hcp(*args, stdin=stdin, env=env).stdout.strip()
 
-    server = subprocess.Popen([str(BIN / "hcp"), "run", "--bind", f"127.0.0.1:{port}"], env=env,
+    server = subprocess.Popen([support.HCP, "run", "--bind", f"127.0.0.1:{port}"], env=env,
                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "run.log", "w"),
                               start_new_session=True)
     base = f"http://127.0.0.1:{port}"

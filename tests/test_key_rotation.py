@@ -7,28 +7,21 @@ and nothing must still need the old key.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
 from models import Department, Rating
+from tests import support
 from tests.support import TEST_DATA_KEY, bearer, rating_body
 
-HCP = shutil.which("hcp", path=str(Path(sys.executable).parent)) or "hcp"
 RATERS = [("欧阳明", "13987654321"), ("陈大文", "13812345678"), ("李四", "15900001111")]
 
 
-def hcp(*args, data_key: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HCP_DATA_KEY": data_key}
-    proc = subprocess.run([HCP, *args], capture_output=True, text=True, env=env, timeout=120, input=stdin)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"hcp {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
+def hcp(*args, data_key: str, **kwargs) -> subprocess.CompletedProcess:
+    return support.hcp(*args, env={**os.environ, "HCP_DATA_KEY": data_key}, **kwargs)
 
 
 def stored_tokens(query) -> list[tuple[str, str]]:

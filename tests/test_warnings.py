@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
-import json
 import re
 import threading
 import uuid
@@ -31,49 +30,6 @@ RECEIVED = "2021-09-30T10:00:00+08:00"  # callback due 2021-10-08, closure due 2
 
 # -- the robot webhook and the mail server --------------------------------------------
 
-class RobotServer:
-    """A group-robot webhook on 127.0.0.1: records each JSON post by path; can fail first."""
-
-    def __init__(self):
-        self.posts: list[tuple[str, dict]] = []
-        self.refused: list[str] = []
-        self.fail: dict[str, int] = {}
-        self.lock = threading.Lock()
-        robot = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                path = self.path.split("?", 1)[0]
-                with robot.lock:
-                    failing = robot.fail.get(path, 0) > 0
-                    if failing:
-                        robot.fail[path] -= 1
-                        robot.refused.append(path)
-                    else:
-                        robot.posts.append((path, json.loads(body.decode("utf-8"))))
-                answer = b'{"errcode": 0, "errmsg": "ok"}'
-                self.send_response(500 if failing else 200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, name: str) -> str:
-        # The key in the query is how WeCom/DingTalk robot URLs look; it must not matter here.
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook/{name}?key=secret-{name}"
-
-    def texts(self, name: str) -> list[str]:
-        with self.lock:
-            return [body["text"]["content"] for path, body in self.posts if path == f"/hook/{name}"]
-
-
 class Inbox:
     """aiosmtpd handler keeping every message with its envelope recipients."""
 
@@ -91,11 +47,9 @@ class Inbox:
 
 @pytest.fixture(scope="module")
 def robot_server():
-    server = RobotServer()
-    server.thread.start()
+    server = support.RobotServer()
     yield server
-    server.server.shutdown()
-    server.server.server_close()
+    server.stop()
 
 
 @pytest.fixture
