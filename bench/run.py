@@ -180,7 +180,8 @@ class Bench:
             conn.execute(f'CREATE DATABASE "{self.dbname}"')
         self.redis_port = free_port()
         self.redis = self.procs.start("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no", "--dir", str(self.tmp)], dict(os.environ))
+                                                "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
+                                      dict(os.environ))
         wait_for(lambda: self._redis_ping(), 10, "redis-server")
         self.env = {
             **os.environ,
@@ -450,8 +451,6 @@ class Bench:
         """Receipt → case, for every bad rating of the single-intake hcp rounds."""
         like = [n + "%" for n in self.single_nonces]
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            # Counted anew on each poll: requests wrk gave up on at the end of a round may
-            # still be committing after it returned.
             def counts():
                 return conn.execute(
                     "SELECT count(*), count(c.id) FROM ratings r LEFT JOIN cases c ON c.rating_id = r.id "
@@ -460,8 +459,8 @@ class Bench:
             last = [None]
 
             def routed():
-                # Done when every bad rating has its case and no new one came in since
-                # the last poll (one wrk left in flight may commit after wrk returned).
+                # Done when every bad rating has its case and none came in since the last
+                # poll: a request wrk left in flight may commit after wrk returned.
                 total, cases = counts()
                 settled, last[0] = total == last[0], total
                 return settled and cases >= total
