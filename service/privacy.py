@@ -54,6 +54,29 @@ def body_digest(body: dict) -> str:
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
+def normalise_phone(phone: str | None) -> str | None:
+    """A phone number as its ASCII digits only (``138-1234 5678`` → ``13812345678``); None if none."""
+    if not phone:
+        return None
+    digits = "".join(ch for ch in phone if "0" <= ch <= "9")
+    return digits or None
+
+
+def blind_index(phone: str | None) -> str | None:
+    """A keyed hash of a phone number, stored beside its ciphertext for exact lookup.
+
+    Finding a case or an application by the rater's full phone must not decrypt rows, and a
+    plain hash of an 11-digit number is reversed by trying them all, so the hash is keyed
+    (HMAC-SHA256 under a key derived from the secret key). Changing HCP_SECRET_KEY means
+    recomputing the stored indexes.
+    """
+    digits = normalise_phone(phone)
+    if digits is None:
+        return None
+    key = hmac.new(current_app.config["SECRET_KEY"].encode(), b"hcp blind index v1", hashlib.sha256).digest()
+    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+
+
 def key_digest(key: str) -> str:
     """How device keys and staff tokens are stored: SHA-256 of a 256-bit random secret."""
     return hashlib.sha256(key.encode()).hexdigest()

@@ -65,3 +65,19 @@ def test_masks():
     assert mask_phone("13812345678") == "138****5678"
     assert mask_name("张三") == "张*" and mask_name("欧阳明") == "欧**"
     assert mask_phone(None) is None
+
+
+def test_blind_index_is_keyed_and_normalised(app):
+    from service.privacy import blind_index
+
+    with app.app_context():
+        index = blind_index("13812345678")
+        assert index == blind_index("138-1234 5678")
+        assert index != blind_index("13812345679")
+        assert "13812345678" not in index and len(index) == 64
+        assert blind_index(None) is None and blind_index("—") is None
+        app.config["SECRET_KEY"], saved = "another-key", app.config["SECRET_KEY"]
+        try:
+            assert blind_index("13812345678") != index
+        finally:
+            app.config["SECRET_KEY"] = saved
