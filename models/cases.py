@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.org import Department, User
 from models.ratings import Rating
 from models.types import BigId, UTCDateTime, utcnow
-from service.extensions import db
+from models.base import db
 
 STATUS_LABELS = {
     "unassigned": "待分派",

@@ -7,7 +7,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.types import UTCDateTime, utcnow
-from service.extensions import db
+from models.base import db
 
 CHANNELS = ("pc", "mobile", "qrcode", "hall_tablet", "hall_terminal", "sms", "hotline", "default")
 ROLES = ("handler", "supervisor", "manager", "admin")

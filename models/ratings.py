@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.org import Department, Device, ServiceItem
 from models.types import BigId, UTCDateTime, utcnow
-from service.extensions import db
+from models.base import db
 
 LEVEL_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 

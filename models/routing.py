@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.types import BigId, UTCDateTime
-from service.extensions import db
+from models.base import db
 
 
 class RouteResend(db.Model):

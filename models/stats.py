@@ -16,7 +16,7 @@ from datetime import date
 from sqlalchemy import Date, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.extensions import db
+from models.base import db
 
 # Counter columns, in one order shared by the triggers, the rebuild and the figures.
 LEVEL_COUNTERS = ("level_1", "level_2", "level_3", "level_4", "level_5")
