@@ -113,6 +113,8 @@ class Settings:
                 "deviceKey": {"type": "http", "scheme": "bearer", "description": "a device key, hcpd_…"},
                 "staffToken": {"type": "http", "scheme": "bearer",
                                "description": "a staff token, hcpt_… (POST /api/v1/auth/token)"},
+                "clientKey": {"type": "http", "scheme": "bearer",
+                              "description": "an integration client key, hcpc_… (hcp clients add)"},
             }}},
             "JSON_AS_ASCII": False,
             "SESSION_COOKIE_HTTPONLY": True,

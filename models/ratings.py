@@ -44,6 +44,8 @@ class Rating(db.Model):
     project_no: Mapped[str | None] = mapped_column(String(64))
     staff_no: Mapped[str | None] = mapped_column(String(64))
     tags: Mapped[list | None] = mapped_column(JSON)
+    # Reason codes (models/reasons.py) checked against the active table for the level.
+    reasons: Mapped[list | None] = mapped_column(JSON)
     comment: Mapped[str | None] = mapped_column(Text)
     real_name: Mapped[bool] = mapped_column(Boolean, default=False)
     rater_name_enc: Mapped[str | None] = mapped_column(Text)

@@ -12,6 +12,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.auth import api as auth_api
     from service.auth import ratelimit
     from service.cases import api as cases_api
+    from service.clients import api as clients_api
     from service.extensions import api, csrf, db, login, migrate
     from service.ratings import api as ratings_api
     from service.stats import api as stats_api
@@ -37,7 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     openapi.init_app(app, api)  # before any route: bounded path ids
     api.init_app(app)
-    for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp):
+    for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp, clients_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)

@@ -95,17 +95,18 @@ def _email(ctx, param, value):
     return ",".join(found)
 
 
-def _webhook(ctx, param, value):
+def http_url(ctx, param, value):
+    """An http(s) URL option; an empty string (clearing the setting) passes."""
     if value is None or value == "":
         return value
     if not re.match(r"https?://[^\s/]+", value):
-        raise click.BadParameter("the webhook must be an http(s) URL")
+        raise click.BadParameter(f"{param.opts[0] if param else 'the URL'} must be an http(s) URL")
     return value
 
 
 @departments.command("notify")
 @click.argument("code")
-@click.option("--webhook", callback=_webhook,
+@click.option("--webhook", callback=http_url,
               help="group-robot webhook URL (WeCom/DingTalk); '' removes it")
 @click.option("--secret", help="a DingTalk robot's 加签 secret (SEC…), '-' to read it from stdin; '' removes it")
 @click.option("--email", callback=_email, help="department mailbox(es), comma separated; '' removes it")

@@ -68,6 +68,7 @@ def _row(device, body: dict, item, digest: str, now, request_id) -> dict:
         "project_no": body.get("project_no"),
         "staff_no": body.get("staff_no"),
         "tags": body.get("tags"),
+        "reasons": body.get("reasons"),
         "comment": body.get("comment"),
         "real_name": real,
         "rater_name_enc": encrypt(rater.get("name")) if real else None,

@@ -1,0 +1,55 @@
+"""Integration clients' keys (``hcpc_…``): the approval system, the provincial platform, 12345.
+
+A client key is looked up in its own table, so it is refused where a device or staff
+member is expected (their keys have other prefixes and tables), and a device key or staff
+token is refused here.
+"""
+from __future__ import annotations
+
+import functools
+import secrets
+
+from flask import g
+from flask_smorest import abort
+from sqlalchemy import select
+
+from models import IntegrationClient
+from service.auth.access import _bearer, _document, _unauthorized
+from service.extensions import db
+from service.privacy import key_digest
+
+CLIENT_PREFIX = "hcpc_"
+CLIENT_SCHEME = "clientKey"
+
+
+def new_client_key() -> str:
+    return CLIENT_PREFIX + secrets.token_urlsafe(32)
+
+
+def current_client() -> IntegrationClient | None:
+    """The active integration client whose key is the bearer token, else None."""
+    raw = _bearer()
+    if not raw or not raw.startswith(CLIENT_PREFIX):
+        return None
+    client = db.session.scalar(select(IntegrationClient).where(IntegrationClient.key_hash == key_digest(raw)))
+    return client if client is not None and client.active else None
+
+
+def client_required(*kinds: str):
+    """The view runs for an integration client of one of ``kinds`` (any when none); ``g.client`` is set."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            client = current_client()
+            if client is None:
+                _unauthorized("an integration client key is required")
+            if kinds and client.kind not in kinds:
+                abort(403, message=f"a {client.kind} client may not do this")
+            g.client = client
+            return view(*args, **kwargs)
+        refusals = {401: "no, unknown or disabled client key"}
+        if kinds:
+            refusals[403] = f"only {', '.join(kinds)} clients may do this"
+        _document(wrapper, CLIENT_SCHEME, refusals)
+        return wrapper
+    return decorate
