@@ -15,6 +15,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.clients import api as clients_api
     from service.extensions import api, csrf, db, login, migrate
     from service.ratings import api as ratings_api
+    from service.reasons import api as reasons_api
     from service.stats import api as stats_api
     from service.web import auth as web_auth
     from service.web import kiosk as web_kiosk
@@ -38,7 +39,8 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     openapi.init_app(app, api)  # before any route: bounded path ids
     api.init_app(app)
-    for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp, clients_api.blp):
+    for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp, clients_api.blp,
+                reasons_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)

@@ -31,7 +31,10 @@ def test_the_document_states_the_bounds_and_the_callers(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     param = doc["paths"]["/api/v1/cases/{case_id}"]["parameters"][0]
     assert param["schema"]["maximum"] == 2**63 - 1
-    assert set(doc["components"]["securitySchemes"]) == {"deviceKey", "staffToken"}
+    assert set(doc["components"]["securitySchemes"]) == {"deviceKey", "staffToken", "clientKey"}
+    assert doc["paths"]["/api/v1/clients/me"]["get"]["security"] == [{"clientKey": []}]
+    assert doc["paths"]["/api/v1/reasons"]["get"]["security"] == [{"deviceKey": []}, {"clientKey": []},
+                                                                  {"staffToken": []}]
     post = doc["paths"]["/api/v1/ratings"]["post"]
     assert post["security"] == [{"deviceKey": []}] and {"400", "401", "429"} <= set(post["responses"])
     get = doc["paths"]["/api/v1/cases"]["get"]

@@ -53,3 +53,26 @@ def client_required(*kinds: str):
         _document(wrapper, CLIENT_SCHEME, refusals)
         return wrapper
     return decorate
+
+
+def any_key_required(view):
+    """The view runs for a device, an integration client or staff (open reference data)."""
+    from service.auth.access import DEVICE_PREFIX, current_device, current_staff
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        raw = _bearer()
+        if raw and raw.startswith(DEVICE_PREFIX):
+            current_device()  # 401 or 429 on its own
+        elif raw and raw.startswith(CLIENT_PREFIX):
+            g.client = current_client()
+            if g.client is None:
+                _unauthorized("unknown or disabled client key")
+        else:
+            g.user = current_staff()
+            if g.user is None:
+                _unauthorized("a device key, client key or staff token is required")
+        return view(*args, **kwargs)
+    _document(wrapper, CLIENT_SCHEME, {401: "no valid device key, client key or staff token"})
+    wrapper._apidoc["manual_doc"]["security"] = [{"deviceKey": []}, {CLIENT_SCHEME: []}, {"staffToken": []}]
+    return wrapper

@@ -7,7 +7,8 @@ from service.extensions import db
 from service.privacy import key_digest
 
 
-def add_client(name: str, kind: str, dept: Department, callback_url: str | None = None) -> tuple[IntegrationClient, str]:
+def add_client(name: str, kind: str, dept: Department,
+               callback_url: str | None = None) -> tuple[IntegrationClient, str]:
     """A new client and its key (returned once, stored hashed); the caller commits."""
     key = new_client_key()
     client = IntegrationClient(name=name, kind=kind, department=dept, callback_url=callback_url,

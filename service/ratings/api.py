@@ -82,6 +82,7 @@ def rating_view(rating: Rating, case_id: int | None) -> dict:
         "channel": rating.channel, "window": rating.window, "device": rating.device.name,
         "department": rating.department.code, "item_code": rating.item.code if rating.item else None,
         "project_no": rating.project_no, "staff_no": rating.staff_no, "tags": rating.tags,
+        "reasons": rating.reasons,
         "comment": rating.comment, "case_id": case_id,
         "rater": {"real_name": rating.real_name, "name": rating.rater_name_masked,
                   "phone": rating.rater_phone_masked},

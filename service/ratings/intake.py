@@ -22,6 +22,7 @@ from service.cases.deadlines import local_date
 from service.pooling import intake_engine
 from service.privacy import body_digest, encrypt, mask_name, mask_phone
 from service.ratings.grouping import InsertGroup
+from service.reasons.table import offered as offered_reasons, problems as reason_problems
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,9 @@ def store(conn: Connection, device, bodies: list[dict | Outcome], request_id: st
         items = {i.code: i for i in conn.execute(
             select(_ITEMS.id, _ITEMS.code, _ITEMS.department_id).where(_ITEMS.code.in_(codes)))}
 
+    # Read only when some body names reasons: most kiosks send none.
+    reasons = offered_reasons(conn) if any(isinstance(b, dict) and b.get("reasons") for b in bodies) else {}
+
     now = utcnow()
     rows, first_of, digest_at = [], {}, {}
     for pos, body in enumerate(bodies):
@@ -191,6 +195,10 @@ def store(conn: Connection, device, bodies: list[dict | Outcome], request_id: st
         code = body.get("item_code")
         if code and code not in items:
             outcomes[pos] = Outcome(cid, "invalid", errors={"item_code": [f"unknown service item {code}"]})
+            continue
+        wrong = reason_problems(reasons, body["level"], body["reasons"]) if body.get("reasons") else None
+        if wrong:
+            outcomes[pos] = Outcome(cid, "invalid", errors={"reasons": wrong})
             continue
         digest = digest_at[pos] = body_digest({**_canonical(body), "device": device.id})
         if cid in first_of:  # the same client_id twice in one batch: judged against the first

@@ -41,6 +41,8 @@ class RatingIn(Schema):
     project_no = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "办件编号"})
     staff_no = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "工号"})
     tags = fields.List(fields.String(validate=validate.Length(min=1, max=32)), validate=validate.Length(max=20))
+    reasons = fields.List(fields.String(validate=validate.Length(min=1, max=32)), validate=validate.Length(max=20),
+                          metadata={"description": "reason codes (GET /api/v1/reasons?level=N) offered for the level"})
     comment = fields.String(validate=validate.Length(max=500))
     rater = fields.Nested(RaterIn)
 
@@ -103,6 +105,7 @@ class RatingOut(Schema):
     project_no = fields.String(allow_none=True)
     staff_no = fields.String(allow_none=True)
     tags = fields.List(fields.String(), allow_none=True)
+    reasons = fields.List(fields.String(), allow_none=True)
     comment = fields.String(allow_none=True)
     rater = fields.Nested(RaterOut)
     case_id = fields.Integer(allow_none=True)

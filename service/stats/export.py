@@ -32,7 +32,7 @@ COLUMNS = [
     ("yellow", "黄牌", False),
 ]
 GROUP_HEADINGS = {"department": "部门", "channel": "评价渠道", "item": "服务事项", "window": "窗口",
-                  "staff": "工号", "month": "月份", "day": "日期"}
+                  "staff": "工号", "month": "月份", "day": "日期", "reason": "评价原因"}
 
 
 def _value(row: dict, key: str):

@@ -25,7 +25,7 @@ CHANNEL_LABELS = {
     "pc": "PC端", "mobile": "移动端", "qrcode": "二维码", "hall_tablet": "窗口平板",
     "hall_terminal": "窗口评价器", "sms": "短信", "hotline": "12345热线", "default": "系统默认评价",
 }
-BREAKDOWNS = ("department", "channel", "item", "window", "staff", "month", "day")
+BREAKDOWNS = ("department", "channel", "item", "window", "staff", "month", "day", "reason")
 LIVE_COUNTERS = ("open", "overdue_open", "red", "yellow")
 RATES = ("good_rate", "disposal_rate", "rectification_rate", "callback_rate", "on_time_rate",
          "feedback_satisfaction_rate")
@@ -224,6 +224,9 @@ def breakdown(session: Session, f: Filters, by: str, today: date | None = None) 
     """
     if by not in BREAKDOWNS:
         raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}")
+    if by == "reason":  # overlapping groups, counted from the raw rows
+        from service.stats import by_reason
+        return by_reason.breakdown(session, f, today)
     raw = counters(session, f, by, today)
     groups: dict = defaultdict(dict)
     labels: dict = {}
