@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.org import Department
 from models.types import UTCDateTime, utcnow
-from service.extensions import db
+from models.base import db
 
 # approval 审批系统 (registers applications), upstream the provincial platform, hotline 12345.
 CLIENT_KINDS = ("approval", "upstream", "hotline")

@@ -7,7 +7,7 @@ from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.types import UTCDateTime, utcnow
-from service.extensions import db
+from models.base import db
 
 # offline: a hall's service (服务效率, 服务水平, 服务态度); online: a website or app's.
 REASON_SCOPES = ("offline", "online")
