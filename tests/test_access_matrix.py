@@ -22,9 +22,10 @@ from tests import support
 from tests.stack import Stack
 from tests.web_support import CSRF_RE, PASSWORD, add_staff, make_case
 
-CALLERS = ("anonymous", "device", "handler", "supervisor", "manager", "admin")
+CALLERS = ("anonymous", "device", "client", "handler", "supervisor", "manager", "admin")
+NOT_STAFF = ("anonymous", "device", "client")  # ``client``: the hall's approval system (hcpc_ key)
 WHERE = ("own", "sibling", "parent")
-STAFF = CALLERS[2:]
+STAFF = CALLERS[3:]
 
 
 class World:
@@ -53,6 +54,9 @@ class World:
         with app.app_context():
             self.ratings = {w: db.session.get(Case, cid).rating_id for w, cid in self.cases.items()}
         self.tokens = {role: org.token(_user(app, role)) for role in STAFF}
+        from service.clients.registry import add_client
+        from service.extensions import db
+        _, self.client_key = org._build(lambda: add_client("大厅审批", "approval", db.session.merge(hall)))
         self.web = {who: self._web_client(who) for who in CALLERS}
 
     def _web_client(self, who: str):
@@ -67,6 +71,8 @@ class World:
     def bearer(self, who: str) -> dict:
         if who == "device":
             return support.bearer(self.device_key)
+        if who == "client":
+            return support.bearer(self.client_key)
         return support.bearer(self.tokens[who]) if who in STAFF else {}
 
     def close(self):
@@ -115,7 +121,7 @@ def web(method, path):
 def staff_api(ok):
     """401 without a staff token; 404 outside the caller's scope; else ``ok(who)``."""
     def expect(who, where):
-        if who in ("anonymous", "device"):
+        if who in NOT_STAFF:
             return 401
         if where != "own" and who != "admin":
             return 404
@@ -126,7 +132,7 @@ def staff_api(ok):
 def staff_page(ok):
     """Sign-in redirect (302) without a session; 404 outside scope; else ``ok(who)``."""
     def expect(who, where):
-        if who in ("anonymous", "device"):
+        if who in NOT_STAFF:
             return 302
         if where != "own" and who != "admin":
             return 404
@@ -144,7 +150,7 @@ def stats(path, extra=""):
 
 def figures_viewer(who, where):
     """Stats: managers, supervisors and admins (403 for handlers), in their scope (404 outside)."""
-    if who in ("anonymous", "device"):
+    if who in NOT_STAFF:
         return 401
     if who == "handler":
         return 403
@@ -169,8 +175,10 @@ ENDPOINTS = {
     "GET /api/v1/stats/breakdown?department={id}": (stats("/api/v1/stats/breakdown", "&by=channel"),
                                                     figures_viewer),
     "GET /api/v1/stats/export?department={id}": (stats("/api/v1/stats/export", "&format=csv"), figures_viewer),
+    "GET /api/v1/reasons": (api("get", "/api/v1/reasons"), lambda who, where: 401 if who == "anonymous" else 200),
+    "GET /api/v1/clients/me": (api("get", "/api/v1/clients/me"), lambda who, where: 200 if who == "client" else 401),
     "GET /dashboard": (web("get", "/dashboard"),
-                       lambda who, where: 302 if who in ("anonymous", "device") else 403 if who == "handler" else 200),
+                       lambda who, where: 302 if who in NOT_STAFF else 403 if who == "handler" else 200),
     # Public on purpose (Prometheus scrapes it): counts only, no rater or case data.
     "GET /metrics": (lambda w, who, where: w.app.test_client().get("/metrics", headers=w.bearer(who)),
                      lambda who, where: 200),
@@ -179,7 +187,7 @@ ENDPOINTS = {
     "POST /cases/{id}/reveal": (web("post", "/cases/{case}/reveal"),
                                 staff_page(lambda who: 200 if who in MAY_WORK else 302)),
     "GET /queue": (web("get", "/queue"),
-                   lambda who, where: 302 if who in ("anonymous", "device") else 403 if who == "handler" else 200),
+                   lambda who, where: 302 if who in NOT_STAFF else 403 if who == "handler" else 200),
 }
 # Endpoints without a department dimension are probed once per caller.
 REVEALED: list[int] = []  # case ids of the reveals the table saw succeed
@@ -196,7 +204,7 @@ def test_access_matrix(world, endpoint, who, where):
     assert resp.status_code == expect(who, where), resp.get_data(as_text=True)[:300]
     if resp.status_code == 302:
         location = resp.headers["Location"]
-        assert ("/login" in location) == (who in ("anonymous", "device")), location
+        assert ("/login" in location) == (who in NOT_STAFF), location
     if endpoint.endswith("/reveal"):
         shown = "13812345678" in resp.get_data(as_text=True)
         assert shown == (resp.status_code == 200)  # in clear to those allowed, and only them
@@ -208,7 +216,7 @@ def test_access_matrix(world, endpoint, who, where):
 @pytest.mark.parametrize("who", CALLERS)
 def test_case_list_is_scoped(world, who):
     resp = world.app.test_client().get("/api/v1/cases", headers=world.bearer(who))
-    if who in ("anonymous", "device"):
+    if who in NOT_STAFF:
         assert resp.status_code == 401
         return
     seen = {c["id"] for c in resp.get_json()["items"]}
