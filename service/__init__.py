@@ -7,7 +7,7 @@ from flask import Flask
 def create_app(config: dict | None = None) -> Flask:
     """Build the app. ``config`` overrides HCP_* environment values (tests use it)."""
     from config import load_settings
-    from service import errors, health, openapi
+    from service import dispatch, errors, health, openapi
     from service.observability import jsonlog, metrics
     from service.auth import api as auth_api
     from service.auth import ratelimit
@@ -22,7 +22,6 @@ def create_app(config: dict | None = None) -> Flask:
     from service.web import pages as web_pages
     from service.web import security as web_security
     from service.web import dashboard as web_dashboard
-    from workers.app import celery_init_app
 
     settings = load_settings(config)
     app = Flask(__name__, template_folder="web/templates")
@@ -53,7 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
     login.login_message = "请先登录"
     errors.init_app(app)
     metrics.init_app(app)
-    celery_init_app(app)
+    dispatch.celery_init_app(app)
 
     from models import User
 

@@ -96,6 +96,8 @@ def test_cases_by_state_and_overdue_counted_from_the_database(app, client, kiosk
 
 
 def test_task_failure_counted(app, client):
+    import workers.tasks  # noqa: F401 — registers the shared tasks (the web side sends them by name)
+
     task = app.extensions["celery"].tasks["workers.tasks.route_rating"]
     name = "hcp_task_failures_total"
     before = value(scrape(client), name, task=task.name)

@@ -14,6 +14,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     atexit.register(shutil.rmtree, _metrics, True)
 
 from service import create_app  # noqa: E402 — after the environment above
+from workers.app import worker_celery  # noqa: E402
 
 flask_app = create_app()
-celery = flask_app.extensions["celery"]
+celery = worker_celery(flask_app)

@@ -15,6 +15,7 @@ from service.cases import digest, routing, warnings
 from service.cases.deadlines import WorkCalendar, local_date
 from service.extensions import db
 from service.observability.jsonlog import request_id_var
+from service.stats import floor
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,6 @@ def check_satisfaction_floor() -> int:
 
     Once per (department, month): the alert is a ``notifications`` row with a unique key.
     """
-    from service.stats import floor
-
     alerts = floor.check(db.session)
     db.session.commit()
     floor.send_after_commit(alerts)

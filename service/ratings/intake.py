@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from models import Rating, ServiceItem, is_bad
 from models.types import utcnow
+from service import dispatch
 from service.cases.deadlines import local_date
 from service.pooling import intake_engine
 from service.privacy import body_digest, encrypt, mask_name, mask_phone
@@ -246,24 +247,16 @@ def route_created(outcomes: list[Outcome], request_id: str | None = None) -> Non
     A broker that is down must not fail the intake — the rating is stored, and the
     beat sweep sends it again once the broker is back.
     """
-    from flask import current_app
-
-    import workers.tasks  # noqa: F401 — registers the shared tasks with every Celery app
-
     bad = [o.rating["id"] for o in outcomes if o.status == "created" and o.rating["negative"]]
     if not bad:
         return
-    # This Flask app's own Celery app (its broker and queue), not Celery's process-wide
-    # "current app", which any other Celery app made in the same process would replace.
-    celery_app = current_app.extensions["celery"]
-    route_rating = celery_app.tasks["workers.tasks.route_rating"]
     try:
         # One producer (one broker connection from the pool) for all of a batch's sends.
-        with celery_app.producer_or_acquire() as producer:
+        with dispatch.producer() as producer:
             for rating_id in bad:
                 try:
-                    route_rating.apply_async((rating_id,), retry=False, producer=producer,
-                                             headers={"request_id": request_id})
+                    dispatch.send("route_rating", rating_id, retry=False, producer=producer,
+                                  headers={"request_id": request_id})
                 except Exception:  # noqa: BLE001 — the sweep resends; never lose the 201
                     log.warning("broker unavailable; rating %s left for the sweep", rating_id, exc_info=True)
     except Exception:  # noqa: BLE001 — no producer at all: the same, for every rating

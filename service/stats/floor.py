@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from models import Department, User
 from models.stats import LEVEL_COUNTERS, StatsDaily
 from models.types import utcnow
-from service import notify
+from service import dispatch, notify
 from service.cases.deadlines import local_date
 from service.stats.figures import ratio
 
@@ -127,8 +127,6 @@ def hand_to_senders(session: Session, alert: Alert) -> list[int]:
 
 def send_after_commit(alerts: list[Alert]) -> None:
     """After the issuing commit: one send task per delivery (retried by Celery)."""
-    from workers.tasks import send_notification
-
     for alert in alerts:
         for delivery_id in alert.deliveries:
-            send_notification.delay(delivery_id)
+            dispatch.send("send_notification", delivery_id)
