@@ -116,7 +116,7 @@ def main() -> None:
     try:
         if args.reuse:
             from models.types import utcnow
-            from service.cases.deadlines import local_date
+            from models.clock import local_date
             app = load_ratings.make_app(args.database)
             last = local_date(utcnow()) - timedelta(days=1)
             first = last - timedelta(days=364)

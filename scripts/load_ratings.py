@@ -184,7 +184,7 @@ WHERE r.negative
 
 
 def load(name: str, n: int, seed: int, days: int = 365) -> dict:
-    from service.cases.deadlines import local_date
+    from models.clock import local_date
     from models.types import utcnow
 
     recreate(name)

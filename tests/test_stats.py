@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select, text
 
 from models import OPEN_STATUSES, Case, CaseEvent, Department, Rating, User
-from service.cases.deadlines import local_date
+from models.clock import local_date
 from tests.support import bearer
 
 SH = timezone(timedelta(hours=8))

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from models import Notification
 from models.types import utcnow
-from service.cases.deadlines import local_date
+from models.clock import local_date
 from tests.test_stats import store_ratings
 
 SH = timezone(timedelta(hours=8))

@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from models import Case, CaseEvent, Notification, Rating, User
 from service.cases import routing, warnings, workflow
-from service.cases.deadlines import WorkCalendar, local_date
+from models.clock import local_date
+from service.cases.deadlines import WorkCalendar
 from tests import support
 from tests.support import wait_for
 

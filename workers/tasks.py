@@ -12,7 +12,8 @@ from models import Rating
 from models.types import utcnow
 from service import notify
 from service.cases import digest, routing, warnings
-from service.cases.deadlines import WorkCalendar, local_date
+from models.clock import local_date
+from service.cases.deadlines import WorkCalendar
 from service.extensions import db
 from service.observability.jsonlog import request_id_var
 from service.stats import floor

@@ -7,20 +7,13 @@ Monday–Friday.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import CalendarOverride
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def local_date(moment: datetime) -> date:
-    """The Asia/Shanghai calendar date of an aware datetime."""
-    return moment.astimezone(SHANGHAI).date()
+from models.clock import local_date
 
 
 def library_is_workday(day: date) -> bool:

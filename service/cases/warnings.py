@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, joinedload
 from models import LEVEL_LABELS, STATUS_LABELS, Case, CaseEvent, Department, Notification, User
 from models.types import utcnow
 from service import notify
-from service.cases.deadlines import WorkCalendar, local_date
+from models.clock import local_date
+from service.cases.deadlines import WorkCalendar
 
 CALLBACK_STATUSES = ("unassigned", "assigned")
 CLOSE_STATUSES = ("rectifying", "invalid_review", "explain_review", "feedback")

@@ -7,7 +7,8 @@ import click
 from flask.cli import with_appcontext
 
 from models import CalendarOverride
-from service.cases.deadlines import SHANGHAI, WorkCalendar
+from models.clock import SHANGHAI
+from service.cases.deadlines import WorkCalendar
 from service.extensions import db
 
 

@@ -84,7 +84,7 @@ class CaseGauges:
         from sqlalchemy import func, select
 
         from models import OPEN_STATUSES, STATUS_LABELS, Case
-        from service.cases.deadlines import local_date
+        from models.clock import local_date
         from service.extensions import db
         from models.types import utcnow
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from models import Rating, ServiceItem, is_bad
 from models.types import utcnow
 from service import dispatch
-from service.cases.deadlines import local_date
+from models.clock import local_date
 from service.pooling import intake_engine
 from service.privacy import body_digest, encrypt, mask_name, mask_phone
 from service.ratings.grouping import InsertGroup

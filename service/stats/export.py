@@ -15,7 +15,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from models.types import utcnow
-from service.cases.deadlines import SHANGHAI
+from models.clock import SHANGHAI
 
 # (figure key, heading, is a rate)
 COLUMNS = [

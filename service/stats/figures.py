@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from models import Department, ServiceItem
 from models.stats import COUNTERS, StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 from models.types import utcnow
-from service.cases.deadlines import local_date
+from models.clock import local_date
 
 CHANNEL_LABELS = {
     "pc": "PC端", "mobile": "移动端", "qrcode": "二维码", "hall_tablet": "窗口平板",

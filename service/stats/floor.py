@@ -24,7 +24,7 @@ from models import Department, User
 from models.stats import LEVEL_COUNTERS, StatsDaily
 from models.types import utcnow
 from service import dispatch, notify
-from service.cases.deadlines import local_date
+from models.clock import local_date
 from service.stats.figures import ratio
 
 log = logging.getLogger(__name__)

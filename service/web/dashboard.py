@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from models import Department
 from models.types import utcnow
-from service.cases.deadlines import local_date
+from models.clock import local_date
 from service.extensions import db
 from service.stats.api import VIEWERS
 

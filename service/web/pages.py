@@ -21,7 +21,8 @@ from models import (LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, STATUS_LABELS, 
 from models.types import utcnow
 from service.auth.access import in_scope, scope_filter
 from service.cases import warnings, workflow
-from service.cases.deadlines import SHANGHAI, WorkCalendar, local_date
+from models.clock import SHANGHAI, local_date
+from service.cases.deadlines import WorkCalendar
 from service.cases.privacy_rules import may_reveal, reveal_rater
 from service.cases.workflow import ACTION_LABELS, ActionError
 from service.extensions import db
