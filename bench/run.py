@@ -220,7 +220,7 @@ class Bench:
         script = (
             "import json\n"
             "from service import create_app\n"
-            "from service.cli.admin import add_department, add_device, add_user\n"
+            "from service.org import add_department, add_device, add_user\n"
             "from service.auth.access import issue_token\n"
             "from service.extensions import db\n"
             "app = create_app()\n"

@@ -65,9 +65,8 @@ def build_org(app) -> dict:
     """The department tree, items, devices and staff; returns what the COPY needs."""
     from flask_migrate import upgrade
 
-    from service.cli.admin import add_department, add_device, add_user
+    from service.org import add_department, add_device, add_item, add_user
     from service.extensions import db
-    from models import ServiceItem
 
     with app.app_context():
         upgrade()
@@ -82,9 +81,7 @@ def build_org(app) -> dict:
                 add_user(f"bench-h-{b}-{s}", PASSWORD, "handler", section)
                 sec_items = []
                 for i in range(3):
-                    item = ServiceItem(code=f"item-{b}-{s}-{i}", name=f"事项{b}-{s}-{i}", department=section)
-                    db.session.add(item)
-                    sec_items.append(item)
+                    sec_items.append(add_item(f"item-{b}-{s}-{i}", f"事项{b}-{s}-{i}", section))
                 for ch, window in (("hall_terminal", f"{s * 2 + 1}"), ("hall_tablet", f"{s * 2 + 2}")):
                     device, _ = add_device(f"{section.code}-{ch}", section, ch, window, None)
                     halls.append((device, section, window, sec_items))

@@ -278,31 +278,27 @@ class Org:
             return result
 
     def department(self, code: str, name: str | None = None, parent=None):
-        from service.cli.admin import add_department
+        from service.org import add_department
         from service.extensions import db
 
         return self._build(lambda: add_department(code, name or code, db.session.merge(parent) if parent else None))
 
     def item(self, code: str, department):
-        from models import ServiceItem
         from service.extensions import db
+        from service.org import add_item
 
-        def make():
-            item = ServiceItem(code=code, name=code, department_id=department.id)
-            db.session.add(item)
-            return item
-        return self._build(make)
+        return self._build(lambda: add_item(code, code, db.session.merge(department)))
 
     def device(self, department, channel: str = "hall_terminal", window: str | None = "1",
                rate_limit: str | None = None, name: str = "kiosk"):
         """Returns (device, key)."""
-        from service.cli.admin import add_device
+        from service.org import add_device
         from service.extensions import db
 
         return self._build(lambda: add_device(name, db.session.merge(department), channel, window, rate_limit))
 
     def user(self, username: str, role: str, department, password: str = "correct-horse-9"):
-        from service.cli.admin import add_user
+        from service.org import add_user
         from service.extensions import db
 
         return self._build(lambda: add_user(username, password, role, db.session.merge(department)))

@@ -9,13 +9,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 from limits import parse
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
 from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
-from service.auth.access import new_device_key
 from service.extensions import db
 from service.notify import addresses, redact_url
-from service.privacy import encrypt, key_digest
+from service.org import add_department, add_device, add_item, add_user
+from service.privacy import encrypt
 
 
 def department_by_code(code: str) -> Department:
@@ -28,32 +27,6 @@ def department_by_code(code: str) -> Department:
 def _unique(model, column, value, what: str) -> None:
     if db.session.scalar(select(model.id).where(column == value)) is not None:
         raise click.ClickException(f"{what} {value} already exists")
-
-
-def add_department(code: str, name: str, parent: Department | None) -> Department:
-    """A new department under ``parent`` with its materialised path; the caller commits."""
-    dept = Department(code=code, name=name, parent=parent, path="")
-    db.session.add(dept)
-    db.session.flush()
-    dept.path = (parent.path if parent else "/") + f"{dept.id}/"
-    return dept
-
-
-def add_user(username: str, password: str, role: str, dept: Department, display_name: str | None = None,
-             email: str | None = None) -> User:
-    user = User(username=username, password_hash=generate_password_hash(password), role=role,
-                department=dept, display_name=display_name, email=email)
-    db.session.add(user)
-    return user
-
-
-def add_device(name: str, dept: Department, channel: str, window: str | None,
-               rate_limit: str | None) -> tuple[Device, str]:
-    key = new_device_key()
-    device = Device(name=name, department=dept, channel=channel, window=window,
-                    rate_limit=rate_limit, key_hash=key_digest(key))
-    db.session.add(device)
-    return device, key
 
 
 @click.group()
@@ -146,7 +119,7 @@ def items():
 def items_add(code, name, department):
     """Add service item CODE named NAME, owned by a department."""
     _unique(ServiceItem, ServiceItem.code, code, "item")
-    db.session.add(ServiceItem(code=code, name=name, department=department_by_code(department)))
+    add_item(code, name, department_by_code(department))
     db.session.commit()
     click.echo(f"item {code} {name} added")
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from models import Department
 from models.types import utcnow
-from service.cli.admin import add_department, add_device, add_user
+from service.org import add_department, add_device, add_user
 from service.extensions import db
 from service.ratings.intake import route_created, store
 
