@@ -2,14 +2,15 @@
 from models.cases import (CalendarOverride, Case, CaseEvent, Notification, OPEN_STATUSES,
                           OUTCOME_LABELS, STATUS_LABELS)
 from models.clients import CLIENT_KINDS, IntegrationClient
-from models.org import CHANNELS, ROLES, ApiToken, Department, Device, ServiceItem, User
+from models.org import CHANNEL_LABELS, CHANNELS, ROLES, ApiToken, Department, Device, ServiceItem, User
 from models.reasons import REASON_SCOPES, Reason, ReasonVersion
 from models.ratings import LEVEL_LABELS, Rating, is_bad
 from models.routing import RouteResend
 from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 
 __all__ = [
-    "ApiToken", "CHANNELS", "CLIENT_KINDS", "CalendarOverride", "Case", "CaseEvent", "Department", "Device",
+    "ApiToken", "CHANNEL_LABELS", "CHANNELS", "CLIENT_KINDS", "CalendarOverride", "Case", "CaseEvent", "Department",
+    "Device",
     "IntegrationClient",
     "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "REASON_SCOPES", "ROLES", "Rating",
     "Reason", "ReasonVersion",

@@ -9,7 +9,19 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.types import UTCDateTime, utcnow
 from models.base import db
 
-CHANNELS = ("pc", "mobile", "qrcode", "hall_tablet", "hall_terminal", "sms", "hotline", "default")
+# The rating channels (评价渠道) and their Chinese labels: the one table the API, figures,
+# exports and pages use.
+CHANNEL_LABELS = {
+    "pc": "网上办事大厅（PC端）",
+    "mobile": "移动端",
+    "qrcode": "二维码",
+    "hall_tablet": "大厅平板",
+    "hall_terminal": "窗口评价器",
+    "sms": "短信",
+    "hotline": "12345热线",
+    "default": "系统默认评价",
+}
+CHANNELS = tuple(CHANNEL_LABELS)
 ROLES = ("handler", "supervisor", "manager", "admin")
 
 

@@ -426,6 +426,17 @@ def test_department_breakdown_groups_children_with_their_subtrees(app, client, o
     assert groups["bureau-a"]["total"] == want_a["total"] and groups["bureau-a"]["bad"] == want_a["bad"]
 
 
+def test_channels_carry_the_labels_the_pages_show_in_breakdown_and_export(app, client, org, filled):
+    mgr = org.token(filled["users"]["manager"])
+    year = {"from": "2021-01-01", "to": "2021-12-31", "by": "channel"}
+    groups = _get(client, mgr, "/api/v1/stats/breakdown", **year).get_json()["groups"]
+    labels = {g["key"]: g["label"] for g in groups}
+    assert labels == {"pc": "网上办事大厅（PC端）", "hall_terminal": "窗口评价器"}
+    resp = _get(client, mgr, "/api/v1/stats/export", format="csv", **year)
+    first_cells = {r[0] for r in csv.reader(io.StringIO(resp.data.decode("utf-8-sig"))) if r}
+    assert {"网上办事大厅（PC端）", "窗口评价器"} <= first_cells
+
+
 def test_month_breakdown_equals_raw_counts_per_month(app, client, org, filled, query):
     mgr = org.token(filled["users"]["manager"])
     year = {"from": "2021-01-01", "to": "2021-12-31"}

@@ -16,15 +16,11 @@ from datetime import date, timedelta
 from sqlalchemy import case as sql_case, func, select
 from sqlalchemy.orm import Session
 
-from models import Department, ServiceItem
+from models import CHANNEL_LABELS, Department, ServiceItem
 from models.stats import COUNTERS, StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 from models.types import utcnow
 from models.clock import local_date
 
-CHANNEL_LABELS = {
-    "pc": "PC端", "mobile": "移动端", "qrcode": "二维码", "hall_tablet": "窗口平板",
-    "hall_terminal": "窗口评价器", "sms": "短信", "hotline": "12345热线", "default": "系统默认评价",
-}
 BREAKDOWNS = ("department", "channel", "item", "window", "staff", "month", "day", "reason")
 LIVE_COUNTERS = ("open", "overdue_open", "red", "yellow")
 RATES = ("good_rate", "disposal_rate", "rectification_rate", "callback_rate", "on_time_rate",

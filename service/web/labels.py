@@ -1,15 +1,7 @@
-"""Chinese labels the pages show for codes the API uses (channels, kiosk tags)."""
+"""Chinese labels the pages show for codes the API uses (kiosk tags, roles, form fields).
 
-CHANNEL_LABELS = {
-    "pc": "网上办事大厅（PC端）",
-    "mobile": "移动端",
-    "qrcode": "二维码",
-    "hall_tablet": "大厅平板",
-    "hall_terminal": "窗口评价器",
-    "sms": "短信",
-    "hotline": "12345热线",
-    "default": "系统默认评价",
-}
+Channel labels are the models' (``models.CHANNEL_LABELS``), one table with figures and exports.
+"""
 
 # Reasons a hall tablet offers after a bad rating; the codes go into ``tags``.
 TAG_LABELS = {

@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import SelectChoice
 
-from models import (LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, STATUS_LABELS, Case, Department,
+from models import (CHANNEL_LABELS, LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, STATUS_LABELS, Case, Department,
                     User)
 from models.types import utcnow
 from service.auth.access import in_scope, scope_filter
@@ -27,7 +27,7 @@ from service.cases.privacy_rules import may_reveal, reveal_rater
 from service.cases.workflow import ACTION_LABELS, ActionError
 from service.extensions import db
 from service.web.forms import FORMS, HINTS
-from service.web.labels import CHANNEL_LABELS, FIELD_LABELS, ROLE_LABELS, TAG_LABELS
+from service.web.labels import FIELD_LABELS, ROLE_LABELS, TAG_LABELS
 
 blp = Blueprint("web", __name__)
 
