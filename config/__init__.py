@@ -1,4 +1,4 @@
 """hcp configuration: every setting comes from an ``HCP_*`` environment variable."""
-from config.settings import Settings, load_settings
+from config.settings import ProcessSettings, Settings, load_settings, process_settings
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["ProcessSettings", "Settings", "load_settings", "process_settings"]

@@ -1,4 +1,5 @@
-"""gunicorn settings for hcp's web process; each may be overridden by an HCP_* variable.
+"""gunicorn settings for hcp's web process; each may be overridden by an HCP_* variable
+(read in config/settings.py, ``process_settings``).
 
 ``gunicorn -c python:config.gunicorn 'service:create_app()'``. Defaults come from
 ``make bench`` (docs/benchmarks.md): one gthread worker process per core (the GIL lets
@@ -7,22 +8,24 @@ each with 8 threads, because a rating spends part of its time waiting on Postgre
 and Redis and the threads overlap those waits.
 """
 import json
-import multiprocessing
 import os
 import shutil
 from pathlib import Path
 
-bind = os.environ.get("HCP_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("HCP_WEB_WORKERS", str(max(2, multiprocessing.cpu_count()))))
-threads = int(os.environ.get("HCP_WEB_THREADS", "8"))
-worker_class = os.environ.get("HCP_WEB_WORKER_CLASS", "gthread")
+from config.settings import process_settings
+
+_settings = process_settings()
+bind = _settings.bind
+workers = _settings.web_workers
+threads = _settings.web_threads
+worker_class = _settings.web_worker_class
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
-backlog = int(os.environ.get("HCP_WEB_BACKLOG", "2048"))
+backlog = _settings.web_backlog
 # Workers are recycled now and then, so a slow leak can never grow without bound
 # (0 turns it off: make bench counts each worker's CPU time, which a recycle would reset).
-max_requests = int(os.environ.get("HCP_WEB_MAX_REQUESTS", "20000"))
+max_requests = _settings.web_max_requests
 max_requests_jitter = max_requests // 10
 
 # gunicorn's control socket is one fixed path per user; several hcp instances on one
@@ -31,7 +34,7 @@ control_socket_disable = True
 
 # Access log as one JSON object per line, like the application's own logs, with the
 # request id that the app's log lines and the routing task's log lines carry too.
-accesslog = os.environ.get("HCP_ACCESS_LOG", "-") or None
+accesslog = _settings.access_log
 access_log_format = json.dumps({
     "ts": "%(t)s", "logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s",
     "path": "%(U)s", "status": "%(s)s", "bytes": "%(B)s", "duration_ms": "%(M)s",
@@ -43,7 +46,7 @@ errorlog = "-"
 # directory; it must exist (and be empty) before the workers import prometheus_client.
 _metrics_dir = Path(os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR",
-    str(Path(os.environ.get("HCP_VAR_DIR", "var")).resolve() / "metrics-web")))
+    str(_settings.var_dir / "metrics-web")))
 
 
 def on_starting(server):

@@ -16,6 +16,52 @@ from cryptography.fernet import Fernet
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ProcessSettings:
+    """What a process reads before (or without) the app: gunicorn, logging, worker metrics.
+
+    Read without side effects (no files made, no secrets), so gunicorn's master and a
+    worker's entry module can use them before ``create_app``.
+    """
+    var_dir: Path
+    bind: str
+    web_workers: int
+    web_threads: int
+    web_worker_class: str
+    web_backlog: int
+    web_max_requests: int  # 0: a gunicorn worker is never replaced
+    access_log: str | None  # "-" for stderr, "" for none
+    log_format: str  # json | text
+    log_level: str
+    db_pool_size: int
+    db_max_overflow: int
+    db_ping_idle_seconds: float
+    worker_metrics_port: int | None
+    worker_metrics_addr: str
+
+
+def process_settings(env: dict | None = None) -> ProcessSettings:
+    """The process-level HCP_* variables of ``env`` (default: the environment)."""
+    env = os.environ if env is None else env
+    port = env.get("HCP_WORKER_METRICS_PORT")
+    return ProcessSettings(
+        var_dir=Path(env.get("HCP_VAR_DIR", "var")).resolve(),
+        bind=env.get("HCP_BIND", "127.0.0.1:8000"),
+        web_workers=int(env.get("HCP_WEB_WORKERS") or max(2, os.cpu_count() or 1)),
+        web_threads=int(env.get("HCP_WEB_THREADS", "8")),
+        web_worker_class=env.get("HCP_WEB_WORKER_CLASS", "gthread"),
+        web_backlog=int(env.get("HCP_WEB_BACKLOG", "2048")),
+        web_max_requests=int(env.get("HCP_WEB_MAX_REQUESTS", "20000")),
+        access_log=env.get("HCP_ACCESS_LOG", "-") or None,
+        log_format=env.get("HCP_LOG_FORMAT", "json").lower(),
+        log_level=env.get("HCP_LOG_LEVEL", "INFO"),
+        db_pool_size=int(env.get("HCP_DB_POOL_SIZE", "10")),
+        db_max_overflow=int(env.get("HCP_DB_MAX_OVERFLOW", "10")),
+        db_ping_idle_seconds=float(env.get("HCP_DB_PING_IDLE_SECONDS", "2")),
+        worker_metrics_port=int(port) if port else None,
+        worker_metrics_addr=env.get("HCP_WORKER_METRICS_ADDR", "0.0.0.0"),
+    )
+
 
 def database_url(raw: str) -> str:
     """Accept a plain ``postgresql://`` URL as given and use the psycopg 3 driver for it."""
@@ -74,6 +120,8 @@ class Settings:
     satisfaction_floor: float = 0.96
     satisfaction_min_ratings: int = 20
     floor_check_seconds: float = 3600.0
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -89,8 +137,8 @@ class Settings:
                 # At least one kept connection per gunicorn thread: connections beyond
                 # pool_size are closed when returned, and make bench saw a tenth of the
                 # intake's CPU go to opening and closing them again.
-                pool_size=int(os.environ.get("HCP_DB_POOL_SIZE", "10")),
-                max_overflow=int(os.environ.get("HCP_DB_MAX_OVERFLOW", "10")),
+                pool_size=self.db_pool_size,
+                max_overflow=self.db_max_overflow,
                 pool_timeout=5,
                 connect_args={"connect_timeout": 3},
             )
@@ -153,7 +201,8 @@ def load_settings(overrides: dict | None = None) -> Settings:
     """Read the HCP_* environment (with ``overrides`` on top, as in tests)."""
     env = dict(os.environ)
     env.update(overrides or {})
-    var = Path(env.get("HCP_VAR_DIR", "var")).resolve()
+    proc = process_settings(env)
+    var = proc.var_dir
     var.mkdir(parents=True, exist_ok=True)
     secret = env.get("HCP_SECRET_KEY") or _local_secret(var, "secret_key", lambda: secrets.token_urlsafe(48))
     data = env.get("HCP_DATA_KEY") or _local_secret(var, "data_key", lambda: Fernet.generate_key().decode())
@@ -166,7 +215,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         secret_key=secret,
         # Several comma-separated keys allow rotation: the first encrypts, all decrypt.
         data_keys=[k.strip() for k in data.split(",") if k.strip()],
-        bind=env.get("HCP_BIND", "127.0.0.1:8000"),
+        bind=proc.bind,
         var_dir=var,
         callback_working_days=int(env.get("HCP_CALLBACK_WORKING_DAYS", "1")),
         close_working_days=int(env.get("HCP_CLOSE_WORKING_DAYS", "15")),
@@ -181,6 +230,8 @@ def load_settings(overrides: dict | None = None) -> Settings:
         satisfaction_floor=float(env.get("HCP_SATISFACTION_FLOOR", "0.96")),
         satisfaction_min_ratings=int(env.get("HCP_SATISFACTION_MIN_RATINGS", "20")),
         floor_check_seconds=float(env.get("HCP_FLOOR_CHECK_SECONDS", "3600")),
+        db_pool_size=proc.db_pool_size,
+        db_max_overflow=proc.db_max_overflow,
     )
 
 

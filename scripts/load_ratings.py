@@ -31,7 +31,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PG_URL = os.environ.get("HCP_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")  # as bench/run.py
 PASSWORD = "bench-pass-2024"
 ONLINE = ("pc", "mobile", "qrcode", "sms", "hotline", "default")
 LEVELS = (5, 4, 3, 2, 1)

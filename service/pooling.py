@@ -10,16 +10,17 @@ replaces every connection of the pool.
 """
 from __future__ import annotations
 
-import os
 import time
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
+from config.settings import process_settings
+
 
 def ping_idle_connections(engine: Engine, idle_seconds: float | None = None) -> None:
     if idle_seconds is None:
-        idle_seconds = float(os.environ.get("HCP_DB_PING_IDLE_SECONDS", "2"))
+        idle_seconds = process_settings().db_ping_idle_seconds
 
     @event.listens_for(engine, "checkin")
     def _returned(dbapi_conn, record):

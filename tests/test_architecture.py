@@ -139,3 +139,46 @@ def test_service_sends_tasks_by_name_never_importing_workers():
 
 def test_config_imports_nothing_of_the_project_above_it():
     assert _edges(import_graph(), "config", ("service", "workers", "models")) == []
+
+
+# -- settings in one place -----------------------------------------------------------
+
+SETTINGS = ROOT / "config" / "settings.py"
+
+
+def _hcp_reads(path: Path) -> list[str]:
+    """``HCP_*`` names read from the environment in ``path``: os.environ.get/[...], os.getenv."""
+    reads = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            is_environ_get = node.func.attr == "get" and ast.unparse(node.func.value).endswith("environ")
+            is_getenv = node.func.attr == "getenv"
+            arg = node.args[0]
+            if (is_environ_get or is_getenv) and isinstance(arg, ast.Constant) and str(arg.value).startswith("HCP_"):
+                reads.append(arg.value)
+        if (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+                and ast.unparse(node.value).endswith("environ") and isinstance(node.slice, ast.Constant)
+                and str(node.slice.value).startswith("HCP_")):
+            reads.append(node.slice.value)
+    return reads
+
+
+def test_hcp_variables_are_read_only_in_config_settings():
+    outside = {}
+    for folder in ("service", "workers", "models", "config", "scripts", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path != SETTINGS and _hcp_reads(path):
+                outside[str(path.relative_to(ROOT))] = _hcp_reads(path)
+    assert outside == {}
+
+
+def test_every_setting_is_in_the_readme_configuration_table():
+    import re
+
+    # the names given to env.get(...) (HCP_SETTINGS is a Flask config key, not a variable)
+    names = set(re.findall(r'env\.get\("(HCP_[A-Z0-9_]+)"', SETTINGS.read_text()))
+    assert {"HCP_DATABASE_URL", "HCP_WEB_WORKERS", "HCP_SMTP_HOST"} <= names
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration"):]
+    table = table[:table.index("\n## ", 1)]
+    assert sorted(n for n in names if f"`{n}`" not in table) == []

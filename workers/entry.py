@@ -2,12 +2,13 @@
 import atexit
 import os
 import shutil
-from pathlib import Path
+
+from config.settings import process_settings
 
 # Prefork children count tasks in files under this directory, and the worker's main
 # process adds them up when scraped; it must be set before prometheus_client is imported.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _metrics = Path(os.environ.get("HCP_VAR_DIR", "var")).resolve() / f"metrics-worker-{os.getpid()}"
+    _metrics = process_settings().var_dir / f"metrics-worker-{os.getpid()}"
     shutil.rmtree(_metrics, ignore_errors=True)
     _metrics.mkdir(parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from contextvars import ContextVar
 from datetime import datetime, timezone
+
+from config.settings import process_settings
 
 # The request id outside a Flask request (a Celery task, a CLI command).
 request_id_var: ContextVar[str | None] = ContextVar("hcp_request_id", default=None)
@@ -67,9 +68,10 @@ class _HcpHandler(logging.StreamHandler):
 
 def configure(fmt: str | None = None, level: str | None = None) -> None:
     """Log to stderr as JSON lines (``HCP_LOG_FORMAT=text`` for a human-readable form)."""
-    fmt = (fmt or os.environ.get("HCP_LOG_FORMAT", "json")).lower()
+    settings = process_settings()
+    fmt = (fmt or settings.log_format).lower()
     root = logging.getLogger()
-    root.setLevel(level or os.environ.get("HCP_LOG_LEVEL", "INFO"))
+    root.setLevel(level or settings.log_level)
     if any(isinstance(h, _HcpHandler) for h in root.handlers):
         return
     handler = _HcpHandler(sys.stderr)

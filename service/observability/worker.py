@@ -10,6 +10,7 @@ import os
 
 from celery import signals
 
+from config.settings import process_settings
 from service.observability import metrics
 from service.observability.jsonlog import request_id_var
 
@@ -50,10 +51,10 @@ def connect() -> None:
     @signals.worker_ready.connect(weak=False)
     def _serve(**_):
         # The worker's main process serves the machine's counters, its pool children's too.
-        port = os.environ.get("HCP_WORKER_METRICS_PORT")
-        if port:
-            metrics.serve_worker_metrics(int(port), os.environ.get("HCP_WORKER_METRICS_ADDR", "0.0.0.0"))
-            log.info("worker metrics on port %s", port)
+        settings = process_settings()
+        if settings.worker_metrics_port:
+            metrics.serve_worker_metrics(settings.worker_metrics_port, settings.worker_metrics_addr)
+            log.info("worker metrics on port %s", settings.worker_metrics_port)
 
     @signals.worker_process_shutdown.connect(weak=False)
     def _child_gone(pid=None, **_):
