@@ -551,15 +551,31 @@ ON CONFLICT (client_id) DO NOTHING
 """
 
 
+def folded_stacks(text: str) -> list[tuple[list[str], int]]:
+    """py-spy's folded stacks (``frame;frame;... count`` a line) as (frames, count) pairs.
+
+    Frame names hold spaces (``bind (socket.py:12)``, a process's command line), and a
+    command line may even hold a line break, so the count is split off the right end of
+    a line, and a line that does not end in a count continues on the next one.
+    """
+    stacks, pending = [], ""
+    for line in text.split("\n"):
+        line = pending + line.rstrip("\r")
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            pending = line + "\n" if line.strip() else ""
+            continue
+        pending = ""
+        stacks.append((stack.split(";"), int(count)))
+    return stacks
+
+
 def summarise_profile(path: Path, top: int = 25) -> str:
     """Inclusive share of samples per function (hcp/framework frames), from py-spy's folded stacks."""
     total, inclusive, own = 0, {}, {}
     if not path.exists():
         return "no profile recorded"
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
-        frames = stack.split(";")
+    for frames, n in folded_stacks(path.read_text()):
         if not any("wsgi" in f or "handle_request" in f for f in frames):
             continue  # idle threads waiting for connections
         total += n
