@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from models.types import utcnow
-from service.cases.deadlines import local_date
+from models.clock import local_date
 from service.reasons.table import labels
 from service.stats import figures
 from service.stats.rollup import CASE_CONDITIONS, RATING_CONDITIONS, closed_day_sql
