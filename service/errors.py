@@ -1,12 +1,15 @@
-"""JSON errors for the API; 503 with Retry-After when the database is unreachable."""
+"""JSON errors for the API, Chinese error pages elsewhere; 503 with Retry-After when the
+database is unreachable."""
 from __future__ import annotations
 
 import logging
 import uuid
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, g, jsonify, make_response, request
 from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from service.web.errors import error_page
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_DB = "5"
@@ -34,8 +37,11 @@ def init_app(app: Flask) -> None:
 
         log.error("database unavailable: %s", err)
         db.session.rollback()
-        resp = jsonify(code=503, status="Service Unavailable", message="database unavailable, retry later")
-        resp.status_code = 503
+        if _is_api():
+            resp = jsonify(code=503, status="Service Unavailable", message="database unavailable, retry later")
+            resp.status_code = 503
+        else:
+            resp = make_response(error_page(503))
         resp.headers["Retry-After"] = RETRY_AFTER_DB
         return resp
 
@@ -47,9 +53,18 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(err):
-        # JSON (flask-smorest's shape, with 422 field errors) under /api; pages get HTML.
+        # JSON (flask-smorest's shape, with 422 field errors) under /api; pages get a
+        # Chinese page. An unhandled exception arrives here as InternalServerError.
         from service.extensions import api
 
-        if request.path.startswith("/api/"):
+        if _is_api():
             return api.handle_http_exception(err)
-        return err
+        resp = make_response(error_page(err.code or 500))
+        for name, value in err.get_headers():  # Allow (405), Retry-After (429, 503)
+            if name.lower() != "content-type":
+                resp.headers[name] = value
+        return resp
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")

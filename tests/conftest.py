@@ -169,3 +169,27 @@ def worker(app, hcp_env):
 def org(app):
     """Builders for departments, items, devices and users, named by the test."""
     return support.Org(app)
+
+
+@pytest.fixture(scope="session")
+def live_server(app, hcp_env):
+    """hcp under gunicorn for the browser tests (tests/test_web_*.py)."""
+    from tests.web_support import LiveServer
+
+    server = LiveServer(hcp_env, support.free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium driven by Playwright, one for the whole run."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=os.environ.get("HCP_TEST_CHROMIUM", "/usr/bin/chromium"),
+                                      headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()

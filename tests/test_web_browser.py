@@ -7,7 +7,6 @@ once it is back, each exactly once.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import requests
@@ -15,32 +14,11 @@ from sqlalchemy import func, select
 
 from models import Case, CaseEvent, Rating
 from models.types import utcnow
-from tests.support import bearer, free_port, rating_body, wait_for
-from tests.web_support import PASSWORD, PHONE, LiveServer, build_team, make_case
+from tests.support import bearer, rating_body, wait_for
+from tests.web_support import PHONE, build_team, make_case, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("HCP_TEST_CHROMIUM", "/usr/bin/chromium")
-SHOTS = os.environ.get("HCP_TEST_SCREENSHOTS")  # a directory to keep screenshots in, if set
-
-
-@pytest.fixture(scope="session")
-def live_server(app, hcp_env):
-    server = LiveServer(hcp_env, free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -54,20 +32,6 @@ def context(browser):
 @pytest.fixture
 def team(org):
     return build_team(org)
-
-
-def shot(page, name):
-    if SHOTS:
-        os.makedirs(SHOTS, exist_ok=True)
-        page.screenshot(path=os.path.join(SHOTS, name), full_page=True)
-
-
-def sign_in(page, server, username):
-    page.goto(server.url + "/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(server.url + "/cases")
 
 
 def sign_out(page):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from tests.support import Gunicorn
 
 PASSWORD = "correct-horse-9"
 PHONE = "13812345678"
+SHOTS = os.environ.get("HCP_TEST_SCREENSHOTS")  # a directory to keep browser screenshots in, if set
 CSRF_RE = re.compile(r'name="([\w-]*csrf_token)"[^>]*value="([^"]+)"')
 
 
@@ -121,3 +123,19 @@ class LiveServer(Gunicorn):
 
     def __init__(self, env: dict, port: int):
         super().__init__(env, port, workers=1, threads=4, log_name="gunicorn.log")
+
+
+def shot(page, name: str) -> None:
+    """Keep a full-page screenshot under $HCP_TEST_SCREENSHOTS, when it is set."""
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        page.screenshot(path=os.path.join(SHOTS, name), full_page=True)
+
+
+def sign_in(page, server, username: str, password: str = PASSWORD) -> None:
+    """Sign in through the login form; staff land on 我的工单."""
+    page.goto(server.url + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/cases")

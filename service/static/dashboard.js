@@ -20,8 +20,11 @@
     Object.keys(extra || {}).forEach(function (k) { q.set(k, extra[k]); });
     return q.toString();
   }
+  // The API takes the web session only with the page's CSRF token beside it.
+  var CSRF = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
+  var HEADERS = { Accept: "application/json", "X-CSRFToken": CSRF };
   function get(path, extra) {
-    return fetch(path + "?" + params(extra), { credentials: "same-origin", headers: { Accept: "application/json" } })
+    return fetch(path + "?" + params(extra), { credentials: "same-origin", headers: HEADERS })
       .then(function (r) {
         if (!r.ok) { return r.json().then(function (b) { throw new Error(b.message || r.status); }); }
         return r.json();
@@ -84,11 +87,15 @@
       var tr = body.insertRow(); var td = tr.insertCell(); td.colSpan = 7; text(td, "暂无预警工单");
       return;
     }
+    // Each cell carries its column's name, shown beside it when a phone stacks the rows.
+    var heads = Array.prototype.map.call(document.querySelectorAll("table.warnings th"), function (th) { return th.textContent; });
     page.items.forEach(function (c) {
       var tr = body.insertRow();
       tr.className = "warn-" + c.warning;
       [WARN[c.warning] || c.warning, "#" + c.id, c.department_name, c.assignee || "待分派",
-       STATUS[c.status] || c.status, c.callback_due, c.close_due].forEach(function (v) { text(tr.insertCell(), v); });
+       STATUS[c.status] || c.status, c.callback_due, c.close_due].forEach(function (v, i) {
+        var td = text(tr.insertCell(), v); td.dataset.label = heads[i];
+      });
     });
   }
   function exports() {
@@ -107,7 +114,7 @@
       get("/api/v1/stats/breakdown", { by: "month" }).then(showMonths),
       get("/api/v1/stats/breakdown", { by: "department" }).then(showDepartments),
       get("/api/v1/stats/breakdown", { by: "channel" }).then(showChannels),
-      fetch("/api/v1/cases?" + caseQuery, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(showWarnings)
+      fetch("/api/v1/cases?" + caseQuery, { credentials: "same-origin", headers: HEADERS }).then(function (r) { return r.json(); }).then(showWarnings)
     ]).then(function () { document.body.dataset.loaded = "yes"; })
       .catch(function (e) { err.hidden = false; text(err, "加载失败：" + e.message); });
   }

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   send_from_directory, url_for)
 from flask_login import current_user, login_required
 from sqlalchemy import and_, case as sql_case, func, or_, select
 from sqlalchemy.orm import selectinload
@@ -193,14 +194,13 @@ def _labels():
             "ROLE_LABELS": ROLE_LABELS, "WARNING_LABELS": warnings.WARNING_LABELS, "QUEUE_ROLES": QUEUE_ROLES}
 
 
-@blp.errorhandler(403)
-@blp.errorhandler(404)
-def _error_page(err):
-    messages = {403: "您没有权限访问此页面", 404: "没有找到该页面或工单（或不在您的管辖范围内）"}
-    return render_template("error.html", code=err.code, message=messages[err.code]), err.code
-
-
 # ---------------------------------------------------------------- pages
+
+@blp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page links; the same icon as favicon.svg."""
+    return send_from_directory(current_app.static_folder, "favicon.ico", max_age=86400)
+
 
 @blp.get("/")
 def index():

@@ -5,8 +5,10 @@ scripts in ``data-`` attributes, so the policy can forbid inline code outright.
 """
 from __future__ import annotations
 
-from flask import Flask, render_template, request
+from flask import Flask, request
 from flask_wtf.csrf import CSRFError
+
+from service.web.errors import error_page
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -28,5 +30,4 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(err):
-        return render_template("error.html", code=400,
-                               message="页面已过期或缺少安全令牌，请刷新页面后重试"), 400
+        return error_page(400, "页面已过期或缺少安全令牌，请刷新页面后重试。")
