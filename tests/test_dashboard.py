@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from models import Case, Rating, User
+from models import Case, Department, Rating, User
 from tests.support import free_port
 
 
@@ -116,3 +116,113 @@ def test_manager_sees_rendered_charts(demo, live_server):
                 page.screenshot(path=os.environ["HCP_DASHBOARD_SHOT"], full_page=True)
         finally:
             browser.close()
+
+
+def _signed_in_dashboard(browser, live_server, width=1366, height=900):
+    from service.cli.demo import DEMO_PASSWORD
+
+    ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    ctx.set_default_timeout(20000)
+    page = ctx.new_page()
+    page.goto(f"{live_server}/login?next=/dashboard")
+    page.fill("input[name=username]", "manager")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard")
+    page.wait_for_selector("body[data-loaded=yes]")
+    return ctx, page
+
+
+def _drill_args(url):
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    assert parts.path == "/cases", url
+    return {k: v[0] for k, v in parse_qs(parts.query).items()}
+
+
+def _click_chart(page, chart, value):
+    """Click, in the page, at the point ``value`` (data coordinates) of a chart's first series.
+
+    A chart drawn a moment ago is still growing its bars: the click is repeated until the
+    page has moved on, within a deadline.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    canvas = page.locator(f"#{page.evaluate(f'window.hcpCharts.{chart}.getDom().id')} canvas")
+    canvas.scroll_into_view_if_needed()
+    for _ in range(20):
+        x, y = page.evaluate(f"v => window.hcpCharts.{chart}.convertToPixel({{seriesIndex: 0}}, v)", value)
+        box = canvas.bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        try:
+            page.wait_for_url("**/cases?**", timeout=1000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"clicking {chart} at {value} led nowhere")
+
+
+@pytest.mark.browser
+def test_every_figure_leads_to_the_cases_behind_it(demo, live_server, browser, query):
+    from datetime import date
+
+    ctx, page = _signed_in_dashboard(browser, live_server)
+    try:
+        period = {"rated_from": page.input_value("input[name=from]"), "rated_to": page.input_value("input[name=to]"),
+                  "department": "district", "scope": "dept"}
+        expected = {"total": {"status": "all"}, "bad": {"status": "all"}, "disposal_rate": {"status": "closed"},
+                    "open": {"status": "open"}, "overdue_open": {"status": "open", "overdue": "true"},
+                    "red": {"status": "open", "warning": "red"}, "yellow": {"status": "open", "warning": "yellow"}}
+        for key, filters in expected.items():
+            assert _drill_args(page.get_attribute(f"#kpi-{key}", "href")) == {**period, **filters}, key
+        # the definition and the counts behind each rate stand beside the number
+        disposal = page.inner_text("#kpi-disposal_rate")
+        assert "已办结的差评工单 ÷ 差评数" in disposal
+        bad = page.inner_text("[data-key=bad]")
+        assert f"3 / {bad}" in disposal
+        assert "整改后办结的工单 ÷（差评数 − 无效差评 − 解释说明办结）" in page.inner_text("#kpi-rectification_rate")
+
+        # a narrower channel travels into every link
+        page.select_option("select[name=channel]", "hall_tablet")
+        page.evaluate("document.body.dataset.loaded = ''")
+        page.click("form#pickers button[type=submit]")
+        page.wait_for_selector("body[data-loaded=yes]")
+        assert _drill_args(page.get_attribute("#kpi-red", "href"))["channel"] == "hall_tablet"
+        page.select_option("select[name=channel]", "")
+        page.evaluate("document.body.dataset.loaded = ''")
+        page.click("form#pickers button[type=submit]")
+        page.wait_for_selector("body[data-loaded=yes]")
+
+        # a month's bar: the cases rated in that month (within the period)
+        months = page.evaluate("window.hcpCharts.bad.getOption().xAxis[0].data")
+        counts = page.evaluate("window.hcpCharts.bad.getOption().series[0].data")
+        i = max(range(len(counts)), key=lambda n: counts[n])
+        _click_chart(page, "bad", [i, counts[i] / 2])
+        args = _drill_args(page.url)
+        first = date.fromisoformat(months[i] + "-01")
+        assert args["rated_from"] == max(first.isoformat(), period["rated_from"])
+        assert args["rated_to"][:7] == months[i] and args["department"] == "district"
+        page.go_back()
+        page.wait_for_selector("body[data-loaded=yes]")
+
+        # a department's bar: that department's cases
+        labels = page.evaluate("window.hcpCharts.departments.getOption().yAxis[0].data")
+        rates = page.evaluate("window.hcpCharts.departments.getOption().series[0].data")
+        j = max(range(len(rates)), key=lambda n: rates[n] or 0)
+        _click_chart(page, "departments", [rates[j] / 2, j])
+        args = _drill_args(page.url)
+        assert args["department"] != "district" and args["status"] == "all"
+        name = query(lambda s: s.scalar(select(Department.name).where(Department.code == args["department"])))
+        assert labels[j].startswith(name)
+        page.go_back()
+        page.wait_for_selector("body[data-loaded=yes]")
+
+        # a warning row: the card leads to the list of that card, the number to the case
+        row = page.locator("#warning-rows tr.warn-red")
+        assert _drill_args(row.locator("td").nth(0).locator("a").get_attribute("href"))["warning"] == "red"
+        case_href = row.locator("td").nth(1).locator("a").get_attribute("href")
+        assert case_href.startswith("/cases/")
+        assert _drill_args(page.get_attribute("#warnings-all", "href"))["warning"] == "any"
+    finally:
+        ctx.close()

@@ -1,6 +1,8 @@
 /* 统计分析 page: reads /api/v1/stats and /api/v1/cases with the web session and draws
    the charts with the vendored Apache ECharts. The instances are kept on
-   window.hcpCharts so a browser test can see what was drawn. */
+   window.hcpCharts so a browser test can see what was drawn. Every figure, chart
+   element and warning row leads to the case list (/cases) with the same period,
+   department and channel, plus the filters of the cases behind it. */
 (function () {
   "use strict";
   var form = document.getElementById("pickers");
@@ -16,9 +18,27 @@
 
   function params(extra) {
     var data = new FormData(form), q = new URLSearchParams();
-    ["from", "to", "department"].forEach(function (k) { if (data.get(k)) q.set(k, data.get(k)); });
+    ["from", "to", "department", "channel"].forEach(function (k) { if (data.get(k)) q.set(k, data.get(k)); });
     Object.keys(extra || {}).forEach(function (k) { q.set(k, extra[k]); });
     return q.toString();
+  }
+  // The case list's address for the pickers' period, department and channel, narrowed by
+  // ``extra`` (an object, or a query string such as "status=open&warning=red").
+  function drill(extra) {
+    var data = new FormData(form), q = new URLSearchParams({ scope: "dept", status: "all" });
+    if (data.get("from")) { q.set("rated_from", data.get("from")); }
+    if (data.get("to")) { q.set("rated_to", data.get("to")); }
+    ["department", "channel"].forEach(function (k) { if (data.get(k)) { q.set(k, data.get(k)); } });
+    new URLSearchParams(extra || "").forEach(function (v, k) { q.set(k, v); });
+    return "/cases?" + q.toString();
+  }
+  function go(extra) { window.location.assign(drill(extra)); }
+  // A month ("2026-03") as rated_from/rated_to, kept inside the chosen period.
+  function month(key) {
+    var data = new FormData(form), y = +key.slice(0, 4), m = +key.slice(5, 7);
+    var last = new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10), first = key + "-01";
+    var from = data.get("from"), to = data.get("to");
+    return { rated_from: from && from > first ? from : first, rated_to: to && to < last ? to : last };
   }
   // The API takes the web session only with the page's CSRF token beside it.
   var CSRF = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
@@ -39,9 +59,22 @@
       var k = el.dataset.key, v = s[k];
       text(el, /_rate$/.test(k) ? pct(v) : String(v));
     });
+    document.querySelectorAll("#kpis .parts").forEach(function (el) {
+      var keys = el.dataset.parts.split(" ");
+      text(el, s[keys[0]] + " / " + s[keys[1]]);
+    });
+    document.querySelectorAll("#kpis a.kpi").forEach(function (a) { a.href = drill(a.dataset.drill); });
   }
   function showMonths(b) {
     var months = b.groups.map(function (g) { return g.key; });
+    charts.goodRate.off("click");
+    charts.goodRate.on("click", function (p) { go(month(months[p.dataIndex])); });
+    charts.bad.off("click");
+    charts.bad.on("click", function (p) {
+      var period = month(months[p.dataIndex]);
+      if (p.seriesName === "处置率" || p.seriesName === "整改率") { period.status = "closed"; }
+      go(period);
+    });
     charts.goodRate.setOption({
       tooltip: { trigger: "axis", valueFormatter: function (v) { return v === null ? "—" : v + "%"; } },
       xAxis: { type: "category", data: months },
@@ -62,6 +95,8 @@
   }
   function showDepartments(b) {
     var rows = b.groups.slice().sort(function (x, y) { return (x.good_rate || 0) - (y.good_rate || 0); });
+    charts.departments.off("click");
+    charts.departments.on("click", function (p) { go({ department: rows[p.dataIndex].key }); });
     charts.departments.setOption({
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
       grid: { left: 150 },
@@ -72,11 +107,13 @@
     }, true);
   }
   function showChannels(b) {
+    charts.channels.off("click");
+    charts.channels.on("click", function (p) { go({ channel: p.data.code }); });
     charts.channels.setOption({
       tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
       legend: { bottom: 0 },
       series: [{ name: "评价数", type: "pie", radius: ["35%", "65%"],
-                 data: b.groups.map(function (g) { return { name: g.label, value: g.total }; }) }]
+                 data: b.groups.map(function (g) { return { name: g.label, value: g.total, code: g.key }; }) }]
     }, true);
   }
   function showWarnings(page) {
@@ -94,11 +131,19 @@
       tr.className = "warn-" + c.warning;
       [WARN[c.warning] || c.warning, "#" + c.id, c.department_name, c.assignee || "待分派",
        STATUS[c.status] || c.status, c.callback_due, c.close_due].forEach(function (v, i) {
-        var td = text(tr.insertCell(), v); td.dataset.label = heads[i];
+        var td = tr.insertCell(); td.dataset.label = heads[i];
+        if (i < 2) {  // the card leads to the list of that card, the number to the case
+          var a = document.createElement("a");
+          a.href = i === 0 ? drill({ status: "open", warning: c.warning }) : "/cases/" + c.id;
+          td.appendChild(text(a, v));
+        } else {
+          text(td, v);
+        }
       });
     });
   }
   function exports() {
+    document.getElementById("warnings-all").href = drill({ status: "open", warning: "any" });
     document.getElementById("export-xlsx").href = "/api/v1/stats/export?" + params({ format: "xlsx", by: "department" });
     document.getElementById("export-csv").href = "/api/v1/stats/export?" + params({ format: "csv", by: "department" });
   }

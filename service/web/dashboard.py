@@ -1,11 +1,13 @@
 """``/dashboard``: the managers' page — a server-rendered shell whose charts read the stats API.
 
-The page itself carries only the pickers (period, departments in the viewer's scope);
-the figures come from ``/api/v1/stats`` and ``/api/v1/cases`` with the web session, so
-the page and the API can never disagree.
+The page itself carries only the pickers (period, department in the viewer's scope,
+channel) and, beside each figure, its definition (SPEC §3) and the case list it drills
+down to; the figures come from ``/api/v1/stats`` and ``/api/v1/cases`` with the web
+session, so the page and the API can never disagree.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from flask import Blueprint, abort, render_template
@@ -17,8 +19,41 @@ from models.types import utcnow
 from models.clock import local_date
 from service.extensions import db
 from service.stats.api import VIEWERS
+from service.web.labels import CHANNEL_LABELS
 
 blp = Blueprint("dashboard", __name__)
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One figure of the summary: its label, how it is defined, the counts behind a rate
+    (summary keys), and the case-list filters of the cases behind it."""
+
+    key: str
+    label: str
+    definition: str
+    drill: str  # query string added to the period, department and channel of the pickers
+    parts: tuple[str, str] | None = None
+
+
+KPIS = (
+    Kpi("total", "评价总数", "评价时间在所选期间内的全部评价", "status=all"),
+    Kpi("good_rate", "好评率", "好评（满意度3–5级）÷ 评价总数", "status=all", ("good", "total")),
+    Kpi("bad", "差评数", "满意度1–2级的评价；每条差评生成一件整改工单", "status=all"),
+    Kpi("disposal_rate", "差评处置率", "已办结的差评工单 ÷ 差评数", "status=closed", ("closed", "bad")),
+    Kpi("rectification_rate", "差评整改率", "整改后办结的工单 ÷（差评数 − 无效差评 − 解释说明办结）",
+        "status=closed", ("closed_rectified", "rectifiable")),
+    Kpi("callback_rate", "回访率", "核实或反馈时联系上评价人的工单 ÷ 实名差评数", "status=all",
+        ("called_back", "real_name_bad")),
+    Kpi("on_time_rate", "按期办结率", "在办结期限内办结的工单 ÷（已办结 + 已超期未办结）", "status=closed",
+        ("closed_on_time", "on_time_base")),
+    Kpi("feedback_satisfaction_rate", "回访整改满意率", "评价人表示满意的反馈 ÷ 评价人表态（满意或不满意）的反馈",
+        "status=closed", ("satisfied_yes", "satisfied_known")),
+    Kpi("open", "未办结", "当前尚未办结的工单", "status=open"),
+    Kpi("overdue_open", "超期未办结", "已超过办结期限仍未办结的工单", "status=open&overdue=true"),
+    Kpi("red", "红牌", "当前期限已过仍未办理的工单", "status=open&warning=red"),
+    Kpi("yellow", "黄牌", "回访期限当天、或距办结期限不足3个工作日的工单", "status=open&warning=yellow"),
+)
 
 
 @blp.get("/dashboard")
@@ -33,5 +68,5 @@ def dashboard():
     departments = [(d, d.path.count("/") - 2) for d in db.session.scalars(stmt)]
     today = local_date(utcnow())
     return render_template("dashboard.html", user=user, departments=departments,
-                           date_from=date(today.year, 1, 1), date_to=today,
+                           date_from=date(today.year, 1, 1), date_to=today, kpis=KPIS, channels=CHANNEL_LABELS,
                            default_department=None if user.role == "admin" else user.department.code)
