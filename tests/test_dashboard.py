@@ -1,6 +1,7 @@
 """The managers' dashboard: login, pickers, and non-empty ECharts charts on demo data."""
 from __future__ import annotations
 
+import math
 import os
 import threading
 
@@ -215,6 +216,21 @@ def test_every_figure_leads_to_the_cases_behind_it(demo, live_server, browser, q
         assert args["department"] != "district" and args["status"] == "all"
         name = query(lambda s: s.scalar(select(Department.name).where(Department.code == args["department"])))
         assert labels[j].startswith(name)
+        page.go_back()
+        page.wait_for_selector("body[data-loaded=yes]")
+
+        # a channel's slice: that channel's cases. The first slice starts at 12 o'clock and
+        # runs clockwise; click the middle of its ring.
+        slices = page.evaluate("window.hcpCharts.channels.getOption().series[0].data")
+        canvas = page.locator("#chart-channels canvas")
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        angle = math.radians(90 - 360 * slices[0]["value"] / sum(d["value"] for d in slices) / 2)
+        radius = 0.5 * min(box["width"], box["height"]) / 2
+        page.mouse.click(box["x"] + box["width"] / 2 + radius * math.cos(angle),
+                         box["y"] + box["height"] / 2 - radius * math.sin(angle))
+        page.wait_for_url("**/cases?**")
+        assert _drill_args(page.url)["channel"] == slices[0]["code"]
         page.go_back()
         page.wait_for_selector("body[data-loaded=yes]")
 

@@ -134,7 +134,13 @@ def test_dashboard(live_server, screen, size, team):
 
 
 def test_kiosk_shows_all_five_faces(live_server, screen, size, team):
-    screen.goto(f"{live_server.url}/kiosk#key={team.key}")
+    screen.goto(f"{live_server.url}/kiosk")  # no key yet: the setup screen
+    screen.wait_for_selector("#screen-setup:not([hidden])")
+    fits(screen)
+    on_screen(screen, "#setup-key", vertical=True)
+    on_screen(screen, "#setup-form button", vertical=True)
+    screen.fill("#setup-key", team.key)
+    screen.click("#setup-form button")
     screen.wait_for_selector("#screen-faces:not([hidden])")
     fits(screen)
     for level in (5, 4, 3, 2, 1):

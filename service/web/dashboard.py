@@ -19,7 +19,6 @@ from models.types import utcnow
 from models.clock import local_date
 from service.extensions import db
 from service.stats.api import VIEWERS
-from service.web.labels import CHANNEL_LABELS
 
 blp = Blueprint("dashboard", __name__)
 
@@ -68,5 +67,5 @@ def dashboard():
     departments = [(d, d.path.count("/") - 2) for d in db.session.scalars(stmt)]
     today = local_date(utcnow())
     return render_template("dashboard.html", user=user, departments=departments,
-                           date_from=date(today.year, 1, 1), date_to=today, kpis=KPIS, channels=CHANNEL_LABELS,
+                           date_from=date(today.year, 1, 1), date_to=today, kpis=KPIS,
                            default_department=None if user.role == "admin" else user.department.code)
