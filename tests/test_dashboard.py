@@ -76,56 +76,44 @@ def test_dashboard_needs_a_viewer(client, org):
 
 
 @pytest.mark.browser
-def test_manager_sees_rendered_charts(demo, live_server):
-    from playwright.sync_api import sync_playwright
-
-    from service.cli.demo import DEMO_PASSWORD
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(f"{live_server}/dashboard")
-            assert "/login" in page.url
-            page.fill("input[name=username]", "manager")
-            page.fill("input[name=password]", DEMO_PASSWORD)
-            page.click("button[type=submit], input[type=submit]")
-            page.wait_for_url("**/dashboard")
-            page.wait_for_selector("body[data-loaded=yes]", timeout=20000)
-            assert page.locator("h1").inner_text() == "好差评统计分析"
-            assert page.locator("#error").is_hidden()
-            series = page.evaluate("""() => Object.fromEntries(Object.entries(window.hcpCharts).map(
-                ([k, c]) => [k, c.getOption().series.map(s => s.data.length)]))""")
-            assert all(n and all(series[k]) for k, n in series.items()), series
-            assert page.locator("#chart-good-rate canvas").count() == 1
-            assert page.locator("[data-key=total]").inner_text() == "300"
-            assert page.locator("#warning-rows tr.warn-red").count() == 1
-            assert page.locator("#warning-rows tr.warn-yellow").count() == 1
-            href = page.get_attribute("#export-xlsx", "href")
-            assert "format=xlsx" in href and "department=district" in href
-            with page.expect_download() as dl:
-                page.click("#export-xlsx")
-            assert dl.value.suggested_filename.endswith(".xlsx")
-            # a narrower department changes the figures
-            page.select_option("select[name=department]", "civil")
-            page.evaluate("document.body.dataset.loaded = ''")
-            page.click("form#pickers button[type=submit]")
-            page.wait_for_selector("body[data-loaded=yes]")
-            assert int(page.locator("[data-key=total]").inner_text()) < 300
-            if os.environ.get("HCP_DASHBOARD_SHOT"):  # a picture for a person to look at
-                page.screenshot(path=os.environ["HCP_DASHBOARD_SHOT"], full_page=True)
-        finally:
-            browser.close()
+def test_manager_sees_rendered_charts(demo, live_server, browser):
+    ctx, page = _signed_in_dashboard(browser, live_server, 1400, 1600)
+    try:
+        assert page.locator("h1").inner_text() == "好差评统计分析"
+        assert page.locator("#error").is_hidden()
+        series = page.evaluate("""() => Object.fromEntries(Object.entries(window.hcpCharts).map(
+            ([k, c]) => [k, c.getOption().series.map(s => s.data.length)]))""")
+        assert all(n and all(series[k]) for k, n in series.items()), series
+        assert page.locator("#chart-good-rate canvas").count() == 1
+        assert page.locator("[data-key=total]").inner_text() == "300"
+        assert page.locator("#warning-rows tr.warn-red").count() == 1
+        assert page.locator("#warning-rows tr.warn-yellow").count() == 1
+        href = page.get_attribute("#export-xlsx", "href")
+        assert "format=xlsx" in href and "department=district" in href
+        with page.expect_download() as dl:
+            page.click("#export-xlsx")
+        assert dl.value.suggested_filename.endswith(".xlsx")
+        # a narrower department changes the figures
+        page.select_option("select[name=department]", "civil")
+        page.evaluate("document.body.dataset.loaded = ''")
+        page.click("form#pickers button[type=submit]")
+        page.wait_for_selector("body[data-loaded=yes]")
+        assert int(page.locator("[data-key=total]").inner_text()) < 300
+        if os.environ.get("HCP_DASHBOARD_SHOT"):  # a picture for a person to look at
+            page.screenshot(path=os.environ["HCP_DASHBOARD_SHOT"], full_page=True)
+    finally:
+        ctx.close()
 
 
 def _signed_in_dashboard(browser, live_server, width=1366, height=900):
+    """A manager signed in (the login page, then back to the dashboard), the figures drawn."""
     from service.cli.demo import DEMO_PASSWORD
 
-    ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN", accept_downloads=True)
     ctx.set_default_timeout(20000)
     page = ctx.new_page()
-    page.goto(f"{live_server}/login?next=/dashboard")
+    page.goto(f"{live_server}/dashboard")
+    assert "/login" in page.url
     page.fill("input[name=username]", "manager")
     page.fill("input[name=password]", DEMO_PASSWORD)
     page.click("button[type=submit]")
@@ -142,18 +130,18 @@ def _drill_args(url):
     return {k: v[0] for k, v in parse_qs(parts.query).items()}
 
 
-def _click_chart(page, chart, value):
-    """Click, in the page, at the point ``value`` (data coordinates) of a chart's first series.
+def _click_until_it_drills(page, chart, point):
+    """Click ``chart`` at ``point()`` (canvas pixels) until the page moves to the case list.
 
-    A chart drawn a moment ago is still growing its bars: the click is repeated until the
-    page has moved on, within a deadline.
+    A chart drawn a moment ago is still growing its bars and slices, so the click is
+    repeated, within a deadline.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     canvas = page.locator(f"#{page.evaluate(f'window.hcpCharts.{chart}.getDom().id')} canvas")
     canvas.scroll_into_view_if_needed()
     for _ in range(20):
-        x, y = page.evaluate(f"v => window.hcpCharts.{chart}.convertToPixel({{seriesIndex: 0}}, v)", value)
+        x, y = point()
         box = canvas.bounding_box()
         page.mouse.click(box["x"] + x, box["y"] + y)
         try:
@@ -161,7 +149,23 @@ def _click_chart(page, chart, value):
             return
         except PlaywrightTimeout:
             continue
-    raise AssertionError(f"clicking {chart} at {value} led nowhere")
+    raise AssertionError(f"clicking {chart} led nowhere")
+
+
+def _click_chart(page, chart, value):
+    """Click the point ``value`` (data coordinates) of a chart's first series."""
+    _click_until_it_drills(page, chart, lambda: page.evaluate(
+        f"v => window.hcpCharts.{chart}.convertToPixel({{seriesIndex: 0}}, v)", value))
+
+
+def _click_slice(page, chart, index):
+    """Click the middle of a pie slice's ring (its layout as ECharts drew it, in canvas pixels)."""
+    def point():
+        ring = page.evaluate(f"i => window.hcpCharts.{chart}.getModel().getSeriesByIndex(0).getData()"
+                             ".getItemLayout(i)", index)
+        middle, radius = (ring["startAngle"] + ring["endAngle"]) / 2, (ring["r"] + ring["r0"]) / 2
+        return ring["cx"] + radius * math.cos(middle), ring["cy"] + radius * math.sin(middle)
+    _click_until_it_drills(page, chart, point)
 
 
 @pytest.mark.browser
@@ -219,17 +223,9 @@ def test_every_figure_leads_to_the_cases_behind_it(demo, live_server, browser, q
         page.go_back()
         page.wait_for_selector("body[data-loaded=yes]")
 
-        # a channel's slice: that channel's cases. The first slice starts at 12 o'clock and
-        # runs clockwise; click the middle of its ring.
+        # a channel's slice: that channel's cases
         slices = page.evaluate("window.hcpCharts.channels.getOption().series[0].data")
-        canvas = page.locator("#chart-channels canvas")
-        canvas.scroll_into_view_if_needed()
-        box = canvas.bounding_box()
-        angle = math.radians(90 - 360 * slices[0]["value"] / sum(d["value"] for d in slices) / 2)
-        radius = 0.5 * min(box["width"], box["height"]) / 2
-        page.mouse.click(box["x"] + box["width"] / 2 + radius * math.cos(angle),
-                         box["y"] + box["height"] / 2 - radius * math.sin(angle))
-        page.wait_for_url("**/cases?**")
+        _click_slice(page, "channels", 0)
         assert _drill_args(page.url)["channel"] == slices[0]["code"]
         page.go_back()
         page.wait_for_selector("body[data-loaded=yes]")
