@@ -6,7 +6,7 @@ import logging
 import uuid
 
 from flask import Flask, g, jsonify, make_response, request
-from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from service.web.errors import error_page
@@ -37,13 +37,18 @@ def init_app(app: Flask) -> None:
 
         log.error("database unavailable: %s", err)
         db.session.rollback()
-        if _is_api():
-            resp = jsonify(code=503, status="Service Unavailable", message="database unavailable, retry later")
-            resp.status_code = 503
-        else:
-            resp = make_response(error_page(503))
-        resp.headers["Retry-After"] = RETRY_AFTER_DB
-        return resp
+        return _retry_later("database unavailable, retry later")
+
+    @app.errorhandler(IntegrityError)
+    def _changed_meanwhile(err):
+        # A row this request relied on went away between its checks and its write (say a
+        # device deleted while its rating waited for a shared INSERT). Retrying is safe:
+        # the retry is checked afresh and gets its definite answer.
+        from service.extensions import db
+
+        log.warning("a row changed meanwhile: %s", err)
+        db.session.rollback()
+        return _retry_later("data changed meanwhile, retry later")
 
     @app.errorhandler(DBAPIError)
     def _database_error(err):
@@ -64,6 +69,17 @@ def init_app(app: Flask) -> None:
             if name.lower() != "content-type":
                 resp.headers[name] = value
         return resp
+
+
+def _retry_later(message: str):
+    """503 with Retry-After: JSON naming ``message`` under /api, the Chinese page elsewhere."""
+    if _is_api():
+        resp = jsonify(code=503, status="Service Unavailable", message=message)
+        resp.status_code = 503
+    else:
+        resp = make_response(error_page(503))
+    resp.headers["Retry-After"] = RETRY_AFTER_DB
+    return resp
 
 
 def _is_api() -> bool:

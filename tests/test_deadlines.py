@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from models.clock import local_date
 from service.cases.deadlines import WorkCalendar, library_is_workday
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -14,12 +15,29 @@ SH = ZoneInfo("Asia/Shanghai")
 @pytest.mark.parametrize("received,n,due", [
     ("2021-09-30T10:00:00+08:00", 1, date(2021, 10, 8)),   # National Day week
     ("2021-09-30T10:00:00+08:00", 15, date(2021, 10, 27)),  # counts Sat 10-09, a make-up workday
-    ("2021-09-30T23:30:00+00:00", 1, date(2021, 10, 8)),    # 07:30 on 10-01 in Shanghai
+    # Near midnight the Shanghai date is not the UTC date, and here the two give other deadlines:
+    ("2021-10-07T16:30:00+00:00", 1, date(2021, 10, 9)),    # 00:30 Fri 10-08 in Shanghai (UTC: 10-07, a holiday)
+    ("2021-10-08T23:30:00+00:00", 1, date(2021, 10, 11)),   # 07:30 Sat 10-09, the make-up workday (UTC: Fri 10-08)
+    ("2021-10-08T15:59:59+00:00", 1, date(2021, 10, 9)),    # 23:59:59 Fri 10-08 in Shanghai: still Friday
+    ("2021-10-08T16:00:00+00:00", 1, date(2021, 10, 11)),   # Shanghai midnight: Saturday 10-09 begins
+    ("2021-10-09T00:30:00+08:00", 1, date(2021, 10, 11)),   # the same day written in local time
     ("2026-12-20T09:00:00+08:00", 15, date(2027, 1, 8)),    # 2027: Mon–Fri fallback
     ("2026-11-26T09:00:00+08:00", 0, date(2026, 11, 26)),
 ])
 def test_due_dates(received, n, due):
     assert WorkCalendar().due(datetime.fromisoformat(received), n) == due
+
+
+@pytest.mark.parametrize("moment,day", [
+    ("2021-10-08T23:30:00+00:00", date(2021, 10, 9)),
+    ("2021-10-08T16:00:00+00:00", date(2021, 10, 9)),
+    ("2021-10-08T15:59:59+00:00", date(2021, 10, 8)),
+    ("2021-10-09T07:59:59+08:00", date(2021, 10, 9)),
+    ("2021-10-08T20:00:00-05:00", date(2021, 10, 9)),  # 01:00 UTC on 10-09, 09:00 in Shanghai
+    ("2021-12-31T16:00:00+00:00", date(2022, 1, 1)),
+])
+def test_local_date_is_the_shanghai_date(moment, day):
+    assert local_date(datetime.fromisoformat(moment)) == day
 
 
 def test_admin_holiday_moves_the_deadline():

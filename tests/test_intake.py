@@ -148,12 +148,45 @@ def test_same_instant_in_another_offset_is_a_replay(client, kiosk):
     assert client.post("/api/v1/ratings", json=body, headers=bearer(key)).status_code == 200
 
 
-def test_same_client_id_different_body_is_409(app, client, kiosk):
-    _, _, key = kiosk
-    body = rating_body(level=1)
-    assert client.post("/api/v1/ratings", json=body, headers=bearer(key)).status_code == 201
-    resp = client.post("/api/v1/ratings", json={**body, "level": 5}, headers=bearer(key))
-    assert resp.status_code == 409
+def full_body(**extra) -> dict:
+    """A bad rating with every optional field filled in (items it1 and it2 must exist)."""
+    return rating_body(level=1, comment="排队太久", tags=["wait", "attitude"], item_code="it1",
+                       staff_no="S001", project_no="P-2026-0001",
+                       rater={"real_name": True, "name": "陈大文", "phone": "13812345678"}, **extra)
+
+
+RATER = {"real_name": True, "name": "陈大文", "phone": "13812345678"}
+# Each changes one field of full_body(); the same client_id with any of them is another rating.
+CHANGED = {
+    "level": {"level": 2},
+    "comment": {"comment": "排队太久了"},
+    "comment-dropped": {"comment": None},
+    "tags": {"tags": ["wait"]},
+    "rater-name": {"rater": {**RATER, "name": "陈小文"}},
+    "rater-phone": {"rater": {**RATER, "phone": "13812345679"}},
+    "rater-anonymous": {"rater": {"real_name": False}},
+    "item_code": {"item_code": "it2"},
+    "staff_no": {"staff_no": "S002"},
+    "project_no": {"project_no": "P-2026-0002"},
+    "rated_at+1s": {"rated_at": "2026-11-20T09:30:01+08:00"},
+    "rated_at-1s": {"rated_at": "2026-11-20T09:29:59+08:00"},
+}
+
+
+@pytest.mark.parametrize("change", CHANGED.values(), ids=CHANGED.keys())
+def test_same_client_id_different_body_is_409(app, client, kiosk, org, change):
+    dept, _, key = kiosk
+    org.item("it1", dept)
+    org.item("it2", dept)
+    body = full_body()
+    first = client.post("/api/v1/ratings", json=body, headers=bearer(key))
+    assert first.status_code == 201, first.get_json()
+    assert client.post("/api/v1/ratings", json=dict(body), headers=bearer(key)).status_code == 200
+    other = {k: v for k, v in {**body, **change}.items() if v is not None}
+    resp = client.post("/api/v1/ratings", json=other, headers=bearer(key))
+    assert resp.status_code == 409, resp.get_json()
+    batch = client.post("/api/v1/ratings/batch", json={"ratings": [other]}, headers=bearer(key))
+    assert batch.get_json()["results"][0]["status"] == "conflict"
     assert count_ratings(app) == 1
 
 

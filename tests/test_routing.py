@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from models import Case, CaseEvent, Rating
 from models.types import utcnow
 from service.cases import routing
-from tests.support import bearer, rating_body, wait_for
+from tests.support import bearer, hcp, rating_body, wait_for
 
 
 def case_of(query, rating_id):
@@ -123,3 +124,63 @@ def test_sweep_finds_bad_ratings_without_a_case(app, query, org, hall):
         db.session.commit()
         assert routing.unrouted(db.session, timedelta(hours=-2)) == []
     assert query(lambda s: s.scalar(select(func.count(Rating.id)))) == 2
+
+
+def route_received(app, device_id: int, received_at, rated_at=None) -> Case:
+    """Store a bad rating that reached hcp at ``received_at`` and route it at once.
+
+    Rating and case are committed together, so the session worker's sweep never sees
+    the rating without its case.
+    """
+    from models import Device
+    from service.extensions import db
+    from service.ratings.intake import store
+
+    with app.app_context():
+        outcomes = store(db.session.connection(), db.session.get(Device, device_id), [
+            {"client_id": uuid.uuid4(), "level": 1, "rated_at": rated_at or received_at}])
+        rating = db.session.get(Rating, outcomes[0].rating["id"])
+        rating.received_at = received_at
+        case_id = routing.route(db.session, rating.id)
+        db.session.commit()
+        case = db.session.get(Case, case_id)
+        db.session.expunge(case)
+        return case
+
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def test_routing_uses_the_calendar_the_admin_entered(app, org):
+    """``hcp calendar add-holiday`` / ``add-workday`` move the deadlines of cases routed after."""
+    dept = org.department("d1")
+    device, _ = org.device(dept)
+    received = datetime(2026, 11, 26, 10, tzinfo=SH)  # a Thursday
+    before = route_received(app, device.id, received)
+    assert (before.callback_due, before.close_due) == (date(2026, 11, 27), date(2026, 12, 17))
+
+    hcp("calendar", "add-holiday", "2026-11-27", "--note", "区里放假")  # Friday off
+    holiday = route_received(app, device.id, received)
+    assert (holiday.callback_due, holiday.close_due) == (date(2026, 11, 30), date(2026, 12, 18))
+
+    hcp("calendar", "add-workday", "2026-11-28")  # ... made up on Saturday
+    made_up = route_received(app, device.id, received)
+    assert (made_up.callback_due, made_up.close_due) == (date(2026, 11, 28), date(2026, 12, 17))
+
+
+def test_an_offline_rating_routes_from_the_day_it_was_received(app, org):
+    """A kiosk that was offline posts days later: deadlines count from receipt (SPEC §2)."""
+    dept = org.department("d1")
+    device, _ = org.device(dept)
+    rated = datetime(2021, 9, 24, 15, tzinfo=SH)  # a Friday, a week before
+    received = datetime(2021, 9, 30, 10, tzinfo=SH)
+    case = route_received(app, device.id, received, rated_at=rated)
+    assert (case.callback_due, case.close_due) == (date(2021, 10, 8), date(2021, 10, 27))
+
+
+def test_routing_counts_from_the_shanghai_date(app, org):
+    """Received 23:30 UTC on Friday 2021-10-08, i.e. Saturday 10-09, a make-up workday."""
+    dept = org.department("d1")
+    device, _ = org.device(dept)
+    case = route_received(app, device.id, datetime(2021, 10, 8, 23, 30, tzinfo=timezone.utc))
+    assert case.callback_due == date(2021, 10, 11)

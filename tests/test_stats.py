@@ -6,16 +6,22 @@ import io
 import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select, text
 
 from models import OPEN_STATUSES, Case, CaseEvent, Department, Rating, User
-from models.clock import local_date
 from tests.support import bearer
 
 SH = timezone(timedelta(hours=8))
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local_date(moment: datetime) -> date:
+    """The oracle's own Shanghai date (not the product's local_date, which it checks)."""
+    return moment.astimezone(SHANGHAI).date()
 YEAR_FROM, YEAR_TO = date(2021, 1, 1), date(2021, 12, 31)
 TODAY = date(2026, 12, 10)  # "now" for the clock-dependent counts
 LATER = date(2027, 6, 30)  # past every closure deadline of cases made now
