@@ -61,8 +61,10 @@ def test_working_days_between():
     cal = WorkCalendar()
     assert cal.working_days_between(date(2021, 9, 30), date(2021, 10, 8)) == 1
     assert cal.working_days_between(date(2021, 10, 8), date(2021, 9, 30)) == 0
+    assert cal.working_days_between(date(2021, 10, 8), date(2021, 10, 11)) == 2  # Sat 10-09 made up, Mon
+    assert cal.working_days_between(date(2021, 9, 30), date(2021, 10, 27)) == 15
 
 
 def test_negative_working_days_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^working days must be zero or more$"):
         WorkCalendar().add_working_days(date(2026, 1, 5), -1)

@@ -151,6 +151,7 @@ def test_same_instant_in_another_offset_is_a_replay(client, kiosk):
 def full_body(**extra) -> dict:
     """A bad rating with every optional field filled in (items it1 and it2 must exist)."""
     return rating_body(level=1, comment="排队太久", tags=["wait", "attitude"], item_code="it1",
+                       reasons=["off_att_rude", "off_eff_wait"],
                        staff_no="S001", project_no="P-2026-0001",
                        rater={"real_name": True, "name": "陈大文", "phone": "13812345678"}, **extra)
 
@@ -162,6 +163,7 @@ CHANGED = {
     "comment": {"comment": "排队太久了"},
     "comment-dropped": {"comment": None},
     "tags": {"tags": ["wait"]},
+    "reasons": {"reasons": ["off_eff_wait"]},
     "rater-name": {"rater": {**RATER, "name": "陈小文"}},
     "rater-phone": {"rater": {**RATER, "phone": "13812345679"}},
     "rater-anonymous": {"rater": {"real_name": False}},

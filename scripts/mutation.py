@@ -1,0 +1,140 @@
+"""Mutation testing of the rule modules with mutmut, one module at a time (``make mutation``).
+
+Each module runs in its own copy of the tree under ``var/mutation/NAME`` with a
+``[mutmut]`` section of its own: the rule module to mutate, the functions that hold its
+rules, and the fast SQLite tests that cover them. mutmut records which test calls which
+function, then runs each mutant against those tests only, one process at a time.
+
+    python scripts/mutation.py                 # every module
+    python scripts/mutation.py deadlines intake
+    python scripts/mutation.py --list
+
+The summary (killed / survived / timeout per module) goes to stdout and to
+``var/mutation/summary.txt``; ``var/mutation/NAME/`` keeps mutmut's state, so
+``cd var/mutation/NAME && ../../../.venv/bin/mutmut show MUTANT`` shows a survivor.
+See docs/testing.md for the last scores and the survivors explained.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "var" / "mutation"
+TREES = ("service", "models", "config", "workers", "tests")
+
+
+@dataclass(frozen=True)
+class Module:
+    source: str  # the file mutated
+    functions: tuple[str, ...]  # mutant name patterns (mutmut's x_NAME / Class.xǁ... form); () = all
+    tests: tuple[str, ...]  # pytest arguments choosing the fast tests
+
+
+MODULES = {
+    "workflow": Module("service/cases/workflow.py", (), ("tests/test_workflow_table.py",)),
+    "routing": Module("service/cases/routing.py", (), (
+        "tests/test_routing.py", "tests/test_sweep_backoff.py",
+        "-k", "not (assigned_case or unassigned or good_rating_gets or visible_through or sweep_task)")),
+    "deadlines": Module("service/cases/deadlines.py", (), (
+        "tests/test_deadlines.py", "tests/test_routing.py::test_routing_uses_the_calendar_the_admin_entered")),
+    "intake": Module("service/ratings/intake.py", ("x__canonical", "x__row", "x__insert_rows", "x_store"), (
+        "tests/test_intake.py", "tests/test_routing.py::test_an_offline_rating_routes_from_the_day_it_was_received",
+        "-k", "not (batch_limit or rate_limit or eight_concurrent or cached_row_expires)")),
+    "figures": Module("service/stats/figures.py", (), ("tests/test_stats.py", "tests/test_stats_replay.py")),
+    "rollup": Module("service/stats/rollup.py", (), ("tests/test_stats.py", "tests/test_stats_replay.py")),
+    "masking": Module("service/privacy.py", ("x_mask_phone", "x_mask_name", "x_normalise_phone"), (
+        "tests/test_privacy.py", "tests/test_intake.py::test_get_rating_needs_staff_and_masks_rater")),
+    "scope": Module("service/auth/access.py", ("x_scope_filter", "x_in_scope", "x_staff_required"), (
+        "tests/test_privacy_rules.py", "tests/test_cases_api.py", "tests/test_staff_auth.py")),
+}
+
+
+def mutmut_section(module: Module) -> str:
+    def lines(values) -> str:
+        return "".join(f"\n    {v}" for v in values)
+    return ("\n[mutmut]\nsource_paths = service\n"
+            f"only_mutate = {module.source}\n"
+            f"also_copy ={lines(['models', 'config', 'workers', 'tests', 'setup.cfg'])}\n"
+            f"pytest_add_cli_args_test_selection ={lines(module.tests)}\n"
+            "pytest_add_cli_args =\n    -p\n    no:cacheprovider\n")
+
+
+def prepare(name: str, module: Module) -> Path:
+    """A fresh copy of the tree for this module, with its [mutmut] section."""
+    work = OUT / name
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "faults", "fuzz")
+    for tree in TREES:
+        shutil.copytree(ROOT / tree, work / tree, ignore=ignore)
+    config = (ROOT / "setup.cfg").read_text(encoding="utf-8") + mutmut_section(module)
+    (work / "setup.cfg").write_text(config, encoding="utf-8")
+    return work
+
+
+def counts(work: Path, module: Module) -> dict[str, int]:
+    """killed / survived / timeout / other from ``mutmut results --all true``."""
+    out = subprocess.run([str(ROOT / ".venv" / "bin" / "mutmut"), "results", "--all", "true"], cwd=work,
+                         capture_output=True, text=True, check=True).stdout
+    tally = {"killed": 0, "survived": 0, "timeout": 0, "other": 0}
+    survivors = []
+    for line in out.splitlines():
+        if ":" not in line:
+            continue
+        mutant, status = (part.strip() for part in line.rsplit(":", 1))
+        if not mutant.startswith("service."):
+            continue
+        key = status if status in tally else "other"
+        tally[key] += 1
+        if status != "killed":
+            survivors.append(f"{mutant}: {status}")
+    (work / "survivors.txt").write_text("\n".join(survivors) + "\n", encoding="utf-8")
+    return tally
+
+
+def run(name: str, module: Module) -> dict[str, int]:
+    work = prepare(name, module)
+    mod = module.source.removesuffix(".py").replace("/", ".")
+    patterns = [f"{mod}.{f}__mutmut_*" for f in module.functions] or [f"{mod}.*"]
+    env = {**os.environ, "HCP_TEST_BACKEND": "sqlite"}
+    cmd = ["nice", "-n", "10", str(ROOT / ".venv" / "bin" / "mutmut"), "run", "--max-children", "1", *patterns]
+    print(f"== {name}: {module.source}", flush=True)
+    subprocess.run(cmd, cwd=work, env=env, check=False, stdout=subprocess.DEVNULL)
+    return counts(work, module)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"any of {', '.join(MODULES)} (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    args = parser.parse_args()
+    if args.list:
+        for name, module in MODULES.items():
+            print(f"{name:10} {module.source:30} {' '.join(module.tests)}")
+        return 0
+    unknown = set(args.modules) - set(MODULES)
+    if unknown:
+        parser.error(f"unknown module(s): {', '.join(sorted(unknown))}")
+    rows = []
+    for name in args.modules or MODULES:
+        tally = run(name, MODULES[name])
+        total = sum(tally.values())
+        score = 100 * (tally["killed"] + tally["timeout"]) / total if total else 0.0
+        rows.append(f"{name:10} killed {tally['killed']:4}  survived {tally['survived']:4}  "
+                    f"timeout {tally['timeout']:3}  other {tally['other']:3}  score {score:5.1f}%")
+        print(rows[-1], flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / "summary.txt", "a", encoding="utf-8") as summary:
+        summary.write("\n".join(rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
