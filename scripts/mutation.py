@@ -17,6 +17,7 @@ See docs/testing.md for the last scores and the survivors explained.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -79,8 +80,14 @@ def prepare(name: str, module: Module) -> Path:
     return work
 
 
+def patterns(module: Module) -> list[str]:
+    """mutmut's names for the mutants of ``module``'s chosen functions (all when none chosen)."""
+    mod = module.source.removesuffix(".py").replace("/", ".")
+    return [f"{mod}.{f}__mutmut_*" for f in module.functions] or [f"{mod}.*"]
+
+
 def counts(work: Path, module: Module) -> dict[str, int]:
-    """killed / survived / timeout / other from ``mutmut results --all true``."""
+    """killed / survived / timeout / other (not checked, no tests, ...) from ``mutmut results``."""
     out = subprocess.run([str(ROOT / ".venv" / "bin" / "mutmut"), "results", "--all", "true"], cwd=work,
                          capture_output=True, text=True, check=True).stdout
     tally = {"killed": 0, "survived": 0, "timeout": 0, "other": 0}
@@ -89,7 +96,7 @@ def counts(work: Path, module: Module) -> dict[str, int]:
         if ":" not in line:
             continue
         mutant, status = (part.strip() for part in line.rsplit(":", 1))
-        if not mutant.startswith("service."):
+        if not any(fnmatch.fnmatchcase(mutant, p) for p in patterns(module)):
             continue
         key = status if status in tally else "other"
         tally[key] += 1
@@ -101,10 +108,8 @@ def counts(work: Path, module: Module) -> dict[str, int]:
 
 def run(name: str, module: Module) -> dict[str, int]:
     work = prepare(name, module)
-    mod = module.source.removesuffix(".py").replace("/", ".")
-    patterns = [f"{mod}.{f}__mutmut_*" for f in module.functions] or [f"{mod}.*"]
     env = {**os.environ, "HCP_TEST_BACKEND": "sqlite"}
-    cmd = ["nice", "-n", "10", str(ROOT / ".venv" / "bin" / "mutmut"), "run", "--max-children", "1", *patterns]
+    cmd = ["nice", "-n", "10", str(ROOT / ".venv" / "bin" / "mutmut"), "run", "--max-children", "1", *patterns(module)]
     print(f"== {name}: {module.source}", flush=True)
     subprocess.run(cmd, cwd=work, env=env, check=False, stdout=subprocess.DEVNULL)
     return counts(work, module)

@@ -67,6 +67,15 @@ def test_masks():
     assert mask_phone(None) is None
 
 
+def test_normalise_phone_keeps_the_ascii_digits_only():
+    from service.privacy import normalise_phone
+
+    assert normalise_phone("+86 138-1234 5670") == "8613812345670"
+    assert normalise_phone("0571-8709 9999 EXT 90") == "05718709999990"
+    assert normalise_phone("１３８12345678") == "12345678"  # full-width digits are not ASCII
+    assert normalise_phone("—") is None and normalise_phone("") is None and normalise_phone(None) is None
+
+
 def test_blind_index_is_keyed_and_normalised(app):
     from service.privacy import blind_index
 
