@@ -211,35 +211,46 @@ def test_four_eyes_a_supervisor_never_approves_their_own_claim(world, state, cla
     assert case.claimed_by_id is None and event.data["claimed_by_id"] == supervisor.id
 
 
-BAD_DATA = [
-    ("assigned", "verify", {}, "contacted"),
-    ("assigned", "verify", {"contacted": "yes"}, "contacted"),
-    ("assigned", "verify", {"contacted": 1}, "contacted"),
-    ("assigned", "claim_invalid", {}, "reason"),
-    ("assigned", "claim_invalid", {"reason": "   "}, "reason"),
-    ("rectifying", "propose_explain", {"reason": None}, "reason"),
-    ("rectifying", "rectify", {}, "measures"),
-    ("rectifying", "rectify", {"measures": "已整改"}, "measures"),
-    ("rectifying", "rectify", {"measures": {"cause": "", "action": "培训"}}, "measures.cause"),
-    ("rectifying", "rectify", {"measures": {"cause": "态度差"}}, "measures.action"),
-    ("feedback", "feedback", {"satisfied": True}, "contacted"),
-    ("feedback", "feedback", {"contacted": True, "satisfied": "maybe"}, "satisfied"),
-    ("closed", "reopen", {}, "reason"),
-    ("unassigned", "assign", {}, "assignee"),
-    ("unassigned", "assign", {"assignee": "nobody"}, "assignee"),
-    ("unassigned", "assign", {"assignee": "m"}, "assignee"),  # a manager does not handle cases
+BAD_DATA = [  # state, action, data, the field named, the message (shown to the caller)
+    ("assigned", "verify", {}, "contacted", "contacted must be true or false"),
+    ("assigned", "verify", {"contacted": "yes"}, "contacted", "contacted must be true or false"),
+    ("assigned", "verify", {"contacted": 1}, "contacted", "contacted must be true or false"),
+    ("assigned", "claim_invalid", {}, "reason", "reason must not be empty"),
+    ("assigned", "claim_invalid", {"reason": "   "}, "reason", "reason must not be empty"),
+    ("rectifying", "propose_explain", {"reason": None}, "reason", "reason must not be empty"),
+    ("rectifying", "rectify", {}, "measures", "measures must give the cause and the action taken"),
+    ("rectifying", "rectify", {"measures": "已整改"}, "measures", "measures must give the cause and the action taken"),
+    ("rectifying", "rectify", {"measures": {"cause": "", "action": "培训"}}, "measures.cause",
+     "measures.cause must not be empty"),
+    ("rectifying", "rectify", {"measures": {"cause": "态度差"}}, "measures.action",
+     "measures.action must not be empty"),
+    ("feedback", "feedback", {"satisfied": True}, "contacted", "contacted must be true or false"),
+    ("feedback", "feedback", {"contacted": True, "satisfied": "maybe"}, "satisfied",
+     "satisfied must be true or false or null"),
+    ("closed", "reopen", {}, "reason", "reason must not be empty"),
+    ("unassigned", "assign", {}, "assignee", "assignee must not be empty"),
+    ("unassigned", "assign", {"assignee": "nobody"}, "assignee", "nobody is not an active handler"),
+    # a manager does not handle cases
+    ("unassigned", "assign", {"assignee": "m"}, "assignee", "m is not an active handler"),
 ]
 
 
-@pytest.mark.parametrize("state,action,data,field", BAD_DATA,
-                         ids=[f"{a}-{f}-{i}" for i, (_, a, _, f) in enumerate(BAD_DATA)])
-def test_bad_data_is_422_naming_the_field(world, state, action, data, field):
+@pytest.mark.parametrize("state,action,data,field,message", BAD_DATA,
+                         ids=[f"{a}-{f}-{i}" for i, (_, a, _, f, _) in enumerate(BAD_DATA)])
+def test_bad_data_is_422_naming_the_field(world, state, action, data, field, message):
     case = world.case(state)
     role = "supervisor" if action in ("assign", "reopen") else "handler"
     with pytest.raises(ActionError) as err:
         workflow.apply(world.session, case, world.actor(role), action, data)
-    assert (err.value.status, err.value.field) == (422, field)
+    assert (err.value.status, err.value.field, err.value.message) == (422, field, message)
     assert case.status == state and world.events(case) == 0
+
+
+def test_rectify_keeps_the_measures_in_the_history(world):
+    case = world.case("rectifying")
+    event = workflow.apply(world.session, case, world.actor("handler"), "rectify",
+                           {"measures": {"cause": " 等候久 ", "action": "增开窗口"}})
+    assert event.data == {"measures": {"cause": "等候久", "action": "增开窗口"}}
 
 
 def test_unknown_action_is_422(world):
@@ -268,6 +279,7 @@ def test_assignee_must_be_able_to_see_the_case(world):
         workflow.apply(session, world.case("unassigned"), world.actor("supervisor"), "assign",
                        {"assignee": "below"})
     assert (err.value.status, err.value.field) == (422, "assignee")
+    assert err.value.message == "below works outside this case's department"
     # ...but a case of the sub-department may go to a handler of the department above
     sub_case = world.case("unassigned")
     sub_case.department_id = child.id
