@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Rating
+from service.privacy import mask_phone
 from tests.support import bearer, rating_body
 
 
@@ -38,6 +39,30 @@ def test_created_answer_and_stored_fields(app, client, kiosk):
         # channel, window and department come from the device, never from the body
         assert (row.channel, row.window, row.department_id) == ("hall_terminal", "3", dept.id)
         assert str(row.rated_date) == "2026-11-20"
+
+
+def test_every_body_field_is_stored(app, client, kiosk, org):
+    dept, device, key = kiosk
+    bureau = org.department("bureau", parent=dept)
+    item = org.item("it1", bureau)
+    org.item("it2", dept)
+    resp = client.post("/api/v1/ratings", json=full_body(rated_at="2026-11-20T00:30:00+08:00"),
+                       headers={**bearer(key), "X-Request-ID": "req-1"})
+    assert resp.status_code == 201
+    from service.extensions import db
+    from service.privacy import decrypt
+    with app.app_context():
+        row = db.session.get(Rating, resp.get_json()["id"])
+        assert (row.level, row.negative, row.device_id, row.item_id, row.department_id) == \
+            (1, True, device.id, item.id, bureau.id)  # the item's department, not the device's
+        assert (row.channel, row.window) == ("hall_terminal", "3")
+        assert row.rated_at.isoformat() == "2026-11-19T16:30:00+00:00"
+        assert str(row.rated_date) == "2026-11-20"  # the Shanghai date, not the UTC one
+        assert (row.project_no, row.staff_no, row.comment) == ("P-2026-0001", "S001", "排队太久")
+        assert (row.tags, row.reasons) == (["wait", "attitude"], ["off_att_rude", "off_eff_wait"])
+        assert (row.real_name, row.rater_name_masked, row.rater_phone_masked) == (True, "陈**", mask_phone(PHONE))
+        assert (decrypt(row.rater_name_enc), decrypt(row.rater_phone_enc)) == ("陈大文", PHONE)
+        assert row.request_id == "req-1"
 
 
 def test_good_rating_is_not_negative(client, kiosk):
@@ -156,7 +181,8 @@ def full_body(**extra) -> dict:
                        rater={"real_name": True, "name": "陈大文", "phone": "13812345678"}, **extra)
 
 
-RATER = {"real_name": True, "name": "陈大文", "phone": "13812345678"}
+PHONE = "13812345678"
+RATER = {"real_name": True, "name": "陈大文", "phone": PHONE}
 # Each changes one field of full_body(); the same client_id with any of them is another rating.
 CHANGED = {
     "level": {"level": 2},

@@ -184,3 +184,41 @@ def test_routing_counts_from_the_shanghai_date(app, org):
     device, _ = org.device(dept)
     case = route_received(app, device.id, datetime(2021, 10, 8, 23, 30, tzinfo=timezone.utc))
     assert case.callback_due == date(2021, 10, 11)
+
+
+def test_routing_in_process_picks_the_active_handler_with_fewest_open_cases(app, org):
+    """routing.route itself (the worker tests above run it in the worker process)."""
+    from models import User
+    from service.extensions import db
+
+    dept = org.department("d1")
+    other = org.department("d2")
+    empty = org.department("d3")
+    # Made first, so each has a lower id than the handlers who should win.
+    org.user("away", "handler", other)
+    org.user("sup", "supervisor", dept)
+    off = org.user("off", "handler", dept)
+    a = org.user("a", "handler", dept)
+    b = org.user("b", "handler", dept)
+    with app.app_context():
+        db.session.get(User, off.id).active = False
+        db.session.commit()
+    device, _ = org.device(dept)
+    now = utcnow()
+
+    first = route_received(app, device.id, now)
+    assert (first.status, first.assignee_id) == ("assigned", a.id)  # a tie goes to the lower id
+    assert route_received(app, device.id, now).assignee_id == b.id  # a holds one open case
+    with app.app_context():
+        db.session.get(Case, first.id).status = "closed"  # closed cases do not count
+        db.session.commit()
+    assert route_received(app, device.id, now).assignee_id == a.id
+
+    nobody, _ = org.device(empty, name="empty-hall")
+    lone = route_received(app, nobody.id, now)
+    assert (lone.status, lone.assignee_id, lone.department_id) == ("unassigned", None, empty.id)
+    with app.app_context():
+        events = {e.case_id: (e.action, e.to_status, e.note, e.data, e.actor_id)
+                  for e in db.session.scalars(select(CaseEvent))}
+    assert events[first.id] == ("route", "assigned", "自动分派", {"assignee_id": a.id}, None)
+    assert events[lone.id] == ("route", "unassigned", "部门无可用承办人，待分派", {"assignee_id": None}, None)
