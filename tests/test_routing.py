@@ -126,6 +126,24 @@ def test_sweep_finds_bad_ratings_without_a_case(app, query, org, hall):
     assert query(lambda s: s.scalar(select(func.count(Rating.id)))) == 2
 
 
+def test_the_sweep_takes_the_oldest_ids_first_up_to_its_limit(app, org):
+    from models import Device
+    from service.extensions import db
+    from service.ratings.intake import store
+
+    dept = org.department("d1")
+    device, _ = org.device(dept)
+    with app.app_context():
+        outcomes = store(db.session.connection(), db.session.get(Device, device.id), [
+            {"client_id": uuid.uuid4(), "level": 1, "rated_at": utcnow()} for _ in range(3)])
+        ids = sorted(o.rating["id"] for o in outcomes)
+        for rid in ids:  # out of the session worker's reach, as above
+            db.session.get(Rating, rid).received_at = utcnow() + timedelta(hours=1)
+        db.session.commit()
+        assert routing.unrouted(db.session, timedelta(hours=-2), limit=2) == ids[:2]
+        assert routing.unrouted(db.session, timedelta(hours=-2)) == ids
+
+
 def route_received(app, device_id: int, received_at, rated_at=None) -> Case:
     """Store a bad rating that reached hcp at ``received_at`` and route it at once.
 
@@ -208,11 +226,12 @@ def test_routing_in_process_picks_the_active_handler_with_fewest_open_cases(app,
 
     first = route_received(app, device.id, now)
     assert (first.status, first.assignee_id) == ("assigned", a.id)  # a tie goes to the lower id
-    assert route_received(app, device.id, now).assignee_id == b.id  # a holds one open case
+    second = route_received(app, device.id, now)
+    assert second.assignee_id == b.id  # a holds one open case
     with app.app_context():
-        db.session.get(Case, first.id).status = "closed"  # closed cases do not count
+        db.session.get(Case, second.id).status = "closed"  # closed cases do not count
         db.session.commit()
-    assert route_received(app, device.id, now).assignee_id == a.id
+    assert route_received(app, device.id, now).assignee_id == b.id
 
     nobody, _ = org.device(empty, name="empty-hall")
     lone = route_received(app, nobody.id, now)

@@ -75,6 +75,20 @@ def test_backoff_is_capped(app, org):
         assert row.attempts == 41
 
 
+def test_a_resend_waits_at_least_a_second(app, org):
+    dept = org.department("d1")
+    device, _ = org.device(dept)
+    with app.app_context():
+        bad = store_unseen(device)
+        before = utcnow()
+        routing.note_resent(db.session, [bad], timedelta(0))
+        db.session.commit()
+        after = utcnow()
+        row = db.session.get(RouteResend, bad)
+        assert before + timedelta(seconds=1) <= row.next_at <= after + timedelta(seconds=1)
+        assert row.attempts == 1
+
+
 def test_the_sweep_task_resends_an_unrouted_rating_and_its_case_appears(app, worker, org, query, monkeypatch):
     """workers.tasks.sweep_unrouted as beat runs it, on both backends (the embedded broker too)."""
     import workers.tasks  # noqa: F401 — registers the tasks with the app's Celery
