@@ -1,6 +1,7 @@
 """Rater data and secrets at rest: encrypted or hashed, never in clear in any column."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from models import Rating
@@ -65,6 +66,14 @@ def test_masks():
     assert mask_phone("13812345678") == "138****5678"
     assert mask_name("张三") == "张*" and mask_name("欧阳明") == "欧**"
     assert mask_phone(None) is None
+
+
+@pytest.mark.parametrize("phone", ["12", "110", "9559", "95598", "870999", "8709999"])
+def test_a_short_phone_hides_at_least_half_and_keeps_its_first_digit(phone):
+    masked = mask_phone(phone)
+    assert len(masked) == len(phone) and masked[0] == phone[0]
+    assert all(m in (p, "*") for m, p in zip(masked, phone))
+    assert masked.count("*") >= len(phone) / 2
 
 
 def test_normalise_phone_keeps_the_ascii_digits_only():
