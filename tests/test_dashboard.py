@@ -109,7 +109,10 @@ def _signed_in_dashboard(browser, live_server, width=1366, height=900):
     """A manager signed in (the login page, then back to the dashboard), the figures drawn."""
     from service.cli.demo import DEMO_PASSWORD
 
-    ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN", accept_downloads=True)
+    # Reduced motion: the charts are drawn without their growing animation, so a click
+    # lands on the bar or slice it aims at (a slice still sweeping round is another's place).
+    ctx = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN", accept_downloads=True,
+                              reduced_motion="reduce")
     ctx.set_default_timeout(20000)
     page = ctx.new_page()
     page.goto(f"{live_server}/dashboard")
@@ -131,11 +134,8 @@ def _drill_args(url):
 
 
 def _click_until_it_drills(page, chart, point):
-    """Click ``chart`` at ``point()`` (canvas pixels) until the page moves to the case list.
-
-    A chart drawn a moment ago is still growing its bars and slices, so the click is
-    repeated, within a deadline.
-    """
+    """Click ``chart`` at ``point()`` (canvas pixels) until the page moves to the case list
+    (a chart may still be being drawn: the click is repeated, within a deadline)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     canvas = page.locator(f"#{page.evaluate(f'window.hcpCharts.{chart}.getDom().id')} canvas")

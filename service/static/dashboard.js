@@ -12,6 +12,8 @@
     departments: echarts.init(document.getElementById("chart-departments")),
     channels: echarts.init(document.getElementById("chart-channels"))
   };
+  // Someone who asked their system for less motion gets the charts drawn at once.
+  var ANIMATE = !(window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches);
   var WARN = { red: "红牌", yellow: "黄牌" };
   var STATUS = { unassigned: "待分派", assigned: "待核实", rectifying: "整改中", invalid_review: "无效差评审核",
                  explain_review: "解释说明审核", feedback: "待反馈", closed: "已办结" };
@@ -76,12 +78,14 @@
       go(period);
     });
     charts.goodRate.setOption({
+      animation: ANIMATE,
       tooltip: { trigger: "axis", valueFormatter: function (v) { return v === null ? "—" : v + "%"; } },
       xAxis: { type: "category", data: months },
       yAxis: { type: "value", name: "好评率(%)", min: function (v) { return Math.max(0, Math.floor(v.min - 1)); }, max: 100 },
       series: [{ name: "好评率", type: "line", data: b.groups.map(function (g) { return pct100(g.good_rate); }), label: { show: months.length <= 12 } }]
     }, true);
     charts.bad.setOption({
+      animation: ANIMATE,
       tooltip: { trigger: "axis" },
       legend: { data: ["差评数", "处置率", "整改率"] },
       xAxis: { type: "category", data: months },
@@ -98,6 +102,7 @@
     charts.departments.off("click");
     charts.departments.on("click", function (p) { go({ department: rows[p.dataIndex].key }); });
     charts.departments.setOption({
+      animation: ANIMATE,
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
       grid: { left: 150 },
       xAxis: { type: "value", name: "好评率(%)", max: 100 },
@@ -110,6 +115,7 @@
     charts.channels.off("click");
     charts.channels.on("click", function (p) { go({ channel: p.data.code }); });
     charts.channels.setOption({
+      animation: ANIMATE,
       tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
       legend: { bottom: 0 },
       series: [{ name: "评价数", type: "pie", radius: ["35%", "65%"],
