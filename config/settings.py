@@ -99,6 +99,8 @@ class Settings:
     var_dir: Path
     callback_working_days: int = 1
     close_working_days: int = 15
+    # The closure deadline turns yellow this many working days before it (SPEC §9).
+    yellow_close_days: int = 3
     token_hours: int = 8
     sweep_seconds: float = 60.0
     sweep_grace_seconds: float = 30.0
@@ -219,6 +221,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         var_dir=var,
         callback_working_days=int(env.get("HCP_CALLBACK_WORKING_DAYS", "1")),
         close_working_days=int(env.get("HCP_CLOSE_WORKING_DAYS", "15")),
+        yellow_close_days=int(env.get("HCP_YELLOW_CLOSE_DAYS", "3")),
         token_hours=int(env.get("HCP_TOKEN_HOURS", "8")),
         sweep_seconds=float(env.get("HCP_SWEEP_SECONDS", "60")),
         sweep_grace_seconds=float(env.get("HCP_SWEEP_GRACE_SECONDS", "30")),

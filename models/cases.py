@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from models.org import Department, User
 from models.ratings import Rating
@@ -15,6 +15,7 @@ STATUS_LABELS = {
     "unassigned": "待分派",
     "assigned": "待核实",
     "rectifying": "整改中",
+    "extension_review": "延期审核",
     "invalid_review": "无效差评审核",
     "explain_review": "解释说明审核",
     "feedback": "待反馈",
@@ -27,6 +28,10 @@ OUTCOME_LABELS = {"rectified": "已整改", "explained": "解释说明", "invali
 class Case(db.Model):
     """One case per bad rating (``rating_id`` is unique), from routing to closure.
 
+    ``callback_due`` is None for an anonymous rating (nobody to call back). An extension
+    (延期) keeps the working days asked for in ``extension_days`` while under review and
+    sets ``extended_at`` once approved (one per case; ``close_due`` is moved). The
+    red/yellow card is not stored: ``service.cases.warnings.Cards`` computes it when asked.
     ``version`` is bumped by every action, so two concurrent actions cannot both apply.
     """
 
@@ -37,7 +42,7 @@ class Case(db.Model):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
     outcome: Mapped[str | None] = mapped_column(String(20))
-    callback_due: Mapped[date] = mapped_column(Date)
+    callback_due: Mapped[date | None] = mapped_column(Date)
     close_due: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -46,10 +51,11 @@ class Case(db.Model):
     contacted: Mapped[bool | None] = mapped_column(Boolean)
     satisfied: Mapped[bool | None] = mapped_column(Boolean)
     claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    warning: Mapped[str | None] = mapped_column(String(8))
+    extension_days: Mapped[int | None] = mapped_column(Integer)
+    extended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    rating: Mapped[Rating] = relationship()
+    rating: Mapped[Rating] = relationship(backref=backref("case", uselist=False))
     department: Mapped[Department] = relationship()
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
     history: Mapped[list[CaseEvent]] = relationship(order_by="CaseEvent.id", back_populates="case")

@@ -52,6 +52,9 @@ class Rating(db.Model):
     rater_phone_enc: Mapped[str | None] = mapped_column(Text)
     rater_name_masked: Mapped[str | None] = mapped_column(String(64))
     rater_phone_masked: Mapped[str | None] = mapped_column(String(32))
+    # service.privacy.blind_index() of the phone: case search finds a rater's full number
+    # by equality on this keyed hash, never by decrypting rows.
+    rater_phone_index: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
 
     device: Mapped[Device] = relationship()
@@ -63,5 +66,11 @@ class Rating(db.Model):
         # The sweep looks for bad ratings without a case; only ~3 % of rows are bad.
         Index("ix_ratings_negative_id", "id", postgresql_where=text("negative"),
               sqlite_where=text("negative")),
+        # Case search by 办件编号 and by the rater's phone (exact); most rows have neither.
+        Index("ix_ratings_project_no", "project_no", postgresql_where=text("project_no IS NOT NULL"),
+              sqlite_where=text("project_no IS NOT NULL")),
+        Index("ix_ratings_rater_phone_index", "rater_phone_index",
+              postgresql_where=text("rater_phone_index IS NOT NULL"),
+              sqlite_where=text("rater_phone_index IS NOT NULL")),
         {"sqlite_autoincrement": True},  # ids never reused (see Case)
     )

@@ -22,7 +22,7 @@ from models.base import db
 LEVEL_COUNTERS = ("level_1", "level_2", "level_3", "level_4", "level_5")
 RATING_COUNTERS = LEVEL_COUNTERS + ("bad_real_name",)
 CASE_COUNTERS = ("closed", "closed_rectified", "closed_explained", "closed_invalid",
-                 "closed_on_time", "called_back", "satisfied_yes", "satisfied_known")
+                 "closed_on_time", "called_back", "satisfied_yes", "satisfied_known", "extended")
 COUNTERS = RATING_COUNTERS + CASE_COUNTERS
 
 
@@ -43,6 +43,7 @@ class _Counters:
     called_back: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     satisfied_yes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     satisfied_known: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    extended: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class StatsDaily(_Counters, db.Model):
@@ -83,11 +84,13 @@ class StatsDailyDetail(_Counters, db.Model):
 
 
 class StatsOpen(db.Model):
-    """Open cases counted per their rating's detail key, closure deadline and warning.
+    """Open cases counted per their rating's detail key, closure deadline and next deadline.
 
     The "now" figures (open, past the closure deadline, red, yellow) add these up
-    instead of joining every open case to its rating. Rows whose count fell to zero
-    stay until ``hcp stats rebuild``; a partial index skips them.
+    instead of joining every open case to its rating; red and yellow are computed from
+    ``deadline``/``due`` for the day asked (``service.cases.warnings.Cards``), never
+    stored. Rows whose count fell to zero stay until ``hcp stats rebuild``; a partial
+    index skips them.
     """
 
     __tablename__ = "stats_open"
@@ -98,7 +101,8 @@ class StatsOpen(db.Model):
     window: Mapped[str] = mapped_column(String(64), primary_key=True)
     staff_no: Mapped[str] = mapped_column(String(64), primary_key=True)
     close_due: Mapped[date] = mapped_column(Date, primary_key=True)
-    warning: Mapped[str] = mapped_column(String(8), primary_key=True)  # '' = none
+    deadline: Mapped[str] = mapped_column(String(8), primary_key=True)  # "callback" | "close"
+    due: Mapped[date] = mapped_column(Date, primary_key=True)  # the next deadline's date
     open_cases: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (

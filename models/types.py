@@ -30,5 +30,30 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
+class Clock:
+    """The application's clock: the real time, unless a test has set it.
+
+    Everything that depends on "now" (deadlines, red/yellow cards, the digest, the
+    figures' open counts) asks ``utcnow()``, so a test freezes one moment with
+    ``clock.set(moment)`` instead of sleeping until a threshold passes.
+    """
+
+    def __init__(self):
+        self.frozen: datetime | None = None
+
+    def set(self, moment: datetime | None) -> None:
+        """Freeze the clock at an aware ``moment`` (None: back to the real time)."""
+        if moment is not None and moment.tzinfo is None:
+            raise ValueError("the clock needs an aware datetime")
+        self.frozen = moment
+
+    def now(self) -> datetime:
+        return self.frozen if self.frozen is not None else datetime.now(timezone.utc)
+
+
+clock = Clock()
+
+
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """Now, in UTC, from the application's clock."""
+    return clock.now()

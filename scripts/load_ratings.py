@@ -150,20 +150,18 @@ COLUMNS = ("client_id, body_hash, device_id, department_id, item_id, channel, \"
 CASES_SQL = """
 INSERT INTO cases (rating_id, department_id, assignee_id, status, outcome, callback_due, close_due,
                    created_at, updated_at, verified_at, closed_at, contacted, satisfied, claimed_by_id,
-                   warning, version)
+                   version)
 SELECT r.id, r.department_id, h.id, s.status,
        CASE WHEN s.status = 'closed' THEN
             CASE WHEN x.u < 0.86 THEN 'rectified' WHEN x.u < 0.94 THEN 'explained' ELSE 'invalid' END
             WHEN s.status = 'feedback' THEN 'rectified' END,
-       r.rated_date + 1, r.rated_date + 21, r.received_at, r.received_at,
+       CASE WHEN r.real_name THEN r.rated_date + 1 END, r.rated_date + 21, r.received_at, r.received_at,
        CASE WHEN s.status NOT IN ('unassigned', 'assigned') THEN r.rated_at + interval '20 hours' END,
        CASE WHEN s.status = 'closed' THEN r.rated_at + (1 + x.w * 23) * interval '1 day' END,
        CASE WHEN s.status NOT IN ('unassigned', 'assigned') THEN r.real_name AND x.v < 0.93 END,
        CASE WHEN s.status = 'closed' AND x.u < 0.94 THEN
             CASE WHEN x.v < 0.9 THEN true WHEN x.v < 0.95 THEN false END END,
        NULL,
-       CASE WHEN s.status <> 'closed' AND r.rated_date + 21 < %(today)s THEN 'red'
-            WHEN s.status <> 'closed' AND r.rated_date + 20 <= %(today)s THEN 'yellow' END,
        1
 FROM ratings r
 -- the reference to r makes PostgreSQL draw new numbers for every row

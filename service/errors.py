@@ -63,7 +63,11 @@ def init_app(app: Flask) -> None:
         from service.extensions import api
 
         if _is_api():
-            return api.handle_http_exception(err)
+            payload, status, headers = api.handle_http_exception(err)
+            reason = (getattr(err, "data", None) or {}).get("reason")
+            if reason:  # a workflow refusal's typed reason (service.cases.workflow.REASONS)
+                payload["reason"] = reason
+            return payload, status, headers
         resp = make_response(error_page(err.code or 500))
         for name, value in err.get_headers():  # Allow (405), Retry-After (429, 503)
             if name.lower() != "content-type":

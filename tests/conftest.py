@@ -193,3 +193,16 @@ def browser():
                                       args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def clock():
+    """The application's clock (models.types.clock), set by the test and reset after it.
+
+    In-process only: the app under the test client and the domain functions read it; a
+    worker process keeps the real time.
+    """
+    from models.types import clock as app_clock
+
+    yield app_clock
+    app_clock.set(None)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import functools
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, func, select, update
 
 from models import Case, CaseEvent, User
 from service.cases.routing import route
+from service.cases.warnings import Cards
 from tests.support import bearer, rating_body
 
 RATER = {"real_name": True, "name": "陈大文", "phone": "13812345678"}
@@ -59,7 +61,7 @@ class Office:
             db.session.expunge_all()
         return users
 
-    def case(self, dept: str = "section", rater: dict | None = RATER) -> int:
+    def case(self, dept: str = "section", rater: dict | None = RATER, **fields) -> int:
         """A routed case of a bad rating from the department's kiosk.
 
         The rating is stored as the intake stores it, then routed here: no task goes to
@@ -69,7 +71,8 @@ class Office:
         from service.ratings.intake import store
         from service.ratings.schemas import RatingIn
 
-        body = RatingIn().load(rating_body(level=1, comment="排队太久", **({"rater": rater} if rater else {})))
+        fields = {"comment": "排队太久", **fields, **({"rater": rater} if rater else {})}
+        body = RatingIn().load(rating_body(level=1, **fields))
 
         def make(session):
             device = session.scalar(select(Device).where(Device.name == f"kiosk-{dept}"))
@@ -195,7 +198,8 @@ def test_wrong_state_is_409_naming_the_allowed_actions(office):
     office.ok("h", cid, "verify", contacted=True)
     resp = office.act("h", cid, "verify", contacted=True)
     assert resp.status_code == 409
-    assert "allowed actions: assign, claim_invalid, propose_explain, rectify" in resp.get_json()["message"]
+    allowed = "allowed actions: assign, claim_invalid, propose_explain, request_extension, rectify"
+    assert allowed in resp.get_json()["message"]
     assert office.act("h", cid, "feedback", contacted=True).status_code == 409
     assert [e[0] for e in office.history(cid)] == ["route", "verify"]
 
@@ -238,7 +242,7 @@ def test_four_eyes_supervisor_never_approves_own_claim(office):
     office.ok("s", cid, "propose_explain", reason="超出本部门职权")
     assert "approve" not in office.get("s", cid).get_json()["actions"]
     resp = office.act("s", cid, "approve")
-    assert resp.status_code == 403 and "own claim" in resp.get_json()["message"]
+    assert resp.status_code == 403 and resp.get_json()["reason"] == "four_eyes"
     assert office.ok("s2", cid, "approve")["status"] == "feedback"
 
 
@@ -337,8 +341,10 @@ def test_list_is_scoped(office):
 def test_list_filters_and_paging(office):
     cases = [office.case() for _ in range(3)] + [office.case("empty")]
     office.ok("h", cases[0], "verify", contacted=True)
-    office.query(lambda s: (s.execute(update(Case).where(Case.id == cases[1]).values(warning="yellow")),
-                            s.execute(update(Case).where(Case.id == cases[2]).values(warning="red")),
+    today = office.query(lambda s: Cards.now(s).today)
+    office.query(lambda s: (s.execute(update(Case).where(Case.id == cases[1]).values(callback_due=today)),
+                            s.execute(update(Case).where(Case.id == cases[2])
+                                      .values(callback_due=today - timedelta(days=1))),
                             s.commit()))
     ids = lambda **p: sorted(c["id"] for c in office.list("s", **p)["items"])  # noqa: E731
     assert ids(status="rectifying") == [cases[0]]

@@ -4,12 +4,14 @@ from __future__ import annotations
 import math
 import os
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from models import Case, Department, Rating, User
+from service.cases.warnings import Cards
 from tests.support import free_port
 
 
@@ -35,7 +37,11 @@ def demo(app):
             apply(db.session, case, handler, "verify", {"contacted": True})
             apply(db.session, case, handler, "rectify", {"measures": {"cause": "窗口少", "action": "增开窗口"}})
             apply(db.session, case, handler, "feedback", {"contacted": True, "satisfied": True})
-        cases[3].warning, cases[4].warning = "red", "yellow"
+        # a red and a yellow card, as computed today: past the closure deadline, and at it
+        today = Cards.now(db.session).today
+        for case, due in ((cases[3], today - timedelta(days=3)), (cases[4], today)):
+            apply(db.session, case, db.session.get(User, case.assignee_id), "verify", {"contacted": True})
+            case.close_due = due
         db.session.commit()
 
 

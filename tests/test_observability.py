@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.cases.warnings import Cards
 from tests import support
 from tests.support import bearer, rating_body
 
@@ -76,15 +77,18 @@ def test_cases_by_state_and_overdue_counted_from_the_database(app, client, kiosk
     from service.cases import routing
     from service.extensions import db
 
-    ids = [client.post("/api/v1/ratings", json=rating_body(level=1), headers=bearer(key)).get_json()["id"]
-           for _ in range(3)]
+    rater = {"real_name": True, "name": "陈先生", "phone": "13812345678"}
+    ids = [client.post("/api/v1/ratings", json=rating_body(level=1, rater=rater), headers=bearer(key)).get_json()["id"]
+           for _ in range(4)]
     with app.app_context():
         cases = [db.session.get(Case, routing.route(db.session, rid)) for rid in ids]
-        long_ago = date.today() - timedelta(days=60)
-        cases[0].callback_due = cases[0].close_due = long_ago  # overdue on both deadlines
+        today = Cards.now(db.session).today
+        long_ago = today - timedelta(days=60)
+        cases[0].callback_due = cases[0].close_due = long_ago  # past its next deadline, the callback
         cases[1].status, cases[1].outcome = "closed", "rectified"
         cases[1].close_due = long_ago  # closed cases are never overdue
-        cases[2].warning = "yellow"
+        cases[2].callback_due = today  # the callback's due day: yellow
+        cases[3].status, cases[3].close_due = "rectifying", long_ago
         db.session.commit()
     samples = scrape(client)
     assert value(samples, "hcp_cases", state="assigned") == 2
@@ -93,6 +97,7 @@ def test_cases_by_state_and_overdue_counted_from_the_database(app, client, kiosk
     assert value(samples, "hcp_cases_overdue", deadline="callback") == 1
     assert value(samples, "hcp_cases_overdue", deadline="close") == 1
     assert value(samples, "hcp_cases_warning", level="yellow") == 1
+    assert value(samples, "hcp_cases_warning", level="red") == 2
 
 
 def test_task_failure_counted(app, client):

@@ -12,7 +12,8 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import func, select, text
 
-from models import OPEN_STATUSES, Case, CaseEvent, Department, Rating, User
+from models import Case, CaseEvent, Department, Rating, User
+from service.cases.warnings import Cards
 from tests.support import bearer
 
 SH = timezone(timedelta(hours=8))
@@ -23,7 +24,9 @@ def local_date(moment: datetime) -> date:
     """The oracle's own Shanghai date (not the product's local_date, which it checks)."""
     return moment.astimezone(SHANGHAI).date()
 YEAR_FROM, YEAR_TO = date(2021, 1, 1), date(2021, 12, 31)
-TODAY = date(2026, 12, 10)  # "now" for the clock-dependent counts
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone(timedelta(hours=8)))  # the clock while cases are made
+TODAY = date(2026, 12, 10)  # "now" for the clock-dependent counts: callbacks (12-02) are late
+YELLOW_DAY = date(2026, 12, 17)  # 3 working days before the closure deadlines (12-22): yellow
 LATER = date(2027, 6, 30)  # past every closure deadline of cases made now
 
 
@@ -117,9 +120,12 @@ def act(session, case: Case, rng: random.Random, users: dict) -> None:
         "rectify": {"measures": {"cause": "等候久", "action": "增开窗口"}},
         "feedback": {"contacted": rng.random() < 0.8, "satisfied": rng.choice([True, False, None])},
         "reopen": {"reason": "群众再次投诉"},
+        "request_extension": {"working_days": rng.randint(1, 15), "reason": "需协调其他部门"},
     }.get(action, {})
     if action == "assign" and not data["assignee"]:
         return
+    if action == "request_extension" and (case.extended_at is not None or case.assignee_id is None):
+        return  # one extension per case, asked by the assignee
     # closures land on both sides of the closure deadline
     now = datetime.combine(case.close_due, datetime.min.time(), SH) + timedelta(hours=rng.randrange(-200, 60))
     actor = session.merge(actor)
@@ -135,10 +141,6 @@ def random_actions(app, rng: random.Random, users: dict, rounds: int) -> None:
                 if rng.random() < 0.6:
                     act(db.session, case, rng, users)
             db.session.commit()
-        # the warning beat's marks, for the red/yellow counts
-        for case in db.session.scalars(select(Case).where(Case.status.in_(OPEN_STATUSES))):
-            case.warning = rng.choice([None, "yellow", "red"])
-        db.session.commit()
 
 
 def raw_rows(session) -> tuple:
@@ -176,6 +178,7 @@ def expected(session, f: dict, today: date = TODAY, rows: tuple | None = None) -
     sat_known = [c for _, c in cs if c.satisfied is not None]
     rate = lambda a, b: a / b if b else None  # noqa: E731
     good = len(sel) - len(bad)
+    cards = Cards.on(session, today)
     return {
         "total": len(sel), "good": good, "bad": len(bad),
         "by_level": {str(k): sum(1 for r in sel if r.level == k) for k in range(1, 6)},
@@ -186,8 +189,9 @@ def expected(session, f: dict, today: date = TODAY, rows: tuple | None = None) -
         "on_time_rate": rate(len(on_time), len(closed) + len(overdue)),
         "feedback_satisfaction_rate": rate(sum(1 for c in sat_known if c.satisfied), len(sat_known)),
         "open": len(open_), "overdue_open": len(overdue),
-        "red": sum(1 for c in open_ if c.warning == "red"),
-        "yellow": sum(1 for c in open_ if c.warning == "yellow"),
+        "red": sum(1 for c in open_ if cards.of(c).level == "red"),
+        "yellow": sum(1 for c in open_ if cards.of(c).level == "yellow"),
+        "extended": sum(1 for _, c in cs if c.extended_at is not None),
     }
 
 
@@ -218,7 +222,8 @@ def check_all(app, district, today: date = TODAY) -> None:
                 assert {k: got[k] for k in want} == want, (lo, hi, raw_f)
 
 
-def test_figures_equal_raw_counts_after_random_inserts_and_actions(app, district):
+def test_figures_equal_raw_counts_after_random_inserts_and_actions(app, district, clock):
+    clock.set(NOW)
     rng = random.Random(20211207)
     devs, users = district["devices"], district["users"]
     for phase in range(3):
@@ -230,17 +235,20 @@ def test_figures_equal_raw_counts_after_random_inserts_and_actions(app, district
         check_all(app, district)  # right after new ratings
         random_actions(app, rng, users, rounds=2)
         check_all(app, district)  # right after case actions
+    check_all(app, district, today=YELLOW_DAY)  # cards of both colours
     check_all(app, district, today=LATER)  # every open case past its deadline
 
     from service.extensions import db
     from service.stats.figures import Filters, summary
     with app.app_context():
         s = summary(db.session, Filters(YEAR_FROM, YEAR_TO), today=LATER)
+        cards = summary(db.session, Filters(YEAR_FROM, YEAR_TO), today=YELLOW_DAY)
         reopened = db.session.scalar(select(func.count(CaseEvent.id)).where(CaseEvent.action == "reopen"))
     # the walk reached every kind of count the figures use
     for key in ("closed_rectified", "closed_explained", "closed_invalid", "called_back", "satisfied_yes",
-                "satisfied_known", "closed_on_time", "open", "overdue_open", "red", "yellow"):
+                "satisfied_known", "closed_on_time", "open", "overdue_open", "red", "extended"):
         assert s[key] > 0, key
+    assert cards["yellow"] > 0 and cards["red"] > 0
     assert s["closed_on_time"] < s["closed"] and reopened > 0
 
 

@@ -130,15 +130,16 @@ def set_channels(app, dept, webhook=None, mailbox=None):
         db.session.commit()
 
 
-def bad_case(app, device, received: str = RECEIVED) -> int:
-    """A bad rating received at ``received`` and routed to its case the normal way."""
+def bad_case(app, device, received: str = RECEIVED, real_name: bool = True) -> int:
+    """A bad rating received at ``received`` and routed to its case the normal way
+    (of a real-name rater, so it has a callback deadline, unless ``real_name`` is False)."""
     from service.extensions import db
     with app.app_context():
         at = datetime.fromisoformat(received)
         rating = Rating(client_id=str(uuid.uuid4()), body_hash="0" * 64, device_id=device.id,
                         department_id=device.department_id, channel=device.channel,
                         window=device.window, level=1, negative=True, rated_at=at,
-                        rated_date=local_date(at), received_at=at)
+                        rated_date=local_date(at), received_at=at, real_name=real_name)
         db.session.add(rating)
         db.session.flush()
         case_id = routing.route(db.session, rating.id)
@@ -166,10 +167,11 @@ def sweep_here(query, day: str) -> list[tuple[str, list[str]]]:
     return query(run)
 
 
-def warning_of(app, case_id):
+def warning_of(app, case_id, day: str):
+    """The card of the case on ``day``, as every reader computes it."""
     from service.extensions import db
     with app.app_context():
-        return db.session.get(Case, case_id).warning
+        return warnings.Cards.on(db.session, date.fromisoformat(day)).of(db.session.get(Case, case_id)).level
 
 
 def deliveries(app):
@@ -213,23 +215,33 @@ def office(app, org, robot):
 # -- the rule, on chosen dates --------------------------------------------------------
 
 @pytest.mark.parametrize("today,status,expected", [
-    ("2021-09-29", "assigned", None),        # 2 working days left: 9-30 and 10-08
-    ("2021-09-30", "assigned", "yellow"),    # 8 calendar days, but only 1 working day (holiday span)
-    ("2021-10-05", "assigned", "yellow"),    # inside the holiday: still 1 working day left
-    ("2021-10-08", "assigned", "yellow"),    # due today
+    ("2021-09-29", "assigned", None),
+    ("2021-09-30", "assigned", None),        # received today: no card on the day it arrives
+    ("2021-10-05", "assigned", None),        # inside the holiday, before the callback's due day
+    ("2021-10-08", "assigned", "yellow"),    # the callback's due day, from its start
     ("2021-10-09", "assigned", "red"),       # the make-up Saturday: past due
     ("2021-10-09", "unassigned", "red"),
     ("2021-10-09", "rectifying", None),      # verified: the closure deadline (10-27) counts now
-    ("2021-10-25", "rectifying", None),      # 2 working days left (26th, 27th)
+    ("2021-10-21", "rectifying", None),      # 4 working days left (22nd, 25th, 26th, 27th)
+    ("2021-10-22", "rectifying", "yellow"),  # 3 working days left: HCP_YELLOW_CLOSE_DAYS
+    ("2021-10-23", "extension_review", "yellow"),  # a Saturday, still 3 working days left
     ("2021-10-26", "feedback", "yellow"),
     ("2021-10-27", "invalid_review", "yellow"),
     ("2021-10-28", "explain_review", "red"),
     ("2021-10-28", "closed", None),
 ])
 def test_warning_rule_on_chosen_dates(today, status, expected):
-    calendar = WorkCalendar()
-    assert warnings.warning_for(calendar, date.fromisoformat(today), status,
-                                date(2021, 10, 8), date(2021, 10, 27)) == expected
+    cards = warnings.Cards(WorkCalendar(), date.fromisoformat(today), yellow_close_days=3)
+    case = Case(status=status, callback_due=date(2021, 10, 8), close_due=date(2021, 10, 27))
+    assert cards.of(case).level == expected
+
+
+@pytest.mark.parametrize("today,expected", [("2021-10-09", None), ("2021-10-22", "yellow"),
+                                            ("2021-10-28", "red")])
+def test_an_anonymous_case_has_only_the_closure_deadline(today, expected):
+    cards = warnings.Cards(WorkCalendar(), date.fromisoformat(today), yellow_close_days=3)
+    due = cards.of(Case(status="assigned", callback_due=None, close_due=date(2021, 10, 27)))
+    assert (due.name, due.level) == ("close", expected)
 
 
 def test_escalation_counts_working_days_of_red():
@@ -245,8 +257,9 @@ def test_escalation_counts_working_days_of_red():
     assert due < warnings.escalate_before(off, date(2021, 10, 13))
 
 
-def test_bulk_update_matches_the_rule_every_day_across_the_holiday(app, org, query):
-    """The one-statement UPDATE gives every case the card ``warning_for`` gives it, day by day."""
+def test_sql_rule_matches_the_python_rule_every_day_across_the_holiday(app, org, query):
+    """``Cards.where`` (filters, KPIs, sweep) picks exactly the cases ``Cards.of`` (badges,
+    API) gives each card, day by day."""
     from service.extensions import db
 
     dept = org.department("d1")
@@ -256,26 +269,26 @@ def test_bulk_update_matches_the_rule_every_day_across_the_holiday(app, org, que
                 "2021-10-08T11:00:00+08:00", "2021-10-09T08:30:00+08:00"]
     statuses = ["unassigned", "assigned", "rectifying", "feedback", "closed"]
     ids = []
-    for at, status in itertools.product(received, statuses):
-        case_id = bad_case(app, device, at)
+    for (at, status), real_name in itertools.product(itertools.product(received, statuses), (True, False)):
+        case_id = bad_case(app, device, at, real_name=real_name)
         with app.app_context():
             db.session.get(Case, case_id).status = status
             db.session.commit()
         ids.append(case_id)
     calendar = WorkCalendar()
     day = date(2021, 9, 24)
+    seen = set()
     while day <= date(2021, 11, 5):
         def check(session, day=day):
-            changed = warnings.update_warnings(session, day, calendar)
-            session.commit()
-            for row in session.scalars(select(Case).where(Case.id.in_(ids))):
-                assert row.warning == warnings.warning_for(calendar, day, row.status, row.callback_due,
-                                                           row.close_due), (day, row.status)
-            return changed
+            cards = warnings.Cards.on(session, day, calendar)
+            rows = session.scalars(select(Case).where(Case.id.in_(ids))).all()
+            for level in ("yellow", "red"):
+                picked = set(session.scalars(select(Case.id).where(Case.id.in_(ids), cards.where(level))))
+                assert picked == {r.id for r in rows if cards.of(r).level == level}, (day, level)
+                seen.update((level, r.status) for r in rows if r.id in picked)
         query(check)
         day += timedelta(days=1)
-    # Nothing changes when the same day is swept again.
-    assert query(lambda s: warnings.update_warnings(s, day - timedelta(days=1), calendar)) == 0
+    assert {("yellow", "assigned"), ("red", "unassigned"), ("yellow", "rectifying"), ("red", "feedback")} <= seen
 
 
 def test_closing_clears_the_card(app, org, query):
@@ -284,12 +297,10 @@ def test_closing_clears_the_card(app, org, query):
     sup = org.user("s1", "supervisor", dept)
     device, _ = org.device(dept)
     case_id = bad_case(app, device)
-    sweep_here(query, "2021-10-09")
-    assert warning_of(app, case_id) == "red"
+    assert warning_of(app, case_id, "2021-10-09") == "red"
     act(app, case_id, "h1", "claim_invalid", reason="误评")
     act(app, case_id, sup.username, "approve")
-    sweep_here(query, "2021-10-09")
-    assert warning_of(app, case_id) is None
+    assert warning_of(app, case_id, "2021-10-09") is None
 
 
 def test_a_card_does_not_bump_the_case_version(app, org, query):
@@ -299,8 +310,9 @@ def test_a_card_does_not_bump_the_case_version(app, org, query):
     device, _ = org.device(dept)
     case_id = bad_case(app, device)
     before = query(lambda s: s.get(Case, case_id).version)
-    sweep_here(query, "2021-10-12")
-    assert query(lambda s: (s.get(Case, case_id).warning, s.get(Case, case_id).version)) == ("red", before)
+    assert sweep_here(query, "2021-10-12")
+    assert query(lambda s: s.get(Case, case_id).version) == before
+    assert warning_of(app, case_id, "2021-10-12") == "red"
 
 
 def test_unassigned_case_yellow_goes_to_the_supervisors(app, org, query):
@@ -308,7 +320,8 @@ def test_unassigned_case_yellow_goes_to_the_supervisors(app, org, query):
     sup = org.user("s1", "supervisor", dept)
     device, _ = org.device(dept)
     case_id = bad_case(app, device)  # no handler in d1: unassigned
-    assert sweep_here(query, "2021-09-30") == [("yellow", [sup.username])]
+    assert sweep_here(query, "2021-09-30") == []  # no card on the day it arrives
+    assert sweep_here(query, "2021-10-08") == [("yellow", [sup.username])]
     assert query(lambda s: s.get(Case, case_id).status) == "unassigned"
 
 
@@ -327,7 +340,7 @@ def test_each_card_is_recorded_in_the_case_history(app, org, query):
     org.user("h1", "handler", dept)
     device, _ = org.device(dept)
     case_id = bad_case(app, device)
-    for day in ("2021-09-30", "2021-09-30", "2021-10-09", "2021-10-12", "2021-10-12"):
+    for day in ("2021-09-30", "2021-10-08", "2021-10-08", "2021-10-09", "2021-10-12", "2021-10-12"):
         sweep_here(query, day)
     events = query(lambda s: [(e.action, e.data["stage"], e.data["deadline"]) for e in s.scalars(
         select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.action == "warning")
@@ -362,16 +375,20 @@ def test_a_delivery_whose_task_was_lost_is_found_again(app, org, query):
 def barrier(app, org, robot, run_task, today: str):
     """Wait until the notify worker has run everything queued before this call.
 
-    A fresh department's case received on ``today`` is yellow on ``today``; the worker
-    takes tasks in order (one process, prefetch 1), so once its post arrives, the tasks
-    queued earlier have run.
+    A fresh department's case received on the working day before ``today`` has its callback
+    due ``today``: yellow then and on no earlier day, so no earlier sweep sends it. The
+    worker takes tasks in order (one process, prefetch 1), so once its post arrives, the
+    tasks queued earlier have run.
     """
     name = "barrier-" + uuid.uuid4().hex[:6]
     dept = org.department(name)
     org.user(name, "handler", dept)
     device, _ = org.device(dept)
     set_channels(app, dept, robot.url(name))
-    bad_case(app, device, f"{today}T09:00:00+08:00")
+    received, calendar = date.fromisoformat(today) - timedelta(days=1), WorkCalendar()
+    while not calendar.is_workday(received):
+        received -= timedelta(days=1)
+    bad_case(app, device, f"{received.isoformat()}T09:00:00+08:00")
     run_task("sweep_warnings", today=today)
     wait_for(lambda: robot.texts(name), message="the barrier post")
 
@@ -475,7 +492,7 @@ def test_robot_refusal_in_a_200_answer_is_retried(app, org, robot, inbox, run_ta
     try:
         set_channels(app, dept, f"http://127.0.0.1:{server.server_address[1]}/robot/send?access_token=t")
         bad_case(app, device)
-        run_task("sweep_warnings", today="2021-09-30")
+        run_task("sweep_warnings", today="2021-10-08")
         wait_for(lambda: all_sent(app, 1), timeout=60, message="the post after a refusal")
         assert refusals == [True, False]
         (row,) = deliveries(app).values()

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Case, CaseEvent
+from service.cases.warnings import Cards
 from tests.web_support import PHONE, build_team, csrf_token, login, make_case, post_form
 
 
@@ -89,14 +90,13 @@ def test_other_forms_need_csrf(app, client, team, query, path):
 
 # ---------------------------------------------------------------- worklist and scope
 
-def test_worklist_shows_own_open_cases_by_deadline_with_badges(app, client, team):
-    today = date.today()
+def test_worklist_shows_own_open_cases_by_deadline_with_badges(app, client, team, query):
+    today = query(lambda s: Cards.now(s).today)
     later = make_case(app, team.device, callback_due=today + timedelta(days=20),
                       close_due=today + timedelta(days=40))
     overdue = make_case(app, team.device, callback_due=today - timedelta(days=3),
                         close_due=today + timedelta(days=30))
-    yellow = make_case(app, team.device, warning="yellow", callback_due=today + timedelta(days=10),
-                       close_due=today + timedelta(days=30))
+    yellow = make_case(app, team.device, callback_due=today, close_due=today + timedelta(days=30))
     closed = make_case(app, team.device, status="closed", outcome="rectified")
     someone_elses = make_case(app, team.device, assignee="handler2")
     login(client, "handler")
@@ -106,7 +106,9 @@ def test_worklist_shows_own_open_cases_by_deadline_with_badges(app, client, team
     shown = [int(x) for x in re.findall(r'href="/cases/(\d+)"', page)]
     assert shown == [overdue, yellow, later]
     assert closed not in shown and someone_elses not in shown
-    assert "待核实" in page and "红牌" in page and "黄牌" in page and "已逾期" in page
+    assert "待核实" in page and "已逾期" in page
+    assert f'<tr class="row-red">\n    <td><a href="/cases/{overdue}"' in page
+    assert f'<tr class="row-yellow">\n    <td><a href="/cases/{yellow}"' in page
     # filters: closed cases on request, red only
     closed_page = client.get("/cases?status=closed").get_data(as_text=True)
     assert [int(x) for x in re.findall(r'href="/cases/(\d+)"', closed_page)] == [closed]
@@ -297,3 +299,51 @@ def test_reveal_count_in_database(query, app, team, client):
     client.post(f"/cases/{case_id}/reveal", data={"csrf_token": token})
     assert query(lambda s: s.scalar(select(func.count(CaseEvent.id)).where(CaseEvent.action == "reveal"))) == 1
     assert case_row(query, case_id).version == before
+
+
+# ---------------------------------------------------------------- who acts, anonymous, 延期
+
+def test_a_page_without_actions_says_who_can_act(app, client, team):
+    unassigned = make_case(app, team.device, assignee=None)
+    theirs = make_case(app, team.device, assignee="handler2")
+    login(client, "handler")  # cannot see the unassigned case's forms: not theirs to assign
+    page = client.get(f"/cases/{unassigned}").get_data(as_text=True)
+    assert "待科室负责人分派" in page and "当前没有您可以办理的操作" not in page
+    page = client.get(f"/cases/{theirs}").get_data(as_text=True)
+    assert "待承办人（赵四）回访核实" in page
+
+
+def test_a_manager_assigns_through_the_page(app, client, team, query):
+    case_id = make_case(app, team.device, assignee=None)
+    login(client, "manager")
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "form-assign" in page and 'value="handler2"' in page
+    assert post_form(client, case_id, "assign", {"assignee": "handler2"}).status_code == 302
+    assert case_row(query, case_id).status == "assigned"
+
+
+def test_anonymous_case_page_needs_no_callback(app, client, team, query):
+    case_id = make_case(app, team.device, real_name=False)
+    login(client, "handler")
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "匿名评价，无需回访" in page and "已电话联系上评价人" not in page
+    assert post_form(client, case_id, "verify", {}).status_code == 302
+    assert case_row(query, case_id).status == "rectifying"
+
+
+def test_extension_through_the_forms(app, client, team, query):
+    case_id = make_case(app, team.device, status="rectifying")
+    due = case_row(query, case_id).close_due
+    login(client, "handler")
+    resp = post_form(client, case_id, "request_extension", {"working_days": "20", "reason": "会商"})
+    assert resp.status_code == 422 and "延期天数须为1到15个工作日" in resp.get_data(as_text=True)
+    assert post_form(client, case_id, "request_extension", {"working_days": "5", "reason": "需会商"}).status_code == 302
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "申请延期5个工作日，待审核" in page and "待科室负责人审核延期申请" in page
+    login(client, "super")
+    assert post_form(client, case_id, "approve").status_code == 302
+    case = case_row(query, case_id)
+    assert case.status == "rectifying" and case.close_due > due and case.extended_at is not None
+    login(client, "handler")
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "已延期5个工作日" in page and "form-request_extension" not in page

@@ -17,9 +17,10 @@ from models.types import utcnow
 from service.cases import workflow
 from service.cases.workflow import ActionError
 
-STATES = ["unassigned", "assigned", "rectifying", "invalid_review", "explain_review", "feedback", "closed"]
-ACTIONS = ["assign", "verify", "claim_invalid", "propose_explain", "approve", "reject", "rectify",
-           "feedback", "reopen"]
+STATES = ["unassigned", "assigned", "rectifying", "extension_review", "invalid_review", "explain_review",
+          "feedback", "closed"]
+ACTIONS = ["assign", "verify", "claim_invalid", "propose_explain", "request_extension", "approve", "reject",
+           "rectify", "feedback", "reopen"]
 ROLES = ["handler", "supervisor", "manager", "admin"]
 
 # A cell is the state the case moves to (``state/outcome`` also checks the outcome after
@@ -27,20 +28,23 @@ ROLES = ["handler", "supervisor", "manager", "admin"]
 # action) not listed is 409 for every role.
 MATRIX = """
 state           action           handler                supervisor             manager          admin
-unassigned      assign           403                    assigned               403              403
-assigned        assign           403                    assigned               403              403
+unassigned      assign           403                    assigned               assigned         403
+assigned        assign           403                    assigned               assigned         403
 assigned        verify           rectifying             rectifying             403              403
 assigned        claim_invalid    invalid_review         invalid_review         403              403
 assigned        propose_explain  explain_review         explain_review         403              403
-rectifying      assign           403                    rectifying             403              403
+rectifying      assign           403                    rectifying             rectifying       403
 rectifying      rectify          feedback/rectified     feedback/rectified     403              403
 rectifying      claim_invalid    invalid_review         invalid_review         403              403
 rectifying      propose_explain  explain_review         explain_review         403              403
+rectifying      request_extension extension_review      403                    403              403
+extension_review approve         403                    rectifying/none        403              403
+extension_review reject          403                    rectifying/none        403              403
 invalid_review  approve          403                    closed/invalid         403              403
 invalid_review  reject           403                    rectifying/none        403              403
 explain_review  approve          403                    feedback/explained     403              403
 explain_review  reject           403                    rectifying/none        403              403
-feedback        assign           403                    feedback/rectified     403              403
+feedback        assign           403                    feedback/rectified     feedback/rectified 403
 feedback        feedback         closed/rectified       closed/rectified       403              403
 closed          reopen           403                    rectifying/none        rectifying/none  403
 """
@@ -69,15 +73,22 @@ GOOD_DATA = {
     "rectify": {"measures": {"cause": "材料清单未一次性告知", "action": "窗口张贴清单并培训"}},
     "feedback": {"contacted": True, "satisfied": True},
     "reopen": {"reason": "评价人再次投诉"},
+    "request_extension": {"working_days": 5, "reason": "需协调其他部门"},
 }
 # What a case in each state carries, as routing and earlier actions would have left it.
 STATE_FIELDS = {
     "unassigned": {"assignee": None},
+    "extension_review": {"claimed_by": "s0", "extension_days": 5},
     "invalid_review": {"claimed_by": "s0"},
     "explain_review": {"claimed_by": "s0"},
     "feedback": {"outcome": "rectified"},
     "closed": {"outcome": "rectified", "closed_at": True},
 }
+
+
+def fields_real_name(override: dict) -> bool:
+    """Cases are of real-name raters unless the test asks for an anonymous one."""
+    return override.get("real_name", True)
 
 
 class World:
@@ -107,14 +118,16 @@ class World:
         now = utcnow()
         rating = Rating(client_id=str(uuid.uuid4()), body_hash="-", device=self.device, department=self.dept,
                         channel="hall_terminal", level=1, negative=True, rated_at=now,
-                        rated_date=now.date(), received_at=now)
+                        rated_date=now.date(), received_at=now, real_name=fields_real_name(override))
         self.session.add(rating)
         self.session.flush()
+        override.pop("real_name", None)
         fields = {"assignee": "h", **STATE_FIELDS.get(state, {}), **override}
         case = Case(rating_id=rating.id, department_id=self.dept.id, status=state,
                     assignee_id=self.users[fields["assignee"]].id if fields["assignee"] else None,
                     claimed_by_id=self.users[fields["claimed_by"]].id if fields.get("claimed_by") else None,
                     outcome=fields.get("outcome"), closed_at=now if fields.get("closed_at") else None,
+                    extension_days=fields.get("extension_days"),
                     callback_due=date(2026, 11, 23), close_due=date(2026, 12, 11))
         self.session.add(case)
         self.session.flush()
@@ -172,8 +185,9 @@ def test_wrong_state_message_names_the_allowed_actions(world):
     with pytest.raises(ActionError) as err:
         workflow.apply(world.session, case, world.actor("handler"), "verify", {"contacted": True})
     assert err.value.status == 409
-    assert err.value.allowed == ["assign", "claim_invalid", "propose_explain", "rectify"]
-    assert "allowed actions: assign, claim_invalid, propose_explain, rectify" in err.value.message
+    assert err.value.reason == "state"
+    assert err.value.allowed == ["assign", "claim_invalid", "propose_explain", "request_extension", "rectify"]
+    assert "allowed actions: assign, claim_invalid, propose_explain, request_extension, rectify" in err.value.message
 
 
 def test_closed_case_names_reopen(world):
@@ -202,7 +216,7 @@ def test_four_eyes_a_supervisor_never_approves_their_own_claim(world, state, cla
     assert "approve" not in workflow.actions_for(case, supervisor)
     with pytest.raises(ActionError) as err:
         workflow.apply(world.session, case, supervisor, "approve")
-    assert err.value.status == 403 and "own claim" in err.value.message
+    assert (err.value.status, err.value.reason) == (403, "four_eyes")
     # rejecting one's own claim withdraws it; that needs no second pair of eyes
     assert "reject" in workflow.actions_for(case, supervisor)
     other = world.users["s0"]
@@ -313,3 +327,76 @@ def test_history_records_who_when_from_to_and_note(world):
     assert event.at is not None and event.data == {"contacted": True}
     event = workflow.apply(world.session, case, world.actor("handler"), "claim_invalid", {"reason": "误评"})
     assert event.note == "误评"  # the reason stands in for an absent note
+
+
+REFUSALS = [
+    # (state, actor, action, data, reason)
+    ("rectifying", "h", "verify", {"contacted": True}, "state"),
+    ("assigned", "m", "verify", {"contacted": True}, "role"),
+    ("assigned", "h2", "verify", {"contacted": True}, "not_assignee"),
+    ("assigned", "h", "claim_invalid", {}, "field"),
+]
+
+
+@pytest.mark.parametrize("state,actor,action,data,reason", REFUSALS, ids=[r[-1] for r in REFUSALS])
+def test_refusals_are_typed(world, state, actor, action, data, reason):
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, world.case(state), world.users[actor], action, data)
+    assert err.value.reason == reason and err.value.status == workflow.REASONS[reason]
+
+
+def test_stale_refusal_is_typed(world):
+    case = world.case("assigned")
+    world.session.flush()
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, case, world.actor("handler"), "verify", {"contacted": True},
+                       expected_version=case.version + 1)
+    assert (err.value.reason, err.value.status) == ("stale", 409)
+
+
+def test_anonymous_case_is_verified_without_contacted(world):
+    case = world.case("assigned", real_name=False)
+    event = workflow.apply(world.session, case, world.actor("handler"), "verify", {})
+    assert case.status == "rectifying" and case.contacted is None and event.data == {"anonymous": True}
+
+
+def test_extension_moves_the_closure_deadline_by_working_days_once(world):
+    case = world.case("rectifying", assignee="h")
+    case.close_due = date(2021, 9, 30)  # the National Day holiday follows
+    handler, supervisor = world.users["h"], world.users["s"]
+    workflow.apply(world.session, case, handler, "request_extension", {"working_days": 2, "reason": "需会商"})
+    assert (case.status, case.extension_days, case.claimed_by_id) == ("extension_review", 2, handler.id)
+    workflow.apply(world.session, case, supervisor, "approve")
+    assert case.status == "rectifying" and case.close_due == date(2021, 10, 9)  # 10-08, 10-09 (调休)
+    assert case.extended_at is not None
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, case, handler, "request_extension", {"working_days": 1, "reason": "再延"})
+    assert err.value.reason == "state"
+    assert "request_extension" not in workflow.actions_for(case, handler)
+
+
+def test_rejected_extension_leaves_the_deadline(world):
+    case = world.case("rectifying")
+    due = case.close_due
+    workflow.apply(world.session, case, world.users["h"], "request_extension", {"working_days": 3, "reason": "x"})
+    workflow.apply(world.session, case, world.users["s"], "reject")
+    assert (case.status, case.close_due, case.extension_days, case.extended_at) == ("rectifying", due, None, None)
+
+
+def test_a_supervisor_may_not_approve_their_own_extension(world):
+    supervisor = world.users["s"]
+    case = world.case("rectifying", assignee="s")
+    workflow.apply(world.session, case, supervisor, "request_extension", {"working_days": 3, "reason": "x"})
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, case, supervisor, "approve")
+    assert err.value.reason == "four_eyes"
+    workflow.apply(world.session, case, world.users["s0"], "approve")
+    assert case.status == "rectifying" and case.extended_at is not None
+
+
+@pytest.mark.parametrize("days", [0, 16, "3", None, True])
+def test_extension_days_are_1_to_15(world, days):
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, world.case("rectifying"), world.users["h"], "request_extension",
+                       {"working_days": days, "reason": "x"})
+    assert (err.value.status, err.value.field) == (422, "working_days")

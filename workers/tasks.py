@@ -64,7 +64,7 @@ def _today(today: str | None) -> date:
 
 @shared_task
 def sweep_warnings(today: str | None = None) -> int:
-    """Update every case's red/yellow card and send the cards now due (SPEC §2 warnings)."""
+    """Send the red/yellow cards now due (SPEC §2, §9); the cards are computed, not stored."""
     issued = warnings.sweep(db.session, _today(today))
     db.session.commit()
     ids = [i for card in issued for i in card.delivery_ids]

@@ -1,7 +1,9 @@
-"""``/api/v1/cases``: staff list, read and act on the cases of their department subtree.
+"""``/api/v1/cases``: staff list, search, read, act on and export the cases of their
+department subtree.
 
-Views are thin: scope (404), then service.cases.workflow decides (409, 403, 422) and
-the view commits. An action locks the case row (``SELECT … FOR UPDATE`` on PostgreSQL)
+Views are thin: service.cases.query selects, scope is a 404, service.cases.workflow
+decides (its typed refusals map to 409, 403, 422) and the view commits; the schemas dump
+the ORM rows. An action locks the case row (``SELECT … FOR UPDATE`` on PostgreSQL)
 so two concurrent actions are taken one after the other, each against the state the
 other left; the ``version`` column is the second guard (409).
 """
@@ -10,47 +12,22 @@ from __future__ import annotations
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
 
-from models import STATUS_LABELS, Case, Department, User
-from service.auth.access import in_scope, scope_filter, staff_required
-from service.cases import workflow
+from models import Case
+from service.auth.access import in_scope, staff_required
+from service.cases import query as case_query, workflow
 from service.cases.privacy_rules import reveal_rater
-from service.cases.schemas import ActionIn, CaseDetail, CasePage, CaseQuery, RaterRevealed
+from service.cases.schemas import (ActionIn, BatchActionIn, BatchActionOut, CaseDetail, CasePage, CaseQuery,
+                                   RaterRevealed)
 from service.extensions import db
-from service.ratings.api import rating_view
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Rectification cases")
 
 
-def case_view(case: Case) -> dict:
-    """A case as listed: codes, labels and deadlines."""
-    return {
-        "id": case.id, "rating_id": case.rating_id, "department": case.department.code,
-        "department_name": case.department.name,
-        "assignee": case.assignee.username if case.assignee else None,
-        "status": case.status, "status_label": STATUS_LABELS[case.status], "outcome": case.outcome,
-        "callback_due": case.callback_due, "close_due": case.close_due, "warning": case.warning,
-        "created_at": case.created_at, "closed_at": case.closed_at, "version": case.version,
-    }
-
-
-def case_detail(case: Case, user: User | None = None) -> dict:
-    """A case with its rating (rater masked), full history and, for ``user``, what they may do."""
-    out = case_view(case)
-    out["actions"] = workflow.actions_for(case, user) if user is not None else []
-    out["rating"] = rating_view(case.rating, case.id)
-    out["history"] = [
-        {"at": e.at, "actor": e.actor.username if e.actor else None, "action": e.action,
-         "from": e.from_status, "to": e.to_status, "note": e.note}
-        for e in case.history
-    ]
-    return out
-
-
-def scoped_case(case_id: int, lock: bool = False) -> Case:
-    """The case if it lies in the caller's scope; 404 (not 403) so existence is not revealed.
+def find_case(case_id: int, lock: bool = False) -> Case | None:
+    """The case if it lies in the caller's scope, else None.
 
     ``lock`` takes the row lock until the request's transaction ends (PostgreSQL; SQLite
     has one writer at a time anyway and leans on the version check).
@@ -60,16 +37,48 @@ def scoped_case(case_id: int, lock: bool = False) -> Case:
         stmt = stmt.with_for_update(of=Case).execution_options(populate_existing=True)
     case = db.session.scalar(stmt)
     if case is None or not in_scope(g.user, case.department):
+        return None
+    return case
+
+
+def scoped_case(case_id: int, lock: bool = False) -> Case:
+    """The case in the caller's scope; 404 (not 403) so existence is not revealed."""
+    case = find_case(case_id, lock)
+    if case is None:
         abort(404, message="case not found")
     return case
 
 
 def refuse(err: workflow.ActionError):
-    """An ActionError as the API's JSON error; a 422 names its field as the schemas do."""
+    """An ActionError as the API's JSON error: its reason's status, the reason as ``reason``;
+    a 422 names its field as the schemas do."""
     db.session.rollback()
     if err.status == 422:
-        abort(422, message=err.message, errors={"json": {err.field or "_schema": [err.message]}})
-    abort(err.status, message=err.message)
+        abort(422, message=err.message, reason=err.reason, errors={"json": {err.field or "_schema": [err.message]}})
+    abort(err.status, message=err.message, reason=err.reason)
+
+
+def filters_from(args: dict) -> case_query.CaseFilters:
+    return case_query.CaseFilters.from_args(args)
+
+
+def selected(args: dict):
+    """The scoped, filtered case statement for list arguments; 422 naming an unknown code."""
+    try:
+        return case_query.case_select(db.session, g.user, filters_from(args))
+    except case_query.QueryError as err:
+        abort(422, message=err.message, errors={"query": {err.field: [err.message]}})
+
+
+def act(case: Case, action: str, body: dict, version: int | None = None) -> None:
+    """Apply one action and commit; a refusal or a concurrent change is raised as ActionError."""
+    try:
+        workflow.apply(db.session, case, g.user, action, body, expected_version=version)
+        db.session.commit()
+    except StaleDataError as err:
+        db.session.rollback()
+        raise workflow.ActionError("stale", "the case was changed by another action meanwhile; "
+                                            "reload and try again") from err
 
 
 @blp.route("")
@@ -77,27 +86,39 @@ class Cases(MethodView):
     @staff_required()
     @blp.arguments(CaseQuery, location="query")
     @blp.response(200, CasePage)
-    def get(self, query):
-        """Cases in your department subtree, nearest closure deadline first."""
-        stmt = select(Case).where(scope_filter(g.user, Case.department_id))
-        if "status" in query:
-            stmt = stmt.where(Case.status == query["status"])
-        if "department" in query:
-            dept = db.session.scalar(select(Department).where(Department.code == query["department"]))
-            if dept is None:
-                abort(422, errors={"query": {"department": ["unknown department"]}})
-            stmt = stmt.where(Case.department_id.in_(
-                select(Department.id).where(Department.path.startswith(dept.path))))
-        if query.get("assignee") == "me":
-            stmt = stmt.where(Case.assignee_id == g.user.id)
-        if query.get("warning") == "any":
-            stmt = stmt.where(Case.warning.is_not(None))
-        elif "warning" in query:
-            stmt = stmt.where(Case.warning == query["warning"])
-        total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-        page = db.session.scalars(stmt.order_by(Case.close_due, Case.id)
-                                  .offset((query["page"] - 1) * query["per_page"]).limit(query["per_page"]))
-        return {"items": [case_view(c) for c in page], "total": total}
+    def get(self, args):
+        """Cases in your department subtree, open ones first by next deadline; search with ``q``,
+        narrow with the filters (SPEC §9)."""
+        rows, total = case_query.page(db.session, case_query.ordered(selected(args)),
+                                      args["page"], args["per_page"])
+        return {"items": rows, "total": total}
+
+
+@blp.route("/actions")
+class CasesBatch(MethodView):
+    @staff_required()
+    @blp.arguments(BatchActionIn)
+    @blp.response(200, BatchActionOut, description="one result per id, in order")
+    def post(self, body):
+        """One action (assign, approve, reject) on many cases; each is taken, or refused with
+        its reason, on its own (SPEC §9)."""
+        ids, action = body.pop("ids"), body.pop("action")
+        results = []
+        for case_id in ids:
+            case = find_case(case_id, lock=True)
+            if case is None:
+                db.session.rollback()
+                results.append({"id": case_id, "status": "error", "code": "not_found",
+                                "message": "case not found"})
+                continue
+            try:
+                act(case, action, dict(body))
+            except workflow.ActionError as err:
+                db.session.rollback()
+                results.append({"id": case_id, "status": "error", "code": err.reason, "message": err.message})
+                continue
+            results.append({"id": case_id, "status": "ok"})
+        return {"results": results}
 
 
 @blp.route("/<int:case_id>")
@@ -107,7 +128,7 @@ class CaseById(MethodView):
     @blp.alt_response(404, description="no such case in your departments")
     def get(self, case_id):
         """One case with its rating, masked rater, deadlines, warning and history."""
-        return case_detail(scoped_case(case_id), g.user)
+        return scoped_case(case_id)
 
 
 @blp.route("/<int:case_id>/actions")
@@ -115,26 +136,21 @@ class CaseActions(MethodView):
     @staff_required()
     @blp.arguments(ActionIn)
     @blp.response(200, CaseDetail, description="the action was taken; the case as it is now")
-    @blp.alt_response(403, description="your role may not take this action here, or four-eyes")
+    @blp.alt_response(403, description="role, not_assignee or four_eyes (in ``code``)")
     @blp.alt_response(404, description="no such case in your departments")
-    @blp.alt_response(409, description="not allowed in the case's state (the message names "
-                                       "the allowed actions), or the case changed meanwhile")
+    @blp.alt_response(409, description="state (the message names the allowed actions), stale or anonymous")
     @blp.alt_response(422, description="missing or bad field for this action (named)")
     def post(self, body, case_id):
-        """Take an action on a case: assign, verify, claim_invalid, propose_explain, approve,
-        reject, rectify, feedback or reopen (SPEC §2)."""
+        """Take an action on a case: assign, verify, claim_invalid, propose_explain,
+        request_extension, approve, reject, rectify, feedback or reopen (SPEC §2, §9)."""
         case = scoped_case(case_id, lock=True)
         action = body.pop("action")
         version = body.pop("version", None)
         try:
-            workflow.apply(db.session, case, g.user, action, body, expected_version=version)
-            db.session.commit()
+            act(case, action, body, version)
         except workflow.ActionError as err:
             refuse(err)
-        except StaleDataError:
-            db.session.rollback()
-            abort(409, message="the case was changed by another action meanwhile; reload and try again")
-        return case_detail(case, g.user)
+        return case
 
 
 @blp.route("/<int:case_id>/reveal")

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import case, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from models import OPEN_STATUSES, STATUS_LABELS, Case, User
 from models.types import utcnow
 from service import notify
-from service.cases.warnings import CALLBACK_STATUSES, DEADLINE_LABELS, WARNING_LABELS, next_deadline
+from service.cases.warnings import DEADLINE_LABELS, WARNING_LABELS, Cards, next_due_sql
 
 
 @dataclass
@@ -28,23 +28,22 @@ class Digest:
 
 def open_cases_by_deadline(session: Session, user_id: int) -> list[Case]:
     """The user's open cases ordered by their next open deadline, then by id."""
-    due = case((Case.status.in_(CALLBACK_STATUSES), Case.callback_due), else_=Case.close_due)
     stmt = (select(Case).where(Case.assignee_id == user_id, Case.status.in_(OPEN_STATUSES))
             .options(joinedload(Case.rating))
-            .order_by(due, Case.id))
+            .order_by(next_due_sql(), Case.id))
     return list(session.scalars(stmt))
 
 
-def text_for(user: User, cases: list[Case], today: date) -> tuple[str, str]:
-    """Subject and body of one handler's digest."""
+def text_for(user: User, cases: list[Case], cards: Cards) -> tuple[str, str]:
+    """Subject and body of one handler's digest, with each case's card as of ``cards``' day."""
     name = user.display_name or user.username
+    today = cards.today
     lines = [f"{notify.PREFIX}每日待办：{name}，您有 {len(cases)} 件未办结工单（{today}）"]
     for i, row in enumerate(cases, 1):
-        deadline = next_deadline(row.status)
-        due = row.callback_due if deadline == "callback" else row.close_due
-        card = f"【{WARNING_LABELS[row.warning]}】" if row.warning in WARNING_LABELS else ""
+        due = cards.of(row)
+        card = f"【{WARNING_LABELS[due.level]}】" if due.level in WARNING_LABELS else ""
         lines.append(f"{i}. {card}工单 {row.id}，{STATUS_LABELS[row.status]}，"
-                     f"{DEADLINE_LABELS[deadline]} {due}")
+                     f"{DEADLINE_LABELS[due.name]} {due.day}")
     return f"{notify.PREFIX}每日待办：{len(cases)} 件未办结工单（{today}）", "\n".join(lines)
 
 
@@ -56,13 +55,14 @@ def issue_digests(session: Session, today: date) -> list[Digest]:
         .options(joinedload(User.department)).order_by(User.id))
     out = []
     now = utcnow()
+    cards = Cards.on(session, today)
     for user in users:
         cases = open_cases_by_deadline(session, user.id)
         key = f"digest:{today.isoformat()}:u{user.id}"
         payload = {"user": user.username, "today": today.isoformat(), "cases": [c.id for c in cases]}
         if notify.claim(session, key, "digest", payload, sent=now) is None:
             continue
-        subject, text = text_for(user, cases, today)
+        subject, text = text_for(user, cases, cards)
         # The department mailbox is not copied: the digest is the handler's own list.
         ids = notify.deliveries(session, key, subject=subject, text=text, users=[user],
                                 departments=[user.department], department_mail=False)

@@ -35,10 +35,10 @@ def reveal_rater(session: Session, case: Case, user: User, now: datetime | None 
     subtree, and 409 for an anonymous rating, which has nothing to reveal.
     """
     if not may_reveal(session, case, user):
-        raise ActionError(403, "only the case's assignee or a supervisor of its department may see the rater")
+        raise ActionError("role", "only the case's assignee or a supervisor of its department may see the rater")
     rating = case.rating
     if not rating.real_name or not (rating.rater_phone_enc or rating.rater_name_enc):
-        raise ActionError(409, "the rating is anonymous; there is no rater data to reveal")
+        raise ActionError("anonymous", "the rating is anonymous; there is no rater data to reveal")
     # The event does not touch the case row: a reveal must not bump the case's version
     # and make a colleague's concurrent action fail.
     session.add(CaseEvent(case_id=case.id, at=now or utcnow(), actor_id=user.id, action="reveal",

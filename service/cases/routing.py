@@ -55,7 +55,9 @@ def route(session: Session, rating_id: int, calendar: WorkCalendar | None = None
         "department_id": rating.department_id,
         "assignee_id": handler,
         "status": status,
-        "callback_due": calendar.due(rating.received_at, settings.callback_working_days),
+        # An anonymous rater cannot be called back, so there is no callback deadline (SPEC §9).
+        "callback_due": (calendar.due(rating.received_at, settings.callback_working_days)
+                         if rating.real_name else None),
         "close_due": calendar.due(rating.received_at, settings.close_working_days),
         "created_at": now,
         "updated_at": now,

@@ -1,11 +1,21 @@
-"""Red and yellow cards (红黄牌) from working-day deadlines, and who is told when (SPEC §2).
+"""Red and yellow cards (红黄牌): one computation of a case's next deadline and its card,
+at the moment of asking, and who is told when (SPEC §2, §9).
 
 A case's *next open deadline* is ``callback_due`` while it waits for the verification
-callback (``unassigned``/``assigned``), else ``close_due``. It is **yellow** when at most
-one working day is left to that deadline (the deadline is today or the next working day)
-and **red** once the deadline has passed; closed cases carry no card.
+callback (``unassigned``/``assigned``, real-name raters only — an anonymous rating has no
+callback), else ``close_due``; closed cases have none. The card on a given day:
 
-Each card is issued once per case and deadline — a case that was yellow before its
+- **red** once the deadline has passed (it is the end of its due day);
+- **yellow** for the callback deadline from the start of its due day (Asia/Shanghai),
+  for the closure deadline from ``HCP_YELLOW_CLOSE_DAYS`` (3) working days before it;
+- none otherwise.
+
+``Cards`` holds the rule for one day (today by the application's clock, ``Cards.now``):
+``cards.of(case)`` answers in Python, ``cards.level_sql()`` / ``cards.where(level)`` as
+SQL, so the API's ``warning``, the list filters, the badges, the KPIs, the metrics, the
+digest and the sweep all read the same computation and never a stored column.
+
+Each card is *notified* once per case and deadline — a case that was yellow before its
 callback can be yellow again before its closure:
 
 - ``yellow`` → the assignee (the department's supervisors while nobody is assigned);
@@ -21,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import and_, case, exists, null, select, update
+from flask import current_app
+from sqlalchemy import and_, case, exists, literal, null, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from models import LEVEL_LABELS, STATUS_LABELS, Case, CaseEvent, Department, Notification, User
@@ -31,32 +42,114 @@ from models.clock import local_date
 from service.cases.deadlines import WorkCalendar
 
 CALLBACK_STATUSES = ("unassigned", "assigned")
-CLOSE_STATUSES = ("rectifying", "invalid_review", "explain_review", "feedback")
-DEADLINES = {"callback": CALLBACK_STATUSES, "close": CLOSE_STATUSES}
+CLOSE_STATUSES = ("rectifying", "extension_review", "invalid_review", "explain_review", "feedback")
+DEADLINES = ("callback", "close")
 DEADLINE_LABELS = {"callback": "回访核实期限", "close": "办结期限"}
 STAGES = ("yellow", "red", "escalated")
 STAGE_LABELS = {"yellow": "黄牌预警", "red": "红牌预警", "escalated": "红牌督办"}
 WARNING_LABELS = {"yellow": "黄牌", "red": "红牌"}
+LEVELS = ("yellow", "red")
 ESCALATE_AFTER = 2  # working days of red before the managers are told
 
 
-def next_deadline(status: str) -> str | None:
-    """``callback`` or ``close``: which deadline a case in ``status`` is working towards."""
-    for name, statuses in DEADLINES.items():
-        if status in statuses:
-            return name
+def next_deadline(status: str, callback_due: date | None) -> str | None:
+    """``callback`` or ``close``: which deadline a case is working towards (None when closed)."""
+    if status in CALLBACK_STATUSES and callback_due is not None:
+        return "callback"
+    if status in CALLBACK_STATUSES or status in CLOSE_STATUSES:
+        return "close"
     return None
 
 
-def due_of(case_row: Case) -> date | None:
-    """The date of the case's next open deadline (None when closed)."""
-    name = next_deadline(case_row.status)
-    return None if name is None else (case_row.callback_due if name == "callback" else case_row.close_due)
+def next_deadline_sql(cases=Case):
+    """SQL for ``next_deadline``: 'callback', 'close' or NULL (``cases`` is the model or a table's columns)."""
+    return case((and_(cases.status.in_(CALLBACK_STATUSES), cases.callback_due.is_not(None)), literal("callback")),
+                (cases.status.in_(CALLBACK_STATUSES + CLOSE_STATUSES), literal("close")), else_=null())
 
 
-def yellow_until(calendar: WorkCalendar, today: date) -> date:
-    """The last due date that is yellow on ``today``: the day before the 2nd working day on."""
-    return calendar.add_working_days(today, 2) - timedelta(days=1)
+def next_due_sql(cases=Case):
+    """SQL for the date of the next open deadline (the closure deadline for closed cases,
+    so ordering by it still works; ``next_deadline_sql`` tells them apart)."""
+    return case((and_(cases.status.in_(CALLBACK_STATUSES), cases.callback_due.is_not(None)), cases.callback_due),
+                else_=cases.close_due)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A case's next open deadline as seen on one day, and its card."""
+
+    name: str | None  # "callback" | "close" | None when closed
+    day: date | None
+    level: str | None = None  # None | "yellow" | "red"
+    left: int = 0  # working days left (0: due today)
+    overdue: int = 0  # working days past (0 when not past)
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.level == "red"
+
+
+class Cards:
+    """The red/yellow rule for one day: in Python (``of``) and as SQL (``level_sql``, ``where``)."""
+
+    def __init__(self, calendar: WorkCalendar, today: date, yellow_close_days: int = 3):
+        self.calendar, self.today = calendar, today
+        # The last due date that is yellow today, per deadline: the callback's own day;
+        # the closure deadline N working days ahead (the day before the (N+1)th working day).
+        self.yellow_until = {"callback": today,
+                             "close": calendar.add_working_days(today, yellow_close_days + 1) - timedelta(days=1)}
+
+    @classmethod
+    def now(cls, session: Session, calendar: WorkCalendar | None = None) -> Cards:
+        """The rule for today by the application's clock (Asia/Shanghai)."""
+        return cls.on(session, local_date(utcnow()), calendar)
+
+    @classmethod
+    def on(cls, session: Session, today: date, calendar: WorkCalendar | None = None) -> Cards:
+        settings = current_app.config["HCP_SETTINGS"]
+        return cls(calendar or WorkCalendar.load(session), today, settings.yellow_close_days)
+
+    def level(self, name: str | None, due: date | None) -> str | None:
+        if name is None or due is None:
+            return None
+        if due < self.today:
+            return "red"
+        return "yellow" if due <= self.yellow_until[name] else None
+
+    def of(self, case_row: Case) -> Deadline:
+        """The next open deadline of ``case_row`` today, with its card."""
+        name = next_deadline(case_row.status, case_row.callback_due)
+        if name is None:
+            return Deadline(None, None)
+        day = case_row.callback_due if name == "callback" else case_row.close_due
+        level = self.level(name, day)
+        if level == "red":
+            return Deadline(name, day, level, overdue=self.calendar.working_days_between(day, self.today))
+        return Deadline(name, day, level, left=self.calendar.working_days_between(self.today, day))
+
+    def level_sql(self, name, due):
+        """SQL for the card given SQL for the deadline's name and date."""
+        return case((name.is_(None), null()), (due < self.today, literal("red")),
+                    (and_(name == "callback", due <= self.yellow_until["callback"]), literal("yellow")),
+                    (and_(name == "close", due <= self.yellow_until["close"]), literal("yellow")),
+                    else_=null())
+
+    def where(self, level: str, name=None, due=None):
+        """A WHERE clause: cases (or rollup rows) carrying ``level`` today."""
+        name = next_deadline_sql() if name is None else name
+        due = next_due_sql() if due is None else due
+        if level == "red":
+            return and_(name.is_not(None), due < self.today)
+        if level == "yellow":
+            return and_(due >= self.today, or_(and_(name == "callback", due <= self.yellow_until["callback"]),
+                                               and_(name == "close", due <= self.yellow_until["close"])))
+        if level == "any":
+            return or_(self.where("red", name, due), self.where("yellow", name, due))
+        raise ValueError(f"no card {level!r}")
+
+    def overdue(self, name=None, due=None):
+        """A WHERE clause: open cases past their next deadline (the same as red)."""
+        return self.where("red", name, due)
 
 
 def escalate_before(calendar: WorkCalendar, today: date) -> date:
@@ -72,38 +165,6 @@ def escalate_before(calendar: WorkCalendar, today: date) -> date:
             if seen == ESCALATE_AFTER + 1:
                 return day
         day -= timedelta(days=1)
-
-
-def warning_for(calendar: WorkCalendar, today: date, status: str, callback_due: date,
-                close_due: date) -> str | None:
-    """The card of one case on ``today``: None, ``yellow`` or ``red``."""
-    name = next_deadline(status)
-    if name is None:
-        return None
-    due = callback_due if name == "callback" else close_due
-    if due < today:
-        return "red"
-    return "yellow" if calendar.working_days_between(today, due) <= 1 else None
-
-
-def update_warnings(session: Session, today: date, calendar: WorkCalendar) -> int:
-    """Set ``cases.warning`` for every case in one UPDATE; return how many rows changed.
-
-    The same rule as ``warning_for``, as SQL: the calendar is reduced to two dates for
-    today, so millions of cases need no Python loop. Only changed rows are written, and
-    the case ``version`` is left alone — a card is not an action and must not make a
-    handler's concurrent action fail.
-    """
-    cases = Case.__table__
-    due = case((cases.c.status.in_(CALLBACK_STATUSES), cases.c.callback_due), else_=cases.c.close_due)
-    level = case(
-        (cases.c.status.not_in(CALLBACK_STATUSES + CLOSE_STATUSES), null()),
-        (due < today, "red"),
-        (due <= yellow_until(calendar, today), "yellow"),
-        else_=null(),
-    )
-    stmt = update(cases).where(cases.c.warning.is_distinct_from(level)).values(warning=level)
-    return session.execute(stmt).rowcount
 
 
 @dataclass
@@ -168,7 +229,7 @@ def message(case_row: Case, stage: str, deadline: str, due: date, today: date,
     if stage == "yellow":
         left = calendar.working_days_between(today, due)
         head = (f"工单 {case_row.id} {what}（{due}）就在今天" if left == 0
-                else f"工单 {case_row.id} 距{what}（{due}）不足 1 个工作日")
+                else f"工单 {case_row.id} 距{what}（{due}）还有 {left} 个工作日")
     else:
         late = calendar.working_days_between(due, today)
         head = f"工单 {case_row.id} 已超过{what}（{due}）{late} 个工作日"
@@ -193,23 +254,21 @@ def _name(user: User) -> str:
     return user.display_name or user.username
 
 
-def _candidates(session: Session, stage: str, deadline: str, today: date, calendar: WorkCalendar,
-                limit: int):
-    """Open cases due ``stage`` for ``deadline`` that have not had it issued yet."""
-    due_col = Case.callback_due if deadline == "callback" else Case.close_due
-    cond = Case.warning == ("yellow" if stage == "yellow" else "red")
+def _candidates(session: Session, stage: str, deadline: str, cards: Cards, limit: int):
+    """Open cases carrying ``stage`` for ``deadline`` today that have not had it issued yet."""
+    name, due = next_deadline_sql(), next_due_sql()
+    cond = cards.where("yellow" if stage == "yellow" else "red")
     if stage == "escalated":
-        cond = and_(cond, due_col < escalate_before(calendar, today))
+        cond = and_(cond, due < escalate_before(cards.calendar, cards.today))
     issued = exists().where(Notification.case_id == Case.id, Notification.kind == f"{stage}:{deadline}")
     stmt = (select(Case)
-            .where(Case.status.in_(DEADLINES[deadline]), cond, ~issued)
+            .where(name == deadline, cond, ~issued)
             .options(joinedload(Case.department), joinedload(Case.assignee), joinedload(Case.rating))
             .order_by(Case.id).limit(limit))
     return session.scalars(stmt).unique().all()
 
 
-def issue_warnings(session: Session, today: date, calendar: WorkCalendar,
-                   limit: int = 1000) -> list[Issued]:
+def issue_warnings(session: Session, cards: Cards, limit: int = 1000) -> list[Issued]:
     """Issue every card due and not yet issued; the caller commits, then sends the deliveries.
 
     Each (case, deadline, stage) is claimed by a unique notification key, so a sweep run
@@ -217,9 +276,10 @@ def issue_warnings(session: Session, today: date, calendar: WorkCalendar,
     """
     out: list[Issued] = []
     now = utcnow()
+    today, calendar = cards.today, cards.calendar
     for deadline in DEADLINES:
         for stage in STAGES:
-            for row in _candidates(session, stage, deadline, today, calendar, limit):
+            for row in _candidates(session, stage, deadline, cards, limit):
                 due = row.callback_due if deadline == "callback" else row.close_due
                 people, depts = recipients(session, row, stage)
                 key = f"case:{row.id}:{deadline}:{stage}"
@@ -239,9 +299,11 @@ def issue_warnings(session: Session, today: date, calendar: WorkCalendar,
     return out
 
 
-def sweep(session: Session, today: date, calendar: WorkCalendar | None = None) -> list[Issued]:
-    """Bring every case's card up to date for ``today`` and issue the cards now due."""
-    calendar = calendar or WorkCalendar.load(session)
-    update_warnings(session, today, calendar)
-    return issue_warnings(session, today, calendar)
+def sweep(session: Session, today: date | None = None, calendar: WorkCalendar | None = None) -> list[Issued]:
+    """Notify the cards now due (``today`` by the application's clock unless given).
 
+    The cards themselves are computed when asked (``Cards``); the sweep stores nothing
+    but the notifications, so it can run late or twice without anyone seeing a stale card.
+    """
+    cards = Cards.now(session, calendar) if today is None else Cards.on(session, today, calendar)
+    return issue_warnings(session, cards)

@@ -16,10 +16,13 @@ from sqlalchemy.orm import Session
 
 from models import STATUS_LABELS, Case, CaseEvent, Department, User
 from models.types import utcnow
+from service.cases.deadlines import WorkCalendar
 
 HANDLING = frozenset({"handler", "supervisor"})  # supervisors may also work a case themselves
 SUPERVISING = frozenset({"supervisor"})
+ASSIGNING = frozenset({"supervisor", "manager"})  # a manager may assign within their scope
 REOPENING = frozenset({"supervisor", "manager"})
+EXTENSION_DAYS = (1, 15)  # working days a 延期 may add
 
 
 @dataclass(frozen=True)
@@ -30,44 +33,62 @@ class Transition:
 
 
 TRANSITIONS: dict[tuple[str, str], Transition] = {
-    ("unassigned", "assign"): Transition(SUPERVISING, "assigned"),
-    ("assigned", "assign"): Transition(SUPERVISING, None),
+    ("unassigned", "assign"): Transition(ASSIGNING, "assigned"),
+    ("assigned", "assign"): Transition(ASSIGNING, None),
     ("assigned", "verify"): Transition(HANDLING, "rectifying"),
     ("assigned", "claim_invalid"): Transition(HANDLING, "invalid_review"),
     ("assigned", "propose_explain"): Transition(HANDLING, "explain_review"),
-    ("rectifying", "assign"): Transition(SUPERVISING, None),
+    ("rectifying", "assign"): Transition(ASSIGNING, None),
     ("rectifying", "rectify"): Transition(HANDLING, "feedback", "rectified"),
+    ("rectifying", "request_extension"): Transition(HANDLING, "extension_review"),
+    ("extension_review", "approve"): Transition(SUPERVISING, "rectifying"),
+    ("extension_review", "reject"): Transition(SUPERVISING, "rectifying"),
     ("rectifying", "claim_invalid"): Transition(HANDLING, "invalid_review"),
     ("rectifying", "propose_explain"): Transition(HANDLING, "explain_review"),
     ("invalid_review", "approve"): Transition(SUPERVISING, "closed", "invalid"),
     ("invalid_review", "reject"): Transition(SUPERVISING, "rectifying"),
     ("explain_review", "approve"): Transition(SUPERVISING, "feedback", "explained"),
     ("explain_review", "reject"): Transition(SUPERVISING, "rectifying"),
-    ("feedback", "assign"): Transition(SUPERVISING, None),
+    ("feedback", "assign"): Transition(ASSIGNING, None),
     ("feedback", "feedback"): Transition(HANDLING, "closed"),
     ("closed", "reopen"): Transition(REOPENING, "rectifying"),
 }
-ACTIONS = ("assign", "verify", "claim_invalid", "propose_explain", "approve", "reject",
-           "rectify", "feedback", "reopen")
+ACTIONS = ("assign", "verify", "claim_invalid", "propose_explain", "request_extension", "approve",
+           "reject", "rectify", "feedback", "reopen")
+BATCH_ACTIONS = ("assign", "approve", "reject")
 ACTION_LABELS = {
     "route": "生成工单", "assign": "分派", "verify": "回访核实", "claim_invalid": "申请无效差评",
-    "propose_explain": "申请解释说明", "approve": "审核通过", "reject": "审核驳回",
+    "propose_explain": "申请解释说明", "request_extension": "申请延期", "approve": "审核通过", "reject": "审核驳回",
     "rectify": "整改", "feedback": "反馈办结", "reopen": "重新打开", "reveal": "查看评价人电话",
     "warning": "红黄牌预警",
 }
 
 
-class ActionError(Exception):
-    """An action refused: ``status`` is 409 (state), 403 (role or four-eyes) or 422 (data).
+# Why an action was refused, and the HTTP status the API answers for each.
+REASONS = {
+    "state": 409,         # not allowed in the case's state (or the one extension is used)
+    "stale": 409,         # the case changed since the caller loaded it
+    "anonymous": 409,     # needs a real-name rater (revealing one)
+    "role": 403,          # the caller's role may not take this action
+    "not_assignee": 403,  # only the case's assignee may
+    "four_eyes": 403,     # a supervisor may not approve their own request
+    "field": 422,         # a missing or bad field of the action (``field`` names it)
+}
 
-    ``field`` names the offending body field of a 422; ``allowed`` lists the actions the
-    table allows in the case's state, for a 409.
+
+class ActionError(Exception):
+    """An action refused, with a typed ``reason`` (a key of REASONS) and its HTTP ``status``.
+
+    ``field`` names the offending body field of a ``field`` refusal; ``allowed`` lists the
+    actions the table allows in the case's state, for a ``state`` refusal. The API maps
+    ``status``; the web pages map ``reason`` to a Chinese message.
     """
 
-    def __init__(self, status: int, message: str, field: str | None = None,
+    def __init__(self, reason: str, message: str, field: str | None = None,
                  allowed: list[str] | None = None):
         super().__init__(message)
-        self.status, self.message, self.field, self.allowed = status, message, field, allowed
+        self.reason, self.status = reason, REASONS[reason]
+        self.message, self.field, self.allowed = message, field, allowed
 
 
 def allowed_actions(status: str, role: str | None = None) -> list[str]:
@@ -77,27 +98,29 @@ def allowed_actions(status: str, role: str | None = None) -> list[str]:
 
 
 def check(case: Case, user: User, action: str) -> Transition:
-    """The transition ``user`` may take with ``action`` now, or ActionError (409, 403, 422).
+    """The transition ``user`` may take with ``action`` now, or ActionError.
 
-    The order is the contract: an unknown action is 422, an action the state does not
-    allow is 409 whoever asks, then the role (403), the assignee rule (403) and the
-    four-eyes rule (403). The caller has checked that the case is in the user's scope.
+    The order is the contract: an unknown action is ``field`` (422), an action the state
+    does not allow is ``state`` (409) whoever asks, then the role, the assignee rule and
+    the four-eyes rule (403). The caller has checked that the case is in the user's scope.
     """
     if action not in ACTIONS:
-        raise ActionError(422, f"unknown action {action}; one of {', '.join(ACTIONS)}", "action")
+        raise ActionError("field", f"unknown action {action}; one of {', '.join(ACTIONS)}", "action")
     rule = TRANSITIONS.get((case.status, action))
     if rule is None:
         allowed = allowed_actions(case.status)
-        raise ActionError(409, f"{action} is not allowed in state {case.status} "
-                               f"({STATUS_LABELS[case.status]}); allowed actions: "
-                               f"{', '.join(allowed) or 'none'}", allowed=allowed)
+        raise ActionError("state", f"{action} is not allowed in state {case.status} "
+                                   f"({STATUS_LABELS[case.status]}); allowed actions: "
+                                   f"{', '.join(allowed) or 'none'}", allowed=allowed)
+    if action == "request_extension" and case.extended_at is not None:
+        raise ActionError("state", "this case has had its one extension already", allowed=[])
     if user.role not in rule.roles:
-        raise ActionError(403, f"a {user.role} may not {action}; "
-                               f"{' or '.join(sorted(rule.roles))} only")
-    if user.role == "handler" and case.assignee_id != user.id:
-        raise ActionError(403, "only the assigned handler may act on this case")
+        raise ActionError("role", f"a {user.role} may not {action}; "
+                                  f"{' or '.join(sorted(rule.roles))} only")
+    if (user.role == "handler" or action == "request_extension") and case.assignee_id != user.id:
+        raise ActionError("not_assignee", "only the assigned handler may act on this case")
     if action == "approve" and case.claimed_by_id == user.id:
-        raise ActionError(403, "a supervisor may not approve their own claim")
+        raise ActionError("four_eyes", "a supervisor may not approve their own request")
     return rule
 
 
@@ -117,7 +140,7 @@ def _text(data: dict, field: str, name: str | None = None) -> str:
     value = data.get(field)
     value = value.strip() if isinstance(value, str) else ""
     if not value:
-        raise ActionError(422, f"{name or field} must not be empty", name or field)
+        raise ActionError("field", f"{name or field} must not be empty", name or field)
     return value
 
 
@@ -126,7 +149,7 @@ def _flag(data: dict, field: str, nullable: bool = False) -> bool | None:
     if value is None and nullable:
         return None
     if not isinstance(value, bool):
-        raise ActionError(422, f"{field} must be true or false" + (" or null" if nullable else ""), field)
+        raise ActionError("field", f"{field} must be true or false" + (" or null" if nullable else ""), field)
     return value
 
 
@@ -134,7 +157,7 @@ def _measures(data: dict) -> dict:
     """Rectification measures: both the cause found and the action taken, non-empty."""
     measures = data.get("measures")
     if not isinstance(measures, dict):
-        raise ActionError(422, "measures must give the cause and the action taken", "measures")
+        raise ActionError("field", "measures must give the cause and the action taken", "measures")
     return {"cause": _text(measures, "cause", "measures.cause"),
             "action": _text(measures, "action", "measures.action")}
 
@@ -149,12 +172,12 @@ def _assignee(session: Session, case: Case, user: User, data: dict) -> User:
     username = _text(data, "assignee")
     target = session.scalar(select(User).where(User.username == username))
     if target is None or not target.active or target.role not in HANDLING:
-        raise ActionError(422, f"{username} is not an active handler", "assignee")
+        raise ActionError("field", f"{username} is not an active handler", "assignee")
     case_path = session.get(Department, case.department_id).path
     target_path = session.get(Department, target.department_id).path
     actor_path = session.get(Department, user.department_id).path
     if not case_path.startswith(target_path) or not target_path.startswith(actor_path):
-        raise ActionError(422, f"{username} works outside this case's department", "assignee")
+        raise ActionError("field", f"{username} works outside this case's department", "assignee")
     return target
 
 
@@ -171,8 +194,8 @@ def apply(session: Session, case: Case, user: User, action: str, data: dict | No
     data = data or {}
     now = now or utcnow()
     if expected_version is not None and expected_version != case.version:
-        raise ActionError(409, f"the case has changed since you loaded it (version "
-                               f"{expected_version}, now {case.version}); reload and try again")
+        raise ActionError("stale", f"the case has changed since you loaded it (version "
+                                   f"{expected_version}, now {case.version}); reload and try again")
     rule = check(case, user, action)
 
     before = case.status
@@ -184,10 +207,31 @@ def apply(session: Session, case: Case, user: User, action: str, data: dict | No
         case.assignee_id = assignee.id
         detail["assignee"] = assignee.username
     elif action == "verify":
-        contacted = _flag(data, "contacted")
-        case.contacted = bool(case.contacted) or contacted
+        # An anonymous rater cannot be called back: nothing to record (SPEC §9).
+        if case.rating.real_name:
+            contacted = _flag(data, "contacted")
+            case.contacted = bool(case.contacted) or contacted
+            detail["contacted"] = contacted
+        else:
+            detail["anonymous"] = True
         case.verified_at = now
-        detail["contacted"] = contacted
+    elif action == "request_extension":
+        days = data.get("working_days")
+        lo, hi = EXTENSION_DAYS
+        if not isinstance(days, int) or isinstance(days, bool) or not lo <= days <= hi:
+            raise ActionError("field", f"working_days must be a whole number from {lo} to {hi}", "working_days")
+        detail.update(working_days=days, reason=_text(data, "reason"))
+        case.extension_days = days
+        case.claimed_by_id = user.id
+    elif action == "approve" and before == "extension_review":
+        old_due = case.close_due
+        case.close_due = WorkCalendar.load(session).add_working_days(old_due, case.extension_days)
+        case.extended_at = now
+        detail.update(working_days=case.extension_days, close_due_before=old_due.isoformat(),
+                      close_due=case.close_due.isoformat())
+    elif action == "reject" and before == "extension_review":
+        detail["working_days"] = case.extension_days
+        case.extension_days = None
     elif action in ("claim_invalid", "propose_explain", "reopen"):
         detail["reason"] = _text(data, "reason")
         if action != "reopen":
@@ -195,7 +239,7 @@ def apply(session: Session, case: Case, user: User, action: str, data: dict | No
     elif action == "rectify":
         detail["measures"] = _measures(data)
     elif action == "feedback":
-        contacted = _flag(data, "contacted")
+        contacted = _flag(data, "contacted") if case.rating.real_name else bool(data.get("contacted"))
         satisfied = _flag(data, "satisfied", nullable=True)
         case.contacted = bool(case.contacted) or contacted
         case.satisfied = satisfied

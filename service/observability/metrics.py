@@ -81,24 +81,21 @@ class CaseGauges:
         return []  # counted at scrape time only; nothing to check at registration
 
     def collect(self):
-        from sqlalchemy import func, select
+        from sqlalchemy import func, select, text
 
         from models import OPEN_STATUSES, STATUS_LABELS, Case
-        from models.clock import local_date
+        from service.cases.warnings import Cards, next_deadline_sql
         from service.extensions import db
-        from models.types import utcnow
 
-        today = local_date(utcnow())
         with self.app.app_context():
             by_state = dict(db.session.execute(select(Case.status, func.count()).group_by(Case.status)).all())
-            callback_late, close_late = db.session.execute(
-                select(func.count().filter(Case.status.in_(("unassigned", "assigned")) & (Case.callback_due < today)),
-                       func.count().filter(Case.close_due < today))
-                .where(Case.status.in_(OPEN_STATUSES))).one()
-            warnings = dict(db.session.execute(
-                select(Case.warning, func.count()).where(Case.status.in_(OPEN_STATUSES), Case.warning.is_not(None))
-                .group_by(Case.warning)).all())
+            cards = Cards.now(db.session)
+            late = dict(db.session.execute(
+                select(next_deadline_sql(), func.count()).where(cards.overdue()).group_by(text("1"))).all())
+            warnings = {level: db.session.scalar(select(func.count()).select_from(Case).where(
+                Case.status.in_(OPEN_STATUSES), cards.where(level))) for level in ("yellow", "red")}
             db.session.rollback()
+        callback_late, close_late = late.get("callback", 0), late.get("close", 0)
         states = GaugeMetricFamily("hcp_cases", "Cases by state", labels=["state"])
         for state in STATUS_LABELS:
             states.add_metric([state], by_state.get(state, 0))

@@ -5,9 +5,8 @@ from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError
-from sqlalchemy import select
 
-from models import LEVEL_LABELS, Case, Rating
+from models import Rating
 from service.auth.access import device_required, in_scope, staff_required
 from service.extensions import db
 from service.pooling import intake_engine
@@ -73,22 +72,6 @@ class Batch(MethodView):
         return {"results": results}
 
 
-def rating_view(rating: Rating, case_id: int | None) -> dict:
-    """A rating as staff see it, rater masked."""
-    return {
-        "id": rating.id, "client_id": rating.client_id, "level": rating.level,
-        "level_label": LEVEL_LABELS[rating.level], "negative": rating.negative,
-        "rated_at": rating.rated_at, "received_at": rating.received_at,
-        "channel": rating.channel, "window": rating.window, "device": rating.device.name,
-        "department": rating.department.code, "item_code": rating.item.code if rating.item else None,
-        "project_no": rating.project_no, "staff_no": rating.staff_no, "tags": rating.tags,
-        "reasons": rating.reasons,
-        "comment": rating.comment, "case_id": case_id,
-        "rater": {"real_name": rating.real_name, "name": rating.rater_name_masked,
-                  "phone": rating.rater_phone_masked},
-    }
-
-
 @blp.route("/<int:rating_id>")
 class RatingById(MethodView):
     @staff_required()
@@ -99,5 +82,4 @@ class RatingById(MethodView):
         rating = db.session.get(Rating, rating_id)
         if rating is None or not in_scope(g.user, rating.department):
             abort(404, message="rating not found")
-        case_id = db.session.scalar(select(Case.id).where(Case.rating_id == rating.id))
-        return rating_view(rating, case_id)
+        return rating

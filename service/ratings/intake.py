@@ -21,7 +21,7 @@ from models.types import utcnow
 from service import dispatch
 from models.clock import local_date
 from service.pooling import intake_engine
-from service.privacy import body_digest, encrypt, mask_name, mask_phone
+from service.privacy import blind_index, body_digest, encrypt, mask_name, mask_phone
 from service.ratings.grouping import InsertGroup
 from service.reasons.table import offered as offered_reasons, problems as reason_problems
 
@@ -77,6 +77,7 @@ def _row(device, body: dict, item, digest: str, now, request_id) -> dict:
         "rater_phone_enc": encrypt(rater.get("phone")) if real else None,
         "rater_name_masked": mask_name(rater.get("name")) if real else None,
         "rater_phone_masked": mask_phone(rater.get("phone")) if real else None,
+        "rater_phone_index": blind_index(rater.get("phone")) if real else None,
         "request_id": request_id,
     }
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
+from models import LEVEL_LABELS
 from models.types import utcnow
 
 # A device clock may run a little fast; a rating from further in the future is refused.
@@ -83,29 +84,30 @@ class BatchOut(Schema):
 
 class RaterOut(Schema):
     real_name = fields.Boolean()
-    name = fields.String(allow_none=True, metadata={"description": "masked"})
-    phone = fields.String(allow_none=True, metadata={"description": "masked, 138****5678"})
+    name = fields.String(attribute="rater_name_masked", allow_none=True, metadata={"description": "masked"})
+    phone = fields.String(attribute="rater_phone_masked", allow_none=True,
+                          metadata={"description": "masked, 138****5678"})
 
 
 class RatingOut(Schema):
-    """A stored rating as staff see it; the rater is always masked here."""
+    """A stored rating (an ORM row) as staff see it; the rater is always masked here."""
 
     id = fields.Integer()
     client_id = fields.String()
     level = fields.Integer()
-    level_label = fields.String()
+    level_label = fields.Function(lambda r: LEVEL_LABELS[r.level])
     negative = fields.Boolean()
     rated_at = fields.AwareDateTime()
     received_at = fields.AwareDateTime()
     channel = fields.String()
     window = fields.String(allow_none=True)
-    device = fields.String()
-    department = fields.String()
-    item_code = fields.String(allow_none=True)
+    device = fields.Function(lambda r: r.device.name)
+    department = fields.Function(lambda r: r.department.code)
+    item_code = fields.Function(lambda r: r.item.code if r.item else None, allow_none=True)
     project_no = fields.String(allow_none=True)
     staff_no = fields.String(allow_none=True)
     tags = fields.List(fields.String(), allow_none=True)
     reasons = fields.List(fields.String(), allow_none=True)
     comment = fields.String(allow_none=True)
-    rater = fields.Nested(RaterOut)
-    case_id = fields.Integer(allow_none=True)
+    rater = fields.Function(lambda r: RaterOut().dump(r))
+    case_id = fields.Function(lambda r: r.case.id if r.case else None, allow_none=True)

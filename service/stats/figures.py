@@ -4,7 +4,8 @@ Everything comes from the rollups (models/stats.py), kept exact by triggers in t
 transaction of every rating insert and case change. The counts that change with the
 clock (``open``, ``overdue_open``, ``red``, ``yellow`` and the overdue part of
 ``on_time_rate``) come from ``stats_open``, which keeps each open case's closure
-deadline and warning, compared with today when asked. Every definition is written out in
+deadline and next deadline; the cards are ``service.cases.warnings.Cards`` for the day
+asked, the same computation as the badges and the case filters. Every definition is written out in
 docs/figures.md; a rate with a zero denominator is ``None``.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from models import CHANNEL_LABELS, Department, ServiceItem
 from models.stats import COUNTERS, StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 from models.types import utcnow
 from models.clock import local_date
+from service.cases.warnings import Cards
 
 BREAKDOWNS = ("department", "channel", "item", "window", "staff", "month", "day", "reason")
 LIVE_COUNTERS = ("open", "overdue_open", "red", "yellow")
@@ -70,6 +72,7 @@ def figures_from(c: dict) -> dict:
         "on_time_base": on_time_base, "called_back": n["called_back"],
         "real_name_bad": n["bad_real_name"], "satisfied_yes": n["satisfied_yes"],
         "satisfied_known": n["satisfied_known"],
+        "extended": n["extended"],
     }
 
 
@@ -163,9 +166,11 @@ def counters(session: Session, f: Filters, by: str | None = None, today: date | 
     # joining each to its rating among millions costs more than this).
     keys = _rollup_keys(StatsOpen, by)
     flag = lambda cond: func.sum(sql_case((cond, StatsOpen.open_cases), else_=0))  # noqa: E731
+    cards = Cards.on(session, today)
     live = select(*keys, func.sum(StatsOpen.open_cases).label("open"),
                   flag(StatsOpen.close_due < today).label("overdue_open"),
-                  flag(StatsOpen.warning == "red").label("red"), flag(StatsOpen.warning == "yellow").label("yellow"))
+                  flag(cards.where("red", StatsOpen.deadline, StatsOpen.due)).label("red"),
+                  flag(cards.where("yellow", StatsOpen.deadline, StatsOpen.due)).label("yellow"))
     live = _where(live.where(StatsOpen.open_cases != 0), StatsOpen, f, departments)
     if keys:
         live = live.group_by(*keys)

@@ -1,6 +1,6 @@
 """Rebuilding and checking the rollups (``stats_daily``, ``stats_monthly``, ``stats_daily_detail``).
 
-Triggers (migration 0005) keep the rollups exact as ratings arrive and cases change.
+Triggers (migrations 0005, 0013) keep the rollups exact as ratings arrive and cases change.
 These functions recount them from the raw rows: ``rebuild`` after a bulk load that ran
 with triggers off (scripts/load_ratings.py), ``differences`` to prove the rollups equal
 the raw rows (``hcp stats check``). The counter conditions here are the live copy of the
@@ -33,6 +33,8 @@ CASE_CONDITIONS = {
     "called_back": "{x}.contacted AND {r}.real_name",
     "satisfied_yes": "{x}.satisfied",
     "satisfied_known": "{x}.satisfied IS NOT NULL",
+    # cases whose 延期 was approved (one per case)
+    "extended": "{x}.extended_at IS NOT NULL",
 }
 assert tuple(RATING_CONDITIONS) + tuple(CASE_CONDITIONS) == COUNTERS
 
@@ -44,10 +46,14 @@ KEY_EXPR = {
 }
 
 
-OPEN_COLUMNS = 'rated_date, department_id, channel, item_id, "window", staff_no, close_due, warning, open_cases'
-OPEN_SELECT = (f"SELECT {', '.join(KEY_EXPR[k] for k in DETAIL_KEYS)}, c.close_due, COALESCE(c.warning, ''), "
+# An open case's next deadline, as service.cases.warnings.next_deadline says.
+_WAITING = "c.status IN ('unassigned', 'assigned') AND c.callback_due IS NOT NULL"
+OPEN_COLUMNS = 'rated_date, department_id, channel, item_id, "window", staff_no, close_due, deadline, due, open_cases'
+OPEN_SELECT = (f"SELECT {', '.join(KEY_EXPR[k] for k in DETAIL_KEYS)}, c.close_due, "
+               f"CASE WHEN {_WAITING} THEN 'callback' ELSE 'close' END, "
+               f"CASE WHEN {_WAITING} THEN c.callback_due ELSE c.close_due END, "
                f"count(*) FROM cases c JOIN ratings r ON r.id = c.rating_id WHERE c.status <> 'closed' "
-               f"GROUP BY {', '.join(str(i + 1) for i in range(len(DETAIL_KEYS) + 2))}")
+               f"GROUP BY {', '.join(str(i + 1) for i in range(len(DETAIL_KEYS) + 3))}")
 
 
 def _q(name: str) -> str:

@@ -70,6 +70,7 @@ class Figures(Schema):
     real_name_bad = fields.Integer()
     satisfied_yes = fields.Integer()
     satisfied_known = fields.Integer()
+    extended = fields.Integer(metadata={"description": "cases whose 延期 (extension) was approved"})
 
 
 class Scope(Schema):

@@ -7,7 +7,7 @@ reason, cause and measures, a handler of the department) is decided by
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, SelectField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, RadioField, SelectChoice, SelectField, TextAreaField
 from wtforms.validators import Length, Optional
 
 TEXT = [Optional(), Length(max=2000)]
@@ -57,6 +57,16 @@ class RectifyForm(ActionForm):
                 "measures": {"cause": self.cause.data or "", "action": self.measure.data or ""}}
 
 
+class ExtensionForm(ActionForm):
+    """request_extension: working days (checked 1–15 by the workflow) and a reason."""
+
+    working_days = IntegerField("延期工作日数", validators=[Optional()])
+    reason = TextAreaField("延期理由", validators=TEXT)
+
+    def to_data(self) -> dict:
+        return {**super().to_data(), "working_days": self.working_days.data, "reason": self.reason.data or ""}
+
+
 SATISFIED = {"yes": True, "no": False, "unknown": None}
 
 
@@ -76,6 +86,7 @@ FORMS: dict[str, type[ActionForm]] = {
     "verify": VerifyForm,
     "claim_invalid": ReasonForm,
     "propose_explain": ReasonForm,
+    "request_extension": ExtensionForm,
     "approve": ActionForm,
     "reject": ActionForm,
     "rectify": RectifyForm,
@@ -89,6 +100,7 @@ HINTS = {
     "verify": "已回访评价人、核实情况后确认为有效差评，进入整改。立行立改：核实后立即提交整改。",
     "claim_invalid": "评价人误评或恶意差评：说明理由，提交负责人审核。",
     "propose_explain": "无整改依据（无法律依据、超出职权等）：说明理由，提交负责人审核。",
+    "request_extension": "整改需要更多时间：填写延期的工作日数（1–15）和理由，提交负责人审核；每件工单只能延期一次。",
     "approve": "同意承办人的申请。",
     "reject": "驳回申请，工单回到整改中。",
     "rectify": "填写差评原因和已采取的整改措施。",

@@ -12,18 +12,17 @@ from datetime import date
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    send_from_directory, url_for)
 from flask_login import current_user, login_required
-from sqlalchemy import and_, case as sql_case, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import SelectChoice
 
 from models import (CHANNEL_LABELS, LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, STATUS_LABELS, Case, Department,
                     User)
-from models.types import utcnow
 from service.auth.access import in_scope, scope_filter
-from service.cases import warnings, workflow
-from models.clock import SHANGHAI, local_date
-from service.cases.deadlines import WorkCalendar
+from models.clock import SHANGHAI
+from service.cases import query as case_query, warnings, workflow
+from service.cases.warnings import Cards, next_due_sql
 from service.cases.privacy_rules import may_reveal, reveal_rater
 from service.cases.workflow import ACTION_LABELS, ActionError
 from service.extensions import db
@@ -34,64 +33,45 @@ blp = Blueprint("web", __name__)
 
 PER_PAGE = 50
 QUEUE_LIMIT = 200
-REVIEW_STATUSES = ("invalid_review", "explain_review")
+REVIEW_STATUSES = ("invalid_review", "explain_review", "extension_review")
 QUEUE_ROLES = ("supervisor", "manager", "admin")
 
 
 # ---------------------------------------------------------------- deadlines as shown
 
-def next_due_column():
-    """SQL for a case's next open deadline (the rule of ``service.cases.warnings``)."""
-    return sql_case((Case.status.in_(warnings.CALLBACK_STATUSES), Case.callback_due), else_=Case.close_due)
+DEADLINE_KINDS = {"callback": "回访", "close": "办结"}
 
 
 @dataclass
 class Due:
-    """How a case's next deadline is shown: which one, when, and how far away in working days."""
+    """How a case's next deadline is shown; the deadline and its card come from ``warnings.Cards``."""
 
-    kind: str | None  # "回访" | "办结" | None when closed
-    day: date | None
-    left: int = 0  # working days left (0: due today)
-    overdue: int = 0  # working days past (0 when not overdue)
-    is_overdue: bool = False
-    badge: str | None = None  # "red" | "yellow" | None
+    deadline: warnings.Deadline
+
+    @property
+    def kind(self) -> str | None:
+        return DEADLINE_KINDS.get(self.deadline.name)
+
+    @property
+    def day(self) -> date | None:
+        return self.deadline.day
+
+    @property
+    def badge(self) -> str | None:
+        return self.deadline.level
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.deadline.is_overdue
 
     @property
     def text(self) -> str:
-        if self.day is None:
+        d = self.deadline
+        if d.day is None:
             return ""
-        if self.is_overdue:
-            return f"已逾期{self.overdue}个工作日" if self.overdue else "已逾期"
-        return "今日到期" if self.left == 0 else f"剩余{self.left}个工作日"
-
-
-SEVERITY = {None: 0, "yellow": 1, "red": 2}
-
-
-def due_of(case: Case, today: date, calendar: WorkCalendar) -> Due:
-    """The next open deadline of ``case`` and its badge.
-
-    The badge is the stronger of the ``warning`` column (set by the escalation sweep) and
-    the card the same rule gives today, so a deadline that passed since the last sweep
-    already shows red.
-    """
-    name = warnings.next_deadline(case.status)
-    if name is None:
-        return Due(None, None)
-    day = warnings.due_of(case)
-    due = Due("回访" if name == "callback" else "办结", day)
-    if day < today:
-        due.is_overdue = True
-        due.overdue = calendar.working_days_between(day, today)
-    else:
-        due.left = calendar.working_days_between(today, day)
-    live = warnings.warning_for(calendar, today, case.status, case.callback_due, case.close_due)
-    due.badge = max(case.warning, live, key=lambda w: SEVERITY.get(w, 0))
-    return due
-
-
-def _today() -> date:
-    return local_date(utcnow())
+        if d.is_overdue:
+            return f"已逾期{d.overdue}个工作日" if d.overdue else "已逾期"
+        return "今日到期" if d.left == 0 else f"剩余{d.left}个工作日"
 
 
 # ---------------------------------------------------------------- helpers
@@ -129,31 +109,59 @@ def _handlers_for(case: Case) -> list[SelectChoice]:
             for u, dept, n in rows]
 
 
-def friendly(err: ActionError, case: Case, user: User, action: str) -> str:
-    """An ActionError in the words a handler understands."""
+def friendly(err: ActionError, case: Case, action: str) -> str:
+    """An ActionError's typed reason in the words a handler understands."""
     label = ACTION_LABELS.get(action, action)
-    if err.status == 409:
-        if action == "reveal":
-            return "这是匿名评价，没有评价人信息可查看"
-        allowed = [ACTION_LABELS[a] for a in workflow.allowed_actions(case.status)]
+    if err.reason == "anonymous":
+        return "这是匿名评价，没有评价人信息可查看"
+    if err.reason == "stale":
+        return "该工单刚被其他人更新，请查看最新状态后再操作"
+    if err.reason == "state":
+        if err.allowed == []:
+            return "每件工单只能延期一次"
+        allowed = [ACTION_LABELS[a] for a in (err.allowed or [])]
         msg = f"工单当前状态为「{STATUS_LABELS[case.status]}」，不能{label}"
         return msg + (f"；当前可进行：{'、'.join(allowed)}" if allowed else "")
-    if err.status == 403:
-        if action == "approve" and case.claimed_by_id == user.id:
-            return "不能审核自己提交的申请，请由其他负责人审核"
+    if err.reason == "four_eyes":
+        return "不能审核自己提交的申请，请由其他负责人审核"
+    if err.reason == "not_assignee":
+        return "只有本工单的承办人可以办理"
+    if err.reason == "role":
         if action == "reveal":
             return "只有本工单的承办人和所属部门负责人可以查看评价人电话"
-        if user.role == "handler" and case.assignee_id != user.id:
-            return "只有本工单的承办人可以办理"
-        return f"{ROLE_LABELS.get(user.role, user.role)}不能{label}"
+        return f"{ROLE_LABELS.get(_user().role, _user().role)}不能{label}"
     field = (err.field or "").rsplit(".", 1)[-1]  # "measures.cause" → "cause"
     if field == "assignee":
         return "请选择本部门在岗的承办人"
+    if field == "working_days":
+        lo, hi = workflow.EXTENSION_DAYS
+        return f"延期天数须为{lo}到{hi}个工作日"
     if field in ("contacted", "satisfied"):
         return f"请选择{FIELD_LABELS[field]}"
     if field in FIELD_LABELS:
         return f"请填写{FIELD_LABELS[field]}"
     return f"{label}未能完成：{err.message}"
+
+
+# Who acts next on a case in each state, for a viewer who cannot (SPEC §9).
+WAITING_FOR = {
+    "unassigned": "待科室负责人分派",
+    "assigned": "待承办人{assignee}回访核实",
+    "rectifying": "待承办人{assignee}整改",
+    "extension_review": "待科室负责人审核延期申请",
+    "invalid_review": "待科室负责人审核无效差评申请",
+    "explain_review": "待科室负责人审核解释说明",
+    "feedback": "待承办人{assignee}反馈办结",
+    "closed": "已办结；如需重新办理，可由科室负责人或管理人员重新打开",
+}
+
+
+def waiting_for(case: Case, user: User) -> str:
+    """Who can act on ``case`` now, said to a viewer who has no action of their own."""
+    if case.claimed_by_id == user.id and user.role == "supervisor" and case.status in REVIEW_STATUSES:
+        return "您提交的申请需由其他负责人审核"  # four-eyes
+    who = case.assignee.display_name or case.assignee.username if case.assignee else ""
+    return WAITING_FOR[case.status].format(assignee=f"（{who}）" if who else "")
 
 
 def _action_forms(case: Case, user: User, posted: dict | None = None) -> dict:
@@ -170,11 +178,11 @@ def _action_forms(case: Case, user: User, posted: dict | None = None) -> dict:
 
 def _render_case(case: Case, posted: dict | None = None, revealed: dict | None = None, status: int = 200):
     user = _user()
-    calendar = WorkCalendar.load(db.session)
     history = [e for e in case.history]
     page = render_template(
-        "case.html", case=case, rating=case.rating, due=due_of(case, _today(), calendar),
+        "case.html", case=case, rating=case.rating, due=Due(Cards.now(db.session).of(case)),
         forms=_action_forms(case, user, posted), hints=HINTS, history=history,
+        waiting_for=waiting_for(case, user),
         can_reveal=case.rating.real_name and may_reveal(db.session, case, user), revealed=revealed)
     return page, status, ({"Cache-Control": "no-store"} if revealed else {})
 
@@ -213,7 +221,8 @@ def index():
 @blp.get("/cases")
 @login_required
 def worklist():
-    """我的工单: open cases by next deadline. Handlers see their own; others their subtree."""
+    """我的工单: cases by next deadline, through the same query as the API list.
+    Handlers see their own; others their subtree."""
     user = _user()
     args = request.args
     scope = "mine" if user.role == "handler" else args.get("scope", "dept")
@@ -222,39 +231,22 @@ def worklist():
     dept_code = args.get("department", "")
     # Clamped: a huge ?page= made an OFFSET beyond bigint and a 500.
     page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
-    today = _today()
-    next_due = next_due_column()
-
-    stmt = select(Case).where(scope_filter(user, Case.department_id))
-    if scope == "mine":
-        stmt = stmt.where(Case.assignee_id == user.id)
-    if status == "open":
-        stmt = stmt.where(Case.status.in_(OPEN_STATUSES))
-    elif status in STATUS_LABELS:
-        stmt = stmt.where(Case.status == status)
-    if warning in ("yellow", "red"):
-        stmt = stmt.where(Case.warning == warning)
-    elif warning == "overdue":
-        stmt = stmt.where(Case.status.in_(OPEN_STATUSES), next_due < today)
     departments = _subtree_departments(user)
-    if dept_code:
-        chosen = next((d for d in departments if d.code == dept_code), None)
-        if chosen is not None:
-            stmt = stmt.where(Case.department_id.in_(
-                select(Department.id).where(Department.path.startswith(chosen.path))))
-
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(
-        stmt.options(selectinload(Case.rating), selectinload(Case.department), selectinload(Case.assignee))
-        .order_by(Case.status == "closed", next_due, Case.id)
-        .offset((page - 1) * PER_PAGE).limit(PER_PAGE)).all()
-    calendar = WorkCalendar.load(db.session)
-    items = [(c, due_of(c, today, calendar)) for c in rows]
+    filters = case_query.CaseFilters(
+        status=status if status == "open" or status in STATUS_LABELS else None,
+        department=dept_code if any(d.code == dept_code for d in departments) else None,
+        assignee_me=scope == "mine",
+        warning=warning if warning in ("yellow", "red") else None, overdue=warning == "overdue",
+        q=args.get("q", "").strip()[:200] or None)
+    cards = Cards.now(db.session)
+    rows, total = case_query.page(db.session, case_query.ordered(case_query.case_select(db.session, user, filters,
+                                                                                        cards)), page, PER_PAGE)
+    items = [(c, Due(cards.of(c))) for c in rows]
     pages = max(1, -(-total // PER_PAGE))
     return render_template("cases.html", items=items, total=total, page=page, pages=pages,
                            departments=departments,
                            filters={"scope": scope, "status": status, "warning": warning,
-                                    "department": dept_code})
+                                    "department": dept_code, "q": filters.q or ""})
 
 
 @blp.get("/cases/<int:case_id>")
@@ -289,7 +281,7 @@ def act(case_id: int, action: str):
     except ActionError as err:
         db.session.rollback()
         case = _scoped_case(case_id)
-        flash(friendly(err, case, user, action), "error")
+        flash(friendly(err, case, action), "error")
         return _render_case(case, {action: form}, status=err.status)
     except StaleDataError:  # another request changed the case between our read and write
         db.session.rollback()
@@ -310,7 +302,7 @@ def reveal(case_id: int):
         db.session.commit()
     except ActionError as err:
         db.session.rollback()
-        flash(friendly(err, case, user, "reveal"), "error")
+        flash(friendly(err, case, "reveal"), "error")
         return redirect(url_for("web.case_page", case_id=case_id))
     return _render_case(case, revealed=rater)
 
@@ -322,22 +314,21 @@ def queue():
     user = _user()
     if user.role not in QUEUE_ROLES:
         abort(403)
-    today = _today()
-    next_due = next_due_column()
-    calendar = WorkCalendar.load(db.session)
+    cards = Cards.now(db.session)
+    next_due = next_due_sql()
     base = (select(Case).where(scope_filter(user, Case.department_id))
             .options(selectinload(Case.rating), selectinload(Case.department), selectinload(Case.assignee)))
 
     def section(condition, order):
         rows = db.session.scalars(base.where(condition).order_by(*order).limit(QUEUE_LIMIT)).all()
         count = db.session.scalar(select(func.count()).select_from(base.where(condition).subquery()))
-        return {"items": [(c, due_of(c, today, calendar)) for c in rows], "total": count}
+        return {"items": [(c, Due(cards.of(c))) for c in rows], "total": count}
 
-    overdue = and_(Case.status.in_(OPEN_STATUSES), or_(next_due < today, Case.warning == "red"))
+    overdue = cards.overdue()
     sections = [
-        ("claims", "待审核的申请（无效差评、解释说明）",
+        ("claims", "待审核的申请（无效差评、解释说明、延期）",
          section(Case.status.in_(REVIEW_STATUSES), (Case.updated_at, Case.id))),
         ("unassigned", "待分派工单", section(Case.status == "unassigned", (next_due, Case.id))),
-        ("overdue", "已逾期 / 红牌工单", section(overdue, (next_due, Case.id))),
+        ("overdue", "红牌（已逾期）工单", section(overdue, (next_due, Case.id))),
     ]
     return render_template("queue.html", sections=sections, limit=QUEUE_LIMIT)
