@@ -175,6 +175,10 @@ ENDPOINTS = {
     "GET /api/v1/stats/breakdown?department={id}": (stats("/api/v1/stats/breakdown", "&by=channel"),
                                                     figures_viewer),
     "GET /api/v1/stats/export?department={id}": (stats("/api/v1/stats/export", "&format=csv"), figures_viewer),
+    # A batch is answered per case (not_found outside scope); approving an assigned case is refused.
+    "POST /api/v1/cases/actions": (lambda w, who, where: w.app.test_client().post(
+        "/api/v1/cases/actions", json={"ids": list(w.cases.values()), "action": "approve"}, headers=w.bearer(who)),
+        lambda who, where: 401 if who in NOT_STAFF else 200),
     "GET /api/v1/reasons": (api("get", "/api/v1/reasons"), lambda who, where: 401 if who == "anonymous" else 200),
     "GET /api/v1/clients/me": (api("get", "/api/v1/clients/me"), lambda who, where: 200 if who == "client" else 401),
     "GET /dashboard": (web("get", "/dashboard"),

@@ -12,8 +12,10 @@ from datetime import date
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
-from models.types import utcnow
+from models import Case
 from models.clock import local_date
+from models.types import utcnow
+from service.cases.warnings import Cards, next_deadline_sql, next_due_sql
 from service.reasons.table import labels
 from service.stats import figures
 from service.stats.rollup import CASE_CONDITIONS, RATING_CONDITIONS, closed_day_sql
@@ -21,9 +23,17 @@ from service.stats.rollup import CASE_CONDITIONS, RATING_CONDITIONS, closed_day_
 LIVE_CONDITIONS = {
     "open": "c.status <> 'closed'",
     "overdue_open": "c.status <> 'closed' AND c.close_due < :today",
-    "red": "c.status <> 'closed' AND c.warning = 'red'",
-    "yellow": "c.status <> 'closed' AND c.warning = 'yellow'",
 }
+
+
+def _card_conditions(session: Session, today: date) -> dict[str, str]:
+    """``red`` and ``yellow`` over the alias ``c``: the cards' own SQL (warnings.Cards), as text."""
+    c = Case.__table__.alias("c")
+    cards = Cards.on(session, today)
+    name, due = next_deadline_sql(c.c), next_due_sql(c.c)
+    dialect = session.get_bind().dialect
+    return {level: str(cards.where(level, name, due).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            for level in ("red", "yellow")}
 
 
 def _elements(dialect: str) -> tuple[str, str]:
@@ -41,6 +51,7 @@ def counters(session: Session, f: figures.Filters, today: date) -> dict[str, dic
     conditions.update({k: c.format(x="c", r="r", closed_day=closed_day_sql(dialect, "c.closed_at"))
                        for k, c in CASE_CONDITIONS.items()})
     conditions.update(LIVE_CONDITIONS)
+    conditions.update(_card_conditions(session, today))
     sums = ", ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {name}" for name, cond in conditions.items())
     elements, is_array = _elements(dialect)
     where = ["r.rated_date >= :lo", "r.rated_date <= :hi", is_array]
