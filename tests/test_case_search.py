@@ -64,10 +64,11 @@ def test_filters_rated_period_item_channel_and_overdue(office, org, query):
     assert ids(office, item="license") == [late]
     assert ids(office, channel="hall_terminal") == sorted([early, late])
     assert ids(office, channel="sms") == []
-    query(lambda s: (s.execute(update(Case).where(Case.id == early)
-                               .values(callback_due=date(2026, 1, 5))), s.commit()))
-    assert ids(office, overdue="true") == [early]
-    assert ids(office, overdue="true", warning="red") == [early]
+    query(lambda s: (s.execute(update(Case).where(Case.id == late).values(callback_due=date(2026, 1, 5))),
+                     s.execute(update(Case).where(Case.id == early)
+                               .values(callback_due=date(2026, 1, 5), close_due=date(2026, 1, 26))), s.commit()))
+    assert ids(office, warning="red") == sorted([early, late])  # past the next deadline
+    assert ids(office, overdue="true") == [early]  # past the closure deadline (超期)
 
 
 @pytest.mark.parametrize("params,field", [

@@ -147,9 +147,9 @@ class Cards:
             return or_(self.where("red", name, due), self.where("yellow", name, due))
         raise ValueError(f"no card {level!r}")
 
-    def overdue(self, name=None, due=None):
-        """A WHERE clause: open cases past their next deadline (the same as red)."""
-        return self.where("red", name, due)
+    def overdue(self, cases=Case):
+        """A WHERE clause: open cases past their closure deadline (超期, the figures' ``overdue_open``)."""
+        return and_(cases.status.in_(CALLBACK_STATUSES + CLOSE_STATUSES), cases.close_due < self.today)
 
 
 def escalate_before(calendar: WorkCalendar, today: date) -> date:

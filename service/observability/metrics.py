@@ -91,7 +91,7 @@ class CaseGauges:
             by_state = dict(db.session.execute(select(Case.status, func.count()).group_by(Case.status)).all())
             cards = Cards.now(db.session)
             late = dict(db.session.execute(
-                select(next_deadline_sql(), func.count()).where(cards.overdue()).group_by(text("1"))).all())
+                select(next_deadline_sql(), func.count()).where(cards.where("red")).group_by(text("1"))).all())
             warnings = {level: db.session.scalar(select(func.count()).select_from(Case).where(
                 Case.status.in_(OPEN_STATUSES), cards.where(level))) for level in ("yellow", "red")}
             db.session.rollback()

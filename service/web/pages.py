@@ -12,7 +12,7 @@ from datetime import date
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    send_from_directory, url_for)
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import SelectChoice
@@ -236,17 +236,38 @@ def worklist():
         status=status if status == "open" or status in STATUS_LABELS else None,
         department=dept_code if any(d.code == dept_code for d in departments) else None,
         assignee_me=scope == "mine",
-        warning=warning if warning in ("yellow", "red") else None, overdue=warning == "overdue",
-        q=args.get("q", "").strip()[:200] or None)
+        # 已逾期 in the picker: a deadline has passed (red); ``overdue=true`` (the dashboard's
+        # 超期未办结): past the closure deadline.
+        warning="red" if warning == "overdue" else warning if warning in case_query.WARNING_FILTERS else None,
+        overdue=args.get("overdue") == "true",
+        q=args.get("q", "").strip()[:200] or None,
+        rated_from=_date_arg("rated_from"), rated_to=_date_arg("rated_to"),
+        channel=args.get("channel") if args.get("channel") in CHANNEL_LABELS else None,
+        item=args.get("item") or None)
     cards = Cards.now(db.session)
-    rows, total = case_query.page(db.session, case_query.ordered(case_query.case_select(db.session, user, filters,
-                                                                                        cards)), page, PER_PAGE)
+    try:
+        stmt = case_query.case_select(db.session, user, filters, cards)
+    except case_query.QueryError:  # an unknown item code from a hand-edited address: nothing matches
+        stmt = case_query.case_select(db.session, user, case_query.CaseFilters(), cards).where(false())
+    rows, total = case_query.page(db.session, case_query.ordered(stmt), page, PER_PAGE)
     items = [(c, Due(cards.of(c))) for c in rows]
     pages = max(1, -(-total // PER_PAGE))
     return render_template("cases.html", items=items, total=total, page=page, pages=pages,
                            departments=departments,
                            filters={"scope": scope, "status": status, "warning": warning,
-                                    "department": dept_code, "q": filters.q or ""})
+                                    "department": dept_code, "q": filters.q or "",
+                                    **{k: args[k] for k in LIST_ARGS if args.get(k)}})
+
+
+LIST_ARGS = ("rated_from", "rated_to", "channel", "item", "overdue")
+
+
+def _date_arg(name: str) -> date | None:
+    """A YYYY-MM-DD query argument, or None when absent or not a date."""
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
 
 
 @blp.get("/cases/<int:case_id>")
@@ -324,7 +345,7 @@ def queue():
         count = db.session.scalar(select(func.count()).select_from(base.where(condition).subquery()))
         return {"items": [(c, Due(cards.of(c))) for c in rows], "total": count}
 
-    overdue = cards.overdue()
+    overdue = cards.where("red")
     sections = [
         ("claims", "待审核的申请（无效差评、解释说明、延期）",
          section(Case.status.in_(REVIEW_STATUSES), (Case.updated_at, Case.id))),
