@@ -179,6 +179,8 @@ ENDPOINTS = {
     "POST /api/v1/cases/actions": (lambda w, who, where: w.app.test_client().post(
         "/api/v1/cases/actions", json={"ids": list(w.cases.values()), "action": "approve"}, headers=w.bearer(who)),
         lambda who, where: 401 if who in NOT_STAFF else 200),
+    "GET /api/v1/cases/export": (api("get", "/api/v1/cases/export?format=csv"),
+                                 lambda who, where: 401 if who in NOT_STAFF else 403 if who == "handler" else 200),
     "GET /api/v1/reasons": (api("get", "/api/v1/reasons"), lambda who, where: 401 if who == "anonymous" else 200),
     "GET /api/v1/clients/me": (api("get", "/api/v1/clients/me"), lambda who, where: 200 if who == "client" else 401),
     "GET /dashboard": (web("get", "/dashboard"),

@@ -81,10 +81,13 @@ def search_ids(session: Session, q: str) -> list[int] | None:
     return list(session.scalars(union(*branches)))
 
 
-def case_select(session: Session, user: User, filters: CaseFilters, cards: Cards | None = None) -> Select:
+def case_select(session: Session, user: User, filters: CaseFilters, cards: Cards | None = None,
+                join_rating: bool = False) -> Select:
     """``select(Case)`` within ``user``'s department subtree, narrowed by ``filters`` (unordered).
 
-    Raises QueryError for an unknown department or item code.
+    The rating is joined when a filter needs it, or always with ``join_rating`` (for
+    callers that select its columns too). Raises QueryError for an unknown department
+    or item code.
     """
     f = filters
     stmt = select(Case).where(scope_filter(user, Case.department_id))
@@ -125,7 +128,7 @@ def case_select(session: Session, user: User, filters: CaseFilters, cards: Cards
             stmt = stmt.where(Case.id.in_(ids))
         else:  # no identifier matched: a word of the comment
             rating_conditions.append(Rating.comment.contains(f.q.strip(), autoescape=True))
-    if rating_conditions:
+    if rating_conditions or join_rating:
         stmt = stmt.join(Rating, Rating.id == Case.rating_id).where(*rating_conditions)
     return stmt
 
