@@ -489,6 +489,12 @@ class Bench:
         for row in figures.run(self):
             self.rows.append(row if isinstance(row, Row) else Row(**row))
 
+    def case_export(self) -> None:
+        from bench import cases
+
+        for row in cases.run(self):
+            self.rows.append(Row(**row))
+
     def staff_token(self) -> str:
         return self.org["token"]
 
@@ -631,6 +637,7 @@ def main(argv=None) -> int:
             bench.batch_intake()
         if args.only is None:
             bench.figures()
+            bench.case_export()
         bench.memory()
         print()
         print(bench.machine())

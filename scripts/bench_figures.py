@@ -73,6 +73,29 @@ def check_equal(name: str, first, last, summary: dict, when: str) -> None:
         raise SystemExit(1)
 
 
+def search_samples(name: str, n: int) -> tuple[list[str], list[str]]:
+    """Phones and 办件编号 of ``n`` random real-name cases (the loader's synthetic values)."""
+    import psycopg
+
+    with psycopg.connect(f"{load_ratings.PG_URL}/{name}") as conn:
+        rows = conn.execute("SELECT r.client_id FROM cases c TABLESAMPLE SYSTEM (5) "
+                            "JOIN ratings r ON r.id = c.rating_id WHERE r.real_name LIMIT %(n)s", {"n": n}).fetchall()
+    serials = [load_ratings.serial_of(r[0]) for r in rows]
+    return [load_ratings.phone_of(s) for s in serials], [load_ratings.project_no_of(s) for s in serials]
+
+
+def time_search(client, headers, queries: list[str]) -> list[float]:
+    """``GET /api/v1/cases?q=`` once per query (warm), each expected to find its one case."""
+    client.get("/api/v1/cases", query_string={"q": queries[0]}, headers=headers)
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        resp = client.get("/api/v1/cases", query_string={"q": q}, headers=headers)
+        times.append((time.perf_counter() - t) * 1000)
+        assert resp.status_code == 200 and resp.get_json()["total"] == 1, (q, resp.get_json())
+    return times
+
+
 def add_ratings_and_actions(app, n: int) -> None:
     """New ratings through intake (triggers on) and a few case actions, like production."""
     from sqlalchemy import select
@@ -155,6 +178,11 @@ def main() -> None:
         print(f"year summary: total {summary['total']:,}, good {summary['good']:,}, bad {summary['bad']:,}, "
               f"disposal {summary['disposal_rate']}, rectification {summary['rectification_rate']}")
         check_equal(args.database, first, last, summary, "after load")
+        phones, numbers = search_samples(args.database, args.runs)
+        for label, queries in (("case search by phone", phones), ("case search by 办件编号", numbers)):
+            times = time_search(client, headers, queries)
+            print(f"{label:34s} p50 {statistics.median(times):7.1f} ms   p95 {percentile(times, 95):7.1f} ms"
+                  f"   (target p95 < 100 ms)")
         add_ratings_and_actions(app, 500)
         after = client.get("/api/v1/stats/summary", query_string=year, headers=headers).get_json()
         assert after["total"] == summary["total"] + 500, (after["total"], summary["total"])

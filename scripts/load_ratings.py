@@ -98,14 +98,15 @@ def build_org(app) -> dict:
         }
 
 
-def rating_templates(org: dict, rng: random.Random, size: int = 20_011) -> list[tuple[str, str]]:
+def rating_templates(org: dict, rng: random.Random, size: int = 20_011,
+                     weights: tuple = LEVEL_WEIGHTS) -> list[tuple[str, str, bool]]:
     """A pool of random rating rows without their id and time: drawing the dimensions per
     row costs more than the whole COPY, so rows cycle through the pool (prime-sized, so
     days do not repeat the same rows)."""
     halls, online, items, channels = org["halls"], org["online"], org["items"], org["channels"]
     pool = []
     for _ in range(size):
-        level = rng.choices(LEVELS, LEVEL_WEIGHTS)[0]
+        level = rng.choices(LEVELS, weights)[0]
         bad = level <= 2
         real = rng.random() < (0.7 if bad else 0.2)
         if rng.random() < 0.6:
@@ -122,13 +123,34 @@ def rating_templates(org: dict, rng: random.Random, size: int = 20_011) -> list[
         head = (f"{'0' * 64}\t{device}\t{dept}\t{item_id or null}\t{channel}\t{window or null}\t{level}\t"
                 f"{'t' if bad else 'f'}")
         tail = f"{staff or null}\t{'t' if real else 'f'}\t{'陈*' if real else null}\t{'138****5678' if real else null}"
-        pool.append((head, tail))
+        pool.append((head, tail, real))
     return pool
 
 
-def rating_lines(org: dict, n: int, first: date, days: int, rng: random.Random):
-    """COPY text lines, in rated_at order (so every index of ratings grows at its end)."""
-    pool = rating_templates(org, rng)
+def phone_of(serial: int) -> str:
+    """The synthetic phone number of the real-name rater of rating ``serial``."""
+    return f"139{serial:08d}"
+
+
+def project_no_of(serial: int) -> str:
+    """The synthetic 办件编号 of rating ``serial``."""
+    return f"BJ{serial:010d}"
+
+
+def serial_of(client_id: str) -> int:
+    return int(client_id[-12:], 16)
+
+
+def rating_lines(org: dict, n: int, first: date, days: int, rng: random.Random, weights: tuple = LEVEL_WEIGHTS):
+    """COPY text lines, in rated_at order (so every index of ratings grows at its end).
+
+    Every rating has its own 办件编号; a real-name rater has their own phone, stored as
+    its blind index (the loader stores no ciphertext), so case search is measured on
+    realistic indexes. Needs an app context (the blind index is keyed by the app's secret).
+    """
+    from service.privacy import blind_index
+
+    pool = rating_templates(org, rng, weights=weights)
     per_day, extra = divmod(n, days)
     serial = 0
     for d in range(days):
@@ -137,13 +159,16 @@ def rating_lines(org: dict, n: int, first: date, days: int, rng: random.Random):
         for j in range(count):
             serial += 1
             sec = 8 * 3600 + j * 12 * 3600 // count  # spread over 08:00–20:00 local
-            head, tail = pool[serial % len(pool)]
+            head, tail, real = pool[serial % len(pool)]
             ts = f"{day} {sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}+08"
-            yield f"{serial:08x}-0000-4000-8000-{serial:012x}\t{head}\t{ts}\t{day}\t{ts}\t{tail}\n"
+            index = blind_index(phone_of(serial)) if real else "\\N"
+            yield (f"{serial:08x}-0000-4000-8000-{serial:012x}\t{head}\t{ts}\t{day}\t{ts}\t{tail}\t"
+                   f"{project_no_of(serial)}\t{index}\n")
 
 
 COLUMNS = ("client_id, body_hash, device_id, department_id, item_id, channel, \"window\", level, negative, "
-           "rated_at, rated_date, received_at, staff_no, real_name, rater_name_masked, rater_phone_masked")
+           "rated_at, rated_date, received_at, staff_no, real_name, rater_name_masked, rater_phone_masked, "
+           "project_no, rater_phone_index")
 
 # One case per bad rating, in a state that depends on its age: closure is due 21 days on
 # (about 15 working days); old cases are mostly closed, some of them late; recent ones open.
@@ -178,7 +203,10 @@ WHERE r.negative
 """
 
 
-def load(name: str, n: int, seed: int, days: int = 365) -> dict:
+ALL_BAD = (0, 0, 0, 50, 50)  # --all-bad: every rating a case (the case export's bench)
+
+
+def load(name: str, n: int, seed: int, days: int = 365, weights: tuple = LEVEL_WEIGHTS) -> dict:
     from models.clock import local_date
     from models.types import utcnow
 
@@ -191,9 +219,9 @@ def load(name: str, n: int, seed: int, days: int = 365) -> dict:
     started = time.monotonic()
     with psycopg.connect(f"{PG_URL}/{name}") as conn:
         conn.execute("SET session_replication_role = replica")  # no triggers: rollups are rebuilt below
-        with conn.cursor().copy(f"COPY ratings ({COLUMNS}) FROM STDIN") as copy:
+        with conn.cursor().copy(f"COPY ratings ({COLUMNS}) FROM STDIN") as copy, app.app_context():
             buf = io.StringIO()
-            for i, line in enumerate(rating_lines(org, n, first, days, rng), 1):
+            for i, line in enumerate(rating_lines(org, n, first, days, rng, weights), 1):
                 buf.write(line)
                 if i % 50_000 == 0:
                     copy.write(buf.getvalue().encode())
@@ -225,6 +253,7 @@ def main() -> None:
     parser.add_argument("--ratings", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--drop", action="store_true", help="only drop the database and exit")
+    parser.add_argument("--all-bad", action="store_true", help="every rating bad, so every rating has a case")
     args = parser.parse_args()
     if not args.database.startswith("hcp_bench"):
         parser.error("the database name must start with hcp_bench (it is dropped and recreated)")
@@ -232,7 +261,7 @@ def main() -> None:
         drop(args.database)
         log(f"dropped {args.database}")
         return
-    load(args.database, args.ratings, args.seed)
+    load(args.database, args.ratings, args.seed, weights=ALL_BAD if args.all_bad else LEVEL_WEIGHTS)
 
 
 if __name__ == "__main__":
