@@ -145,7 +145,8 @@ def test_the_sweep_takes_the_oldest_ids_first_up_to_its_limit(app, org):
 
 
 def route_received(app, device_id: int, received_at, rated_at=None) -> Case:
-    """Store a bad rating that reached hcp at ``received_at`` and route it at once.
+    """Store a bad rating of a real-name rater (so it has a callback deadline) that reached
+    hcp at ``received_at`` and route it at once.
 
     Rating and case are committed together, so the session worker's sweep never sees
     the rating without its case.
@@ -156,7 +157,8 @@ def route_received(app, device_id: int, received_at, rated_at=None) -> Case:
 
     with app.app_context():
         outcomes = store(db.session.connection(), db.session.get(Device, device_id), [
-            {"client_id": uuid.uuid4(), "level": 1, "rated_at": rated_at or received_at}])
+            {"client_id": uuid.uuid4(), "level": 1, "rated_at": rated_at or received_at,
+             "rater": {"real_name": True, "name": "陈先生", "phone": "13812345678"}}])
         rating = db.session.get(Rating, outcomes[0].rating["id"])
         rating.received_at = received_at
         case_id = routing.route(db.session, rating.id)
@@ -194,6 +196,24 @@ def test_an_offline_rating_routes_from_the_day_it_was_received(app, org):
     received = datetime(2021, 9, 30, 10, tzinfo=SH)
     case = route_received(app, device.id, received, rated_at=rated)
     assert (case.callback_due, case.close_due) == (date(2021, 10, 8), date(2021, 10, 27))
+
+
+def test_an_anonymous_rating_has_no_callback_deadline(app, org):
+    """Nobody to call back (SPEC §9): only the closure deadline."""
+    from models import Device
+    from service.extensions import db
+    from service.ratings.intake import store
+
+    dept = org.department("d1")
+    device, _ = org.device(dept)
+    received = datetime(2021, 9, 30, 10, tzinfo=SH)
+    with app.app_context():
+        outcome = store(db.session.connection(), db.session.get(Device, device.id),
+                        [{"client_id": uuid.uuid4(), "level": 2, "rated_at": received}])[0]
+        db.session.get(Rating, outcome.rating["id"]).received_at = received
+        case = db.session.get(Case, routing.route(db.session, outcome.rating["id"]))
+        db.session.commit()
+        assert (case.callback_due, case.close_due) == (None, date(2021, 10, 27))
 
 
 def test_routing_counts_from_the_shanghai_date(app, org):
