@@ -124,6 +124,16 @@ class Settings:
     floor_check_seconds: float = 3600.0
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # 一事一评 (SPEC §7, docs/applications.md): the citizen's link, which stages are rated,
+    # the SMS gateway, and the windows for rating, following up and defaulting.
+    public_url: str = "http://127.0.0.1:8000"
+    rated_stages: tuple = ("done",)
+    sms_url: str | None = None
+    default_rating_days: int = 7
+    default_rating_level: int = 5
+    default_sweep_seconds: float = 300.0
+    followup_days: int = 15
+    deadline_unit: str = "working"  # or natural: both case deadlines count every day
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -235,7 +245,28 @@ def load_settings(overrides: dict | None = None) -> Settings:
         floor_check_seconds=float(env.get("HCP_FLOOR_CHECK_SECONDS", "3600")),
         db_pool_size=proc.db_pool_size,
         db_max_overflow=proc.db_max_overflow,
+        public_url=(env.get("HCP_PUBLIC_URL") or f"http://{proc.bind}").rstrip("/"),
+        rated_stages=tuple(s.strip() for s in env.get("HCP_RATED_STAGES", "done").split(",") if s.strip()),
+        sms_url=env.get("HCP_SMS_URL") or None,
+        default_rating_days=int(env.get("HCP_DEFAULT_RATING_DAYS", "7")),
+        default_rating_level=_level(env.get("HCP_DEFAULT_RATING_LEVEL", "5")),
+        default_sweep_seconds=float(env.get("HCP_DEFAULT_SWEEP_SECONDS", "300")),
+        followup_days=int(env.get("HCP_FOLLOWUP_DAYS", "15")),
+        deadline_unit=_choice("HCP_DEADLINE_UNIT", env.get("HCP_DEADLINE_UNIT", "working"), ("working", "natural")),
     )
+
+
+def _choice(name: str, value: str, allowed: tuple) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _level(raw: str) -> int:
+    level = int(raw)
+    if not 1 <= level <= 5:
+        raise ValueError("HCP_DEFAULT_RATING_LEVEL must be 1–5 (5 非常满意)")
+    return level
 
 
 def _smtp_settings(env: dict) -> dict:

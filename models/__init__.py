@@ -2,16 +2,18 @@
 from models.cases import (CalendarOverride, Case, CaseEvent, Notification, OPEN_STATUSES,
                           OUTCOME_LABELS, STATUS_LABELS)
 from models.clients import CLIENT_KINDS, IntegrationClient
+from models.invitations import INVITATION_STATES, Invitation
 from models.org import CHANNEL_LABELS, CHANNELS, ROLES, ApiToken, Department, Device, ServiceItem, User
+from models.projects import APPLICANT_KINDS, STAGE_LABELS, STAGES, Project
 from models.reasons import REASON_SCOPES, Reason, ReasonVersion
 from models.ratings import LEVEL_LABELS, Rating, is_bad
 from models.routing import RouteResend
 from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 
 __all__ = [
-    "ApiToken", "CHANNEL_LABELS", "CHANNELS", "CLIENT_KINDS", "CalendarOverride", "Case", "CaseEvent", "Department",
-    "Device",
-    "IntegrationClient",
+    "APPLICANT_KINDS", "ApiToken", "CHANNEL_LABELS", "CHANNELS", "CLIENT_KINDS", "CalendarOverride", "Case",
+    "CaseEvent", "Department", "Device", "INVITATION_STATES", "IntegrationClient", "Invitation", "Project",
+    "STAGES", "STAGE_LABELS",
     "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "REASON_SCOPES", "ROLES", "Rating",
     "Reason", "ReasonVersion",
     "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, SmallInteger, String, Text, text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, SmallInteger, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.org import Department, Device, ServiceItem
@@ -56,6 +56,12 @@ class Rating(db.Model):
     # by equality on this keyed hash, never by decrypting rows.
     rater_phone_index: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # 一事一评 (SPEC §7): the invitation a rating was made through; 1 for a first rating,
+    # 2 for the one follow-up (追评, ``followup_of`` the first); default ratings (默认评价).
+    invitation_id: Mapped[int | None] = mapped_column(BigId)
+    assess_number: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    followup_of: Mapped[int | None] = mapped_column(BigId)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     device: Mapped[Device] = relationship()
     department: Mapped[Department] = relationship()
@@ -72,5 +78,10 @@ class Rating(db.Model):
         Index("ix_ratings_rater_phone_index", "rater_phone_index",
               postgresql_where=text("rater_phone_index IS NOT NULL"),
               sqlite_where=text("rater_phone_index IS NOT NULL")),
+        # The summary's ``default`` count.
+        Index("ix_ratings_is_default_rated_date", "rated_date", postgresql_where=text("is_default"),
+              sqlite_where=text("is_default")),
+        Index("ix_ratings_invitation_id", "invitation_id", postgresql_where=text("invitation_id IS NOT NULL"),
+              sqlite_where=text("invitation_id IS NOT NULL")),
         {"sqlite_autoincrement": True},  # ids never reused (see Case)
     )

@@ -12,8 +12,10 @@ def create_app(config: dict | None = None) -> Flask:
     from service.auth import api as auth_api
     from service.auth import ratelimit
     from service.cases import api as cases_api
+    from service.citizen import pages as citizen_pages
     from service.clients import api as clients_api
     from service.extensions import api, csrf, db, login, migrate
+    from service.projects import api as projects_api
     from service.ratings import api as ratings_api
     from service.reasons import api as reasons_api
     from service.stats import api as stats_api
@@ -39,13 +41,15 @@ def create_app(config: dict | None = None) -> Flask:
     openapi.init_app(app, api)  # before any route: bounded path ids
     api.init_app(app)
     for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp, clients_api.blp,
-                reasons_api.blp):
+                reasons_api.blp, projects_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)
     app.register_blueprint(web_auth.blp)
     app.register_blueprint(web_pages.blp)
     app.register_blueprint(web_kiosk.blp)
+    app.register_blueprint(citizen_pages.blp)
+    csrf.exempt(citizen_pages.blp)  # the token in the URL is the credential; no cookie needed
     web_security.init_app(app)
     app.register_blueprint(web_dashboard.blp)
     login.login_view = "web_auth.login"

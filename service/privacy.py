@@ -85,6 +85,8 @@ def key_digest(key: str) -> str:
 # Every column of ratings holding a Fernet token under HCP_DATA_KEY; ``hcp keys
 # rotate-data`` walks them (and the departments' webhook secrets, rotate_department_secrets).
 ENCRYPTED_COLUMNS = ("rater_name_enc", "rater_phone_enc")
+# The same for the application register's applicant (models/projects.py).
+PROJECT_ENCRYPTED_COLUMNS = ("applicant_name_enc", "applicant_phone_enc")
 
 
 class RotationError(Exception):
@@ -101,9 +103,11 @@ def _rotated(keys: MultiFernet, token: str, what: str) -> str:
         raise RotationError(f"{what} opens with none of the HCP_DATA_KEY keys") from err
 
 
-def rotate_batch(session, after_id: int, size: int) -> tuple[int | None, int]:
+def rotate_batch(session, after_id: int, size: int, model=None,
+                 names: tuple[str, ...] = ENCRYPTED_COLUMNS, what: str = "rating") -> tuple[int | None, int]:
     """Re-encrypt the rater fields of up to ``size`` ratings with id > ``after_id`` under
     the first data key (MultiFernet.rotate: decrypt with any key, encrypt with the first).
+    ``model``, ``names`` and ``what`` choose another table (Project, PROJECT_ENCRYPTED_COLUMNS, "project").
 
     Returns (the last rating id seen, or None when there are none left; fields rewritten).
     The caller commits — one transaction per batch. Raises RotationError naming the rating
@@ -113,22 +117,23 @@ def rotate_batch(session, after_id: int, size: int) -> tuple[int | None, int]:
 
     from models import Rating
 
-    columns = [getattr(Rating, name) for name in ENCRYPTED_COLUMNS]
+    model = model or Rating
+    columns = [getattr(model, name) for name in names]
     rows = session.execute(
-        select(Rating.id, *columns)
-        .where(Rating.id > after_id, or_(*[c.is_not(None) for c in columns]))
-        .order_by(Rating.id).limit(size)).all()
+        select(model.id, *columns)
+        .where(model.id > after_id, or_(*[c.is_not(None) for c in columns]))
+        .order_by(model.id).limit(size)).all()
     if not rows:
         return None, 0
     keys = fernet()
     rewritten = 0
     for row in rows:
         values = {}
-        for name in ENCRYPTED_COLUMNS:
+        for name in names:
             token = getattr(row, name)
             if token:
-                values[name] = _rotated(keys, token, f"rating {row.id}: {name}")
-        session.execute(update(Rating).where(Rating.id == row.id).values(**values))
+                values[name] = _rotated(keys, token, f"{what} {row.id}: {name}")
+        session.execute(update(model).where(model.id == row.id).values(**values))
         rewritten += len(values)
     return rows[-1].id, rewritten
 

@@ -54,9 +54,7 @@ class World:
         with app.app_context():
             self.ratings = {w: db.session.get(Case, cid).rating_id for w, cid in self.cases.items()}
         self.tokens = {role: org.token(_user(app, role)) for role in STAFF}
-        from service.clients.registry import add_client
-        from service.extensions import db
-        _, self.client_key = org._build(lambda: add_client("大厅审批", "approval", db.session.merge(hall)))
+        self._projects(app, org, {"own": hall, "sibling": market, "parent": district})
         self.web = {who: self._web_client(who) for who in CALLERS}
 
     def _web_client(self, who: str):
@@ -68,6 +66,24 @@ class World:
             assert resp.status_code == 302, resp.status_code
         return client
 
+    def _projects(self, app, org, departments):
+        """An application per department (registered by the district's approval system), and
+        the hall's own approval client as the ``client`` caller."""
+        from service.clients.registry import add_client
+        from service.extensions import db
+        from service.projects import register
+        from tests.test_projects import body
+
+        district, _ = org._build(lambda: add_client("区审批", "approval", db.session.merge(departments["parent"])))
+        _, self.client_key = org._build(
+            lambda: add_client("大厅审批", "approval", db.session.merge(departments["own"])))
+        for where, dept in departments.items():
+            org.item(f"item-{where}", dept)
+            with app.app_context():
+                register.upsert(db.session, db.session.merge(district), f"P-{where}",
+                                register_body(body, where))
+                db.session.commit()
+
     def bearer(self, who: str) -> dict:
         if who == "device":
             return support.bearer(self.device_key)
@@ -78,6 +94,13 @@ class World:
     def close(self):
         self.stack.stop()
         self.redis.stop()
+
+
+def register_body(body, where: str) -> dict:
+    """A project body for the item of ``where``, as the API loads it (aware datetimes)."""
+    from service.projects.schemas import ProjectIn
+
+    return ProjectIn().load(body("done", item_code=f"item-{where}"))
 
 
 def _user(app, username):
@@ -102,8 +125,11 @@ def world(tmp_path_factory):
 
 def api(method, path):
     def call(w, who, where):
-        url = path.format(case=w.cases[where], rating=w.ratings[where])
+        url = path.format(case=w.cases[where], rating=w.ratings[where], project=f"P-{where}")
         body = {"action": "verify"} if url.endswith("/actions") else None
+        if method == "put":
+            from tests.test_projects import body as project_body
+            body = project_body("done", item_code=f"item-{where}")
         return getattr(w.app.test_client(), method)(url, json=body, headers=w.bearer(who))
     return call
 
@@ -183,6 +209,15 @@ ENDPOINTS = {
                                  lambda who, where: 401 if who in NOT_STAFF else 403 if who == "handler" else 200),
     "GET /api/v1/reasons": (api("get", "/api/v1/reasons"), lambda who, where: 401 if who == "anonymous" else 200),
     "GET /api/v1/clients/me": (api("get", "/api/v1/clients/me"), lambda who, where: 200 if who == "client" else 401),
+    # The hall's approval client updates its own application (200); items elsewhere are unknown to it.
+    "PUT /api/v1/projects/{id}": (api("put", "/api/v1/projects/{project}"),
+                                  lambda who, where: (200 if where == "own" else 422) if who == "client" else 401),
+    "GET /api/v1/projects/{id}": (api("get", "/api/v1/projects/{project}"), staff_api(lambda who: 200)),
+    # The link for the receipt: the approval client of the hall, or staff, in scope.
+    "GET /api/v1/projects/{id}/invitation": (
+        api("get", "/api/v1/projects/{project}/invitation"),
+        lambda who, where: ((200 if where == "own" else 404) if who == "client"
+                            else staff_api(lambda w: 200)(who, where))),
     "GET /dashboard": (web("get", "/dashboard"),
                        lambda who, where: 302 if who in NOT_STAFF else 403 if who == "handler" else 200),
     # Public on purpose (Prometheus scrapes it): counts only, no rater or case data.
@@ -263,7 +298,7 @@ def test_matrix_covers_every_api_operation(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     operations = {f"{m.upper()} {re.sub(r'{[a-z_]+}', '{id}', p)}" for p, ops in doc["paths"].items()
                   for m in ops if m in ("get", "post", "put", "patch", "delete")}
-    covered = {n.split("?")[0] for n in ENDPOINTS if n.startswith(("GET /api", "POST /api"))}
+    covered = {n.split("?")[0] for n in ENDPOINTS if n.startswith(("GET /api", "POST /api", "PUT /api"))}
     # Token sign-in and revocation are covered by tests/test_staff_auth.py; the case list by
     # test_case_list_is_scoped.
     elsewhere = {"POST /api/v1/auth/token", "DELETE /api/v1/auth/token", "GET /api/v1/cases"}

@@ -68,3 +68,26 @@ def test_working_days_between():
 def test_negative_working_days_refused():
     with pytest.raises(ValueError, match="^working days must be zero or more$"):
         WorkCalendar().add_working_days(date(2026, 1, 5), -1)
+
+
+def test_natural_day_unit_counts_every_day():
+    """HCP_DEADLINE_UNIT=natural (Hunan's Linwu county: 7 and 15 natural days)."""
+    natural = WorkCalendar(natural=True)
+    received = datetime(2021, 9, 30, 10, 0, tzinfo=SH)
+    assert natural.due(received, 7) == date(2021, 10, 7)  # National Day holidays counted
+    assert natural.due(received, 15) == date(2021, 10, 15)
+    assert natural.is_workday(date(2021, 10, 1)) is False  # still a day off for the digest
+    assert natural.working_days_between(date(2021, 10, 1), date(2021, 10, 3)) == 2
+
+
+def test_the_unit_comes_from_the_settings(app):
+    from service.extensions import db
+
+    settings = app.config["HCP_SETTINGS"]
+    with app.app_context():
+        assert WorkCalendar.load(db.session).natural is False
+        settings.deadline_unit = "natural"
+        try:
+            assert WorkCalendar.load(db.session).natural is True
+        finally:
+            settings.deadline_unit = "working"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import datetime
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 
-from models import Department, Rating
+from models import Department, Project, Rating
 from tests import support
 from tests.support import TEST_DATA_KEY, bearer, rating_body
 
@@ -43,6 +44,7 @@ def test_rotate_then_drop_the_old_key(app, client, org, query):
         body = rating_body(level=1, rater={"real_name": True, "name": name, "phone": phone})
         assert client.post("/api/v1/ratings", json=body, headers=bearer(key)).status_code == 201
     client.post("/api/v1/ratings", json=rating_body(level=5), headers=bearer(key))  # anonymous: nothing to rotate
+    _register_project(app, org, dept)
     hcp("departments", "notify", "d1", "--webhook", "https://oapi.dingtalk.com/robot/send?access_token=t",
         "--secret", "-", data_key=old, stdin="SECrobot\n")
     before = stored_tokens(query)
@@ -50,19 +52,36 @@ def test_rotate_then_drop_the_old_key(app, client, org, query):
 
     new = Fernet.generate_key().decode()
     out = hcp("keys", "rotate-data", "--batch-size", "2", data_key=f"{new},{old}").stdout
-    assert "6 rater fields and 1 webhook secret(s)" in out
+    assert "8 rater fields and 1 webhook secret(s)" in out
     secret = query(lambda s: s.scalar(select(Department.notify_webhook_secret_enc)))
     assert Fernet(new).decrypt(secret.encode()) == b"SECrobot"
 
     after = stored_tokens(query)
     assert all(a != b for pair_a, pair_b in zip(after, before) for a, b in zip(pair_a, pair_b))
     assert opened(after, new) == RATERS  # the new key alone opens everything
+    applicant = query(lambda s: s.execute(select(Project.applicant_name_enc, Project.applicant_phone_enc)).one())
+    assert opened([applicant], new) == [("周申请", "13600002222")]
     with pytest.raises(InvalidToken):
         opened(after, old)  # and nothing needs the old key any more
 
     # Running it again (e.g. after an interruption) is harmless.
     hcp("keys", "rotate-data", data_key=f"{new},{old}")
     assert opened(stored_tokens(query), new) == RATERS
+
+
+def _register_project(app, org, dept):
+    from service.clients.registry import add_client
+    from service.extensions import db
+    from service.projects import register
+
+    item = org.item("license", dept)
+    client, _ = org._build(lambda: add_client("审批系统", "approval", db.session.merge(dept)))
+    with app.app_context():
+        register.upsert(db.session, db.session.merge(client), "P-1", {
+            "item_code": item.code, "stage": "accepted",
+            "accepted_at": datetime.fromisoformat("2026-11-20T09:00:00+08:00"),
+            "applicant": {"kind": "person", "name": "周申请", "phone": "13600002222"}})
+        db.session.commit()
 
 
 def test_rotation_without_the_old_key_stops_and_says_which_rating(app, client, org, query):

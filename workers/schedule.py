@@ -21,6 +21,10 @@ def beat_schedule(settings: Settings) -> dict:
             "schedule": crontab(hour=int(settings.digest_at.split(":")[0]),
                                 minute=int(settings.digest_at.split(":")[1])),
         },
+        "default-ratings": {
+            "task": "workers.tasks.make_default_ratings",
+            "schedule": settings.default_sweep_seconds,
+        },
         "check-satisfaction-floor": {
             "task": "workers.tasks.check_satisfaction_floor",
             "schedule": settings.floor_check_seconds,

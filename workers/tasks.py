@@ -15,6 +15,7 @@ from service.cases import digest, routing, warnings
 from models.clock import local_date
 from service.cases.deadlines import WorkCalendar
 from service.extensions import db
+from service.invitations import sms  # noqa: F401 — registers the outbox's "sms" sender
 from service.observability.jsonlog import request_id_var
 from service.stats import floor
 
@@ -116,3 +117,14 @@ def check_satisfaction_floor() -> int:
     db.session.commit()
     floor.send_after_commit(alerts)
     return len(alerts)
+
+
+@shared_task
+def make_default_ratings() -> int:
+    """Invitations unused until they expired become default ratings (默认评价), in batches."""
+    from service.invitations import defaults
+
+    made = defaults.run(db.session)
+    if made:
+        log.info("made %d default ratings", made)
+    return made

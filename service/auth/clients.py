@@ -76,3 +76,24 @@ def any_key_required(view):
     _document(wrapper, CLIENT_SCHEME, {401: "no valid device key, client key or staff token"})
     wrapper._apidoc["manual_doc"]["security"] = [{"deviceKey": []}, {CLIENT_SCHEME: []}, {"staffToken": []}]
     return wrapper
+
+
+def client_or_staff(kind: str):
+    """The view runs for a client of ``kind`` (``g.client``) or for staff (``g.user``)."""
+    from service.auth.access import current_staff
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            client = current_client()
+            if client is not None and client.kind == kind:
+                g.client = client
+            else:
+                g.user = None if client is not None else current_staff()
+                if g.user is None:
+                    _unauthorized(f"a {kind} client key or a staff token is required")
+            return view(*args, **kwargs)
+        _document(wrapper, CLIENT_SCHEME, {401: f"no valid {kind} client key or staff token"})
+        wrapper._apidoc["manual_doc"]["security"] = [{CLIENT_SCHEME: []}, {"staffToken": []}]
+        return wrapper
+    return decorate

@@ -27,13 +27,23 @@ def library_is_workday(day: date) -> bool:
 class WorkCalendar:
     """Working days with the admin overrides loaded once, for many deadline computations."""
 
-    def __init__(self, overrides: dict[date, str] | None = None):
+    def __init__(self, overrides: dict[date, str] | None = None, natural: bool = False):
         self.overrides = overrides or {}
+        # HCP_DEADLINE_UNIT=natural (e.g. Hunan's Linwu county): deadlines and the days left
+        # to them count every day; is_workday still tells working days (the digest's).
+        self.natural = natural
 
     @classmethod
     def load(cls, session: Session) -> WorkCalendar:
+        from flask import current_app
+
         rows = session.execute(select(CalendarOverride.day, CalendarOverride.kind))
-        return cls({day: kind for day, kind in rows})
+        unit = current_app.config["HCP_SETTINGS"].deadline_unit if current_app else "working"
+        return cls({day: kind for day, kind in rows}, natural=unit == "natural")
+
+    def counts(self, day: date) -> bool:
+        """Whether ``day`` counts towards a deadline."""
+        return self.natural or self.is_workday(day)
 
     def is_workday(self, day: date) -> bool:
         kind = self.overrides.get(day)
@@ -48,7 +58,7 @@ class WorkCalendar:
         day, left = start, n
         while left:
             day += timedelta(days=1)
-            if self.is_workday(day):
+            if self.counts(day):
                 left -= 1
         return day
 
@@ -57,7 +67,7 @@ class WorkCalendar:
         count, day = 0, start
         while day < end:
             day += timedelta(days=1)
-            if self.is_workday(day):
+            if self.counts(day):
                 count += 1
         return count
 

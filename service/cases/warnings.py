@@ -160,7 +160,7 @@ def escalate_before(calendar: WorkCalendar, today: date) -> date:
     """
     day, seen = today, 0
     while True:
-        if calendar.is_workday(day):
+        if calendar.counts(day):
             seen += 1
             if seen == ESCALATE_AFTER + 1:
                 return day

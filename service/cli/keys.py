@@ -12,7 +12,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from service.extensions import db
-from service.privacy import RotationError, rotate_batch, rotate_department_secrets
+from models import Project, Rating
+from service.privacy import (ENCRYPTED_COLUMNS, PROJECT_ENCRYPTED_COLUMNS, RotationError, rotate_batch,
+                             rotate_department_secrets)
 
 
 @click.group()
@@ -31,7 +33,7 @@ def generate():
               help="ratings re-encrypted per transaction")
 @with_appcontext
 def rotate_data(batch_size):
-    """Re-encrypt every rater field (and webhook secret) with the first key of HCP_DATA_KEY.
+    """Re-encrypt every rater and applicant field (and webhook secret) with the first key of HCP_DATA_KEY.
 
     Each batch is its own transaction, so the command may be stopped and run again; every
     key listed in HCP_DATA_KEY still decrypts, so hcp keeps serving while it runs.
@@ -43,19 +45,22 @@ def rotate_data(batch_size):
         db.session.rollback()
         raise click.ClickException(str(err)) from err
     db.session.commit()
-    after, fields = 0, 0
-    while True:
-        try:
-            last, rewritten = rotate_batch(db.session, after, batch_size)
-        except RotationError as err:
-            db.session.rollback()
-            raise click.ClickException(f"{err}; {fields} fields already re-encrypted are kept") from err
-        if last is None:
-            break
-        db.session.commit()
-        fields += rewritten
-        after = last
-        click.echo(f"re-encrypted {fields} fields (up to rating {last})", err=True)
+    fields = 0
+    for model, names, what in ((Rating, ENCRYPTED_COLUMNS, "rating"),
+                               (Project, PROJECT_ENCRYPTED_COLUMNS, "project")):
+        after = 0
+        while True:
+            try:
+                last, rewritten = rotate_batch(db.session, after, batch_size, model, names, what)
+            except RotationError as err:
+                db.session.rollback()
+                raise click.ClickException(f"{err}; {fields} fields already re-encrypted are kept") from err
+            if last is None:
+                break
+            db.session.commit()
+            fields += rewritten
+            after = last
+            click.echo(f"re-encrypted {fields} fields (up to {what} {last})", err=True)
     db.session.commit()
     click.echo(f"done: {fields} rater fields and {secrets} webhook secret(s) now encrypted with the first "
                f"of {n_keys} HCP_DATA_KEY key(s)")

@@ -79,6 +79,9 @@ def _row(device, body: dict, item, digest: str, now, request_id) -> dict:
         "rater_phone_masked": mask_phone(rater.get("phone")) if real else None,
         "rater_phone_index": blind_index(rater.get("phone")) if real else None,
         "request_id": request_id,
+        # Set only by hcp's own callers (the citizen page); RatingIn never lets them in.
+        "invitation_id": body.get("invitation_id"), "assess_number": body.get("assess_number", 1),
+        "followup_of": body.get("followup_of"), "is_default": False,
     }
 
 

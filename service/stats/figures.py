@@ -186,9 +186,14 @@ def _add(into: dict, more: dict) -> None:
 
 
 def summary(session: Session, f: Filters, today: date | None = None) -> dict:
-    """Every §3 figure over the ratings ``f`` selects."""
+    """Every §3 figure over the ratings ``f`` selects, and the 一事一评 figures (§7)."""
+    from service.stats import applications
+
     rows = counters(session, f, None, today)
-    return figures_from(rows.get((), {}))
+    out = figures_from(rows.get((), {}))
+    departments = subtree_ids(session, f.department_path) if f.department_path is not None else None
+    out.update(applications.figures(session, f, departments, out["total"], out["good"]))
+    return out
 
 
 def _department_grouping(session: Session, f: Filters) -> tuple[dict[int, int], dict[int, Department], int | None]:

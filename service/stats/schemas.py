@@ -84,7 +84,15 @@ class Scope(Schema):
 
 
 class SummaryOut(Figures, Scope):
-    pass
+    default = fields.Integer(metadata={"description": "default ratings (默认评价)"})
+    rated_total = fields.Integer(metadata={"description": "ratings that are not default"})
+    rated_good = fields.Integer(metadata={"description": "good ratings that are not default"})
+    good_rate_rated = fields.Float(allow_none=True, metadata={"description": "rated_good / rated_total"})
+    active_rating_rate = fields.Float(allow_none=True, metadata={"description": "主动评价率: rated_total / total"})
+    projects = fields.Integer(metadata={"description": "applications that reached a rated stage in the period"})
+    rated_projects = fields.Integer(metadata={"description": "of those, with a rating that is not default"})
+    rated_projects_rate = fields.Float(allow_none=True,
+                                       metadata={"description": "办件评价率: rated_projects / projects"})
 
 
 class GroupOut(Figures):

@@ -1,0 +1,54 @@
+"""The SMS sender of the notification outbox (``kind`` ``sms``): HCP_SMS_URL or the log.
+
+The operator's gateway gets a JSON POST ``{phone, text}``; any 2xx is sent, anything else
+is a SendError the send task retries with backoff. Without HCP_SMS_URL the text is
+written to the log, never the phone. The phone is decrypted only here, at sending time;
+the outbox row holds the invitation's id alone.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+
+from sqlalchemy.orm import Session
+
+from config import Settings
+from models import STAGE_LABELS, Invitation
+from service import notify
+from service.invitations import tokens
+from service.privacy import decrypt
+
+log = logging.getLogger(__name__)
+
+
+def sms_text(invitation: Invitation) -> str:
+    """The item's name and the link, nothing personal."""
+    item = invitation.project.item.name
+    stage = STAGE_LABELS[invitation.stage]
+    return (f"{notify.PREFIX}您办理的“{item}”已{stage}，欢迎对本次服务作出评价："
+            f"{tokens.link(tokens.token_for(invitation.nonce))}")
+
+
+@notify.sender("sms")
+def send_sms(payload: dict, settings: Settings, session: Session) -> None:
+    invitation = session.get(Invitation, payload.get("invitation_id"))
+    if invitation is None:
+        raise notify.Undeliverable("the invitation no longer exists")
+    phone = decrypt(invitation.project.applicant_phone_enc)
+    if not phone:
+        raise notify.Undeliverable("the applicant left no phone")
+    text = sms_text(invitation)
+    if not settings.sms_url:
+        log.info("SMS for invitation %s not sent (HCP_SMS_URL unset): %s", invitation.id, text)
+        return
+    body = json.dumps({"phone": phone, "text": text}, ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(settings.sms_url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json; charset=utf-8"})
+    try:
+        with urllib.request.urlopen(request, timeout=settings.notify_timeout) as resp:
+            resp.read(65536)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        # The error names the gateway, never the phone (the body is not part of it).
+        raise notify.SendError(f"SMS gateway {notify.redact_url(settings.sms_url)}: {err}") from err

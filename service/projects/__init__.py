@@ -1,0 +1,1 @@
+"""The application register (办件, SPEC §7): the approval system's upsert, staff's view."""

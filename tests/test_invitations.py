@@ -1,0 +1,166 @@
+"""Invitations (SPEC §7): one per application and rated stage, an unguessable token kept
+hashed, the SMS sent by a real Celery worker to a fake gateway (retried, attempts kept),
+the link and its QR code for the receipt."""
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+from sqlalchemy import func, select, text
+
+from models import Invitation, Notification
+from tests import support
+from tests.support import bearer
+from tests.test_projects import PHONE, body
+
+def recent(stage="accepted", **extra):
+    """A project body whose stages lie an hour ago, so its invitation is still open."""
+    from datetime import datetime, timedelta, timezone
+
+    hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    times = {"accepted_at": hour_ago} | ({"done_at": hour_ago} if stage == "done" else {})
+    return body(stage, **times, **extra)
+
+
+LINK = re.compile(r"(http://[^\s]+/r/([A-Za-z0-9_-]{24}))")
+
+
+@pytest.fixture(scope="module")
+def gateway():
+    server = support.RobotServer()  # records every JSON POST; can answer 500 first
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sms_app(app, hcp_env, gateway):
+    """An app and a worker of this module's own queue, both with HCP_SMS_URL set, so the
+    session's worker (without it) never takes these sends."""
+    from service import create_app
+
+    env = {**hcp_env, "HCP_INSTANCE": hcp_env["HCP_INSTANCE"] + "-sms", "HCP_SMS_URL": gateway.url("sms"),
+           "HCP_PUBLIC_URL": "http://hcp.example.gov.cn"}
+    application = create_app(env)
+    application.config["TESTING"] = True
+    worker = support.CeleryWorker(env, beat=False, name="sms")
+    worker.start()
+    yield application
+    worker.stop()
+    with application.app_context():
+        from service.extensions import db
+        db.engine.dispose()
+
+
+@pytest.fixture
+def approval(app, org):
+    from service.clients.registry import add_client
+    from service.extensions import db
+
+    district = org.department("district", "区政务服务中心")
+    market = org.department("market", "区市场监管局", parent=district)
+    org.item("license", market)
+    _, key = org._build(lambda: add_client("审批系统", "approval", db.session.merge(market)))
+    return {"key": key, "market": market, "org": org}
+
+
+def sms_posts(gateway):
+    with gateway.lock:
+        return [b for path, b in gateway.posts if path.startswith("/hook/sms")]
+
+
+def test_done_application_gets_one_invitation_by_sms(app, sms_app, approval, gateway, query):
+    gateway.posts.clear()
+    gateway.fail["/hook/sms"] = 2  # the gateway fails twice: Celery retries, attempts are kept
+    client = sms_app.test_client()
+    key = bearer(approval["key"])
+    assert client.put("/api/v1/projects/P-1", json=recent(), headers=key).status_code == 201
+    assert query(lambda s: s.scalar(select(func.count(Invitation.id)))) == 0  # accepted is not rated
+    assert client.put("/api/v1/projects/P-1", json=recent("done"), headers=key).status_code == 200
+    assert client.put("/api/v1/projects/P-1", json=recent("done"), headers=key).status_code == 200
+
+    posts = support.wait_for(lambda: sms_posts(gateway), timeout=90, message="the SMS at the gateway")
+    assert len(posts) == 1 and posts[0]["phone"] == PHONE
+    assert "license" in posts[0]["text"] and "已办结" in posts[0]["text"]
+    url, token = LINK.search(posts[0]["text"]).groups()
+    assert url.startswith("http://hcp.example.gov.cn/r/")
+    row = support.wait_for(lambda: query(lambda s: s.scalar(select(Notification).where(
+        Notification.kind == "sms", Notification.sent_at.is_not(None)))), message="the delivery marked sent")
+    assert row.attempts == 3 and row.payload == {"invitation_id": row.payload["invitation_id"]}
+    assert query(lambda s: s.scalar(select(func.count(Invitation.id)))) == 1
+
+    # The token is never stored; only its hash, and it is long enough not to be guessed.
+    dump = query(lambda s: " ".join(str(v) for t in ("invitations", "notifications", "projects")
+                                    for r in s.execute(text(f"SELECT * FROM {t}")) for v in r))
+    assert token not in dump and PHONE not in dump
+    assert len(token) * 6 >= 128
+
+    # The approval system and staff see the same link, for the receipt.
+    org = approval["org"]
+    staff = org.token(org.user("h1", "handler", approval["market"]))
+    for who in (approval["key"], staff):
+        inv = client.get("/api/v1/projects/P-1/invitation", headers=bearer(who))
+        assert inv.status_code == 200
+        assert inv.get_json()["url"] == url and inv.get_json()["state"] == "pending"
+    project = client.get("/api/v1/projects/P-1", headers=bearer(staff)).get_json()
+    assert project["invitation"]["state"] == "pending" and "url" not in project["invitation"]
+
+    qr = client.get(f"/r/{token}/qr.svg")
+    assert qr.status_code == 200 and qr.mimetype == "image/svg+xml" and b"<svg" in qr.data
+
+
+def test_without_a_gateway_the_sms_is_logged_without_the_phone(app, approval, caplog, query):
+    from service import notify
+    from service.extensions import db
+    from service.projects import register
+    from service.projects.schemas import ProjectIn
+
+    with app.app_context():  # registered in-process: no task is sent, so no worker takes the delivery
+        done = register.upsert(db.session, db.session.merge(_client(approval)), "P-2", ProjectIn().load(recent("done")))
+        db.session.commit()
+    with app.app_context(), caplog.at_level(logging.INFO):
+        outcome = notify.deliver(db.session, done.sms[0])
+        db.session.commit()
+    assert outcome == "sent", outcome
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "HCP_SMS_URL unset" in logged and "/r/" in logged and PHONE not in logged
+
+
+def test_rated_stages_and_no_phone(app, approval, query):
+    from service.extensions import db
+    from service.invitations import issue
+    from service.projects import register
+    from service.projects.schemas import ProjectIn
+
+    settings = app.config["HCP_SETTINGS"]
+    saved = settings.rated_stages
+    settings.rated_stages = ("accepted", "done")
+    try:
+        with app.app_context():
+            client = db.session.merge(_client(approval))
+            no_phone = ProjectIn().load(body("done", applicant={"kind": "legal", "name": "某某有限公司"}))
+            done = register.upsert(db.session, client, "P-3", no_phone)
+            db.session.commit()
+            assert done.sms == []  # nobody to text: the receipt's QR code is the invitation
+            assert sorted(i.stage for i in db.session.scalars(select(Invitation))) == ["accepted", "done"]
+            settings.rated_stages = ("archived",)
+            with pytest.raises(ValueError, match="HCP_RATED_STAGES"):
+                issue.rated_stages()
+    finally:
+        settings.rated_stages = saved
+
+
+def _client(approval):
+    from models import IntegrationClient
+    from service.extensions import db
+    return db.session.scalar(select(IntegrationClient))
+
+
+def test_unknown_tokens_are_a_chinese_page_and_rate_limited(app, client):
+    resp = client.get("/r/" + "A" * 24 + "/qr.svg")
+    assert resp.status_code == 404 and "链接无效" in resp.get_data(as_text=True)
+    statuses = [client.get(f"/r/guess{i:019d}/qr.svg").status_code for i in range(25)]
+    assert statuses.count(429) >= 1 and 500 not in statuses
+    limited = client.get("/r/x/qr.svg")
+    assert limited.status_code == 429 and "Retry-After" in limited.headers
+    assert "尝试次数过多" in limited.get_data(as_text=True)
