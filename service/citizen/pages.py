@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from models import LEVEL_LABELS, STAGE_LABELS, Invitation
 from service.auth import ratelimit
-from service.cases.deadlines import local_date
+from models.clock import local_date
 from service.extensions import db
 from service.invitations import rate, tokens
 from service.reasons import table as reasons

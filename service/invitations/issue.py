@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from models import STAGES, Invitation, Project, Rating
 from models.types import utcnow
-from service import notify
+from service import dispatch, notify
 from service.invitations import sms, tokens  # noqa: F401 — sms: the outbox's "sms" sender
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,9 @@ def ensure(session: Session, project: Project) -> list[int]:
 def send_after_commit(delivery_ids: list[int]) -> None:
     """One send task per SMS (retried by Celery); a broker that is down leaves them to the
     warning sweep, which resends deliveries never tried (service.notify.never_tried)."""
-    celery_app = current_app.extensions["celery"]
     for delivery_id in delivery_ids:
         try:
-            # By name: the domain does not import the workers (service/notify.py's deliver runs there).
-            celery_app.send_task("workers.tasks.send_notification", (delivery_id,), retry=False)
+            dispatch.send("send_notification", delivery_id, retry=False)
         except Exception:  # noqa: BLE001 — the invitation is stored; the sweep sends it
             log.warning("broker unavailable; SMS %s left for the sweep", delivery_id)
 

@@ -12,7 +12,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from models import Invitation, Project, Rating
-from service.cases.deadlines import SHANGHAI
+from models.clock import SHANGHAI
 
 
 def _ratings_where(stmt, f, departments):
