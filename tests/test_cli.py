@@ -72,6 +72,11 @@ def test_demo_loads_and_routes(app, worker, query):
     routed = lambda: set(query(lambda s: s.scalars(select(Case.rating_id)).all()))  # noqa: E731
     wait_for(lambda: routed() == set(bad), message="demo cases")
     assert hcp("demo", check=False).returncode != 0  # only once
+    # Applications with invitations in every state: rated, followed up, defaulted, pending.
+    assert "7 applications (2 rated, 1 followed_up, 2 defaulted, 2 pending; 2 default ratings)" in out
+    by_assess = query(lambda s: sorted(s.execute(select(Rating.assess_number, Rating.is_default).where(
+        Rating.invitation_id.is_not(None))).all()))
+    assert by_assess == [(1, False)] * 3 + [(1, True)] * 2 + [(2, False)]
 
 
 def test_disabled_device_and_user_are_refused_until_enabled(app, client, query, monkeypatch):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from models import Department
 from models.types import utcnow
-from service.org import add_department, add_device, add_user
+from service.org import add_department, add_device, add_item, add_user
 from service.extensions import db
 from service.ratings.intake import route_created, store
 
@@ -35,6 +35,11 @@ DEVICES = [("1号窗口评价器", "market-license", "hall_terminal", "1"),
            ("2号窗口平板", "civil-marriage", "hall_tablet", "2"),
            ("网上办事大厅", "district", "pc", None)]
 COMMENTS = ["等候时间太长", "工作人员态度不好", "材料要求没有一次性告知", "系统故障无法办理"]
+ITEMS = [("license", "营业执照办理", "market-license"), ("marriage", "结婚登记", "civil-marriage")]
+# The 一事一评 loop (docs/applications.md): applications done n days ago, and what happens to
+# each invitation: rated, rated and followed up, left to default, or still pending.
+APPLICATIONS = [("rated", 2), ("rated", 3), ("followed_up", 4), ("defaulted", 10), ("defaulted", 12),
+                ("pending", 1), ("pending", 0)]
 
 
 @click.command()
@@ -73,8 +78,42 @@ def demo(ratings, seed):
         outcomes += store(db.session.connection(), device, bodies)
     db.session.commit()
     route_created(outcomes)
+    made = _applications(depts, rng)
     bad = sum(1 for o in outcomes if o.rating["negative"])
-    click.echo(f"demo loaded: {len(outcomes)} ratings, {bad} bad (routed by the worker)")
+    click.echo(f"demo loaded: {len(outcomes)} ratings, {bad} bad (routed by the worker); "
+               f"{len(APPLICATIONS)} applications ({made})")
     click.echo(f"staff logins (password {DEMO_PASSWORD}): " + ", ".join(u for u, *_ in STAFF))
     for device, key in keys:
         click.echo(f"device {device.name} ({device.channel}) key: {key}")
+
+
+def _applications(depts: dict, rng: random.Random) -> str:
+    """Items, an approval client and applications with invitations in every state."""
+    from models import Invitation
+    from service.clients.registry import add_client
+    from service.invitations import defaults, rate
+    from service.projects import register
+    from service.projects.schemas import ProjectIn
+
+    for code, name, dept in ITEMS:
+        add_item(code, name, depts[dept])
+    client, _ = add_client("区审批系统（示例）", "approval", depts["district"])
+    db.session.commit()
+    now = utcnow()
+    for n, (state, days) in enumerate(APPLICATIONS, start=1):
+        done_at = now - timedelta(days=days, hours=1)
+        body = ProjectIn().load({
+            "item_code": ITEMS[n % len(ITEMS)][0], "stage": "done", "staff_no": f"A{n:02d}",
+            "accepted_at": (done_at - timedelta(days=1)).isoformat(), "done_at": done_at.isoformat(),
+            "applicant": {"kind": "person", "name": "周申请", "phone": f"139{rng.randint(0, 99999999):08d}"}})
+        project_id = register.upsert(db.session, client, f"DEMO-{n:04d}", body).project.id
+        db.session.commit()
+        if state not in ("rated", "followed_up"):
+            continue
+        invitation = db.session.scalar(select(Invitation).where(Invitation.project_id == project_id))
+        rate.submit(db.session, invitation, None, rng.choice([5, 4, 2]), [], "等候太久，其余顺利")
+        if state == "followed_up":
+            rate.submit(db.session, db.session.merge(invitation), "app", 5, [], "问题已解决")
+    made = defaults.run(db.session)
+    states = [state for state, _ in APPLICATIONS]
+    return ", ".join(f"{states.count(s)} {s}" for s in dict.fromkeys(states)) + f"; {made} default ratings"
