@@ -52,6 +52,23 @@ def opt_in_directory(config, items, here: Path, marker: str, make_target: str) -
             item.add_marker(pytest.mark.skip(reason=f"{marker} test: run with `make {make_target}` (-m {marker})"))
 
 
+def concurrently(n: int, fn) -> list:
+    """Run ``fn()`` in ``n`` threads at once; their results, in the order they finished."""
+    results, lock = [], threading.Lock()
+
+    def run():
+        value = fn()
+        with lock:
+            results.append(value)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

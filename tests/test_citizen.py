@@ -2,7 +2,6 @@
 已评价 and one 追评 within HCP_FOLLOWUP_DAYS, 评价已截止 after expiry; no cookies needed."""
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from models import Case, Invitation, Rating
 from models.types import utcnow
-from tests.support import bearer, wait_for
+from tests.support import bearer, concurrently, wait_for
 from tests.test_invitations import recent
 
 
@@ -103,18 +102,7 @@ def test_follow_up_window_and_expiry(app, client, invited, query):
 
 def test_one_rating_under_concurrent_submits(app, invited, query):
     token = invited("P-4")
-    statuses, lock = [], threading.Lock()
-
-    def post():
-        resp = app.test_client().post(f"/r/{token}", data={"level": "5"})
-        with lock:
-            statuses.append(resp.status_code)
-
-    threads = [threading.Thread(target=post) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    statuses = concurrently(6, lambda: app.test_client().post(f"/r/{token}", data={"level": "5"}).status_code)
     assert 500 not in statuses and statuses.count(303) >= 1
     assert query(lambda s: s.scalar(select(func.count(Rating.id)).where(Rating.assess_number == 1))) == 1
 

@@ -2,14 +2,12 @@
 forward, the applicant is encrypted and blind-indexed, GET is for staff in scope."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select, text
 
 from models import Project
 from service.privacy import blind_index
-from tests.support import bearer, rating_body
+from tests.support import bearer, concurrently, rating_body
 
 PHONE = "13812345678"
 
@@ -116,17 +114,7 @@ def test_who_may_put_and_get(world, client):
 
 def test_concurrent_first_puts_store_one(world, app, query):
     key = bearer(world["approval"])
-    statuses, lock = [], threading.Lock()
-
-    def put():
-        resp = app.test_client().put("/api/v1/projects/P-RACE", json=body(), headers=key)
-        with lock:
-            statuses.append(resp.status_code)
-
-    threads = [threading.Thread(target=put) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    statuses = concurrently(8, lambda: app.test_client().put(
+        "/api/v1/projects/P-RACE", json=body(), headers=key).status_code)
     assert sorted(statuses) == [200] * 7 + [201]
     assert query(lambda s: s.scalar(select(func.count(Project.id)))) == 1
