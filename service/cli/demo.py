@@ -111,7 +111,7 @@ def _applications(depts: dict, rng: random.Random) -> str:
         if state not in ("rated", "followed_up"):
             continue
         invitation = db.session.scalar(select(Invitation).where(Invitation.project_id == project_id))
-        rate.submit(db.session, invitation, None, rng.choice([5, 4, 2]), [], "等候太久，其余顺利")
+        rate.submit(db.session, invitation, None, rng.choice([5, 4, 3]), [], "等候稍久，其余顺利")
         if state == "followed_up":
             rate.submit(db.session, db.session.merge(invitation), "app", 5, [], "问题已解决")
     made = defaults.run(db.session)
