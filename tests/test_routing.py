@@ -246,6 +246,7 @@ def test_routing_in_process_picks_the_active_handler_with_fewest_open_cases(app,
 
     first = route_received(app, device.id, now)
     assert (first.status, first.assignee_id) == ("assigned", a.id)  # a tie goes to the lower id
+    assert first.version == 1  # the first version, as the API's expected_version counts it
     second = route_received(app, device.id, now)
     assert second.assignee_id == b.id  # a holds one open case
     with app.app_context():
