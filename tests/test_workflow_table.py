@@ -272,7 +272,8 @@ def test_unknown_action_is_422(world):
         workflow.apply(world.session, world.case("assigned"), world.actor("handler"), "close")
     assert (err.value.status, err.value.field) == (422, "action")
     assert err.value.message == str(err.value) == ("unknown action close; one of assign, verify, claim_invalid, "
-                                                   "propose_explain, approve, reject, rectify, feedback, reopen")
+                                                   "propose_explain, request_extension, approve, reject, rectify, "
+                                                   "feedback, reopen")
 
 
 def test_feedback_may_leave_satisfaction_unknown(world):
