@@ -187,6 +187,15 @@ def test_every_figure_leads_to_the_cases_behind_it(demo, live_server, browser, q
                     "red": {"status": "open", "warning": "red"}, "yellow": {"status": "open", "warning": "yellow"}}
         for key, filters in expected.items():
             assert _drill_args(page.get_attribute(f"#kpi-{key}", "href")) == {**period, **filters}, key
+        # the list behind a count has that many cases
+        figures = {key: int(page.inner_text(f"[data-key={key}]")) for key in ("bad", "open", "overdue_open", "red",
+                                                                            "yellow")}
+        for key, count in figures.items():
+            page.click(f"#kpi-{key}")
+            page.wait_for_url("**/cases?**")
+            assert page.inner_text("h1 small") == f"共 {count} 件", key
+            page.go_back()
+            page.wait_for_selector("body[data-loaded=yes]")
         # the definition and the counts behind each rate stand beside the number
         disposal = page.inner_text("#kpi-disposal_rate")
         assert "已办结的差评工单 ÷ 差评数" in disposal

@@ -205,3 +205,30 @@ def test_kiosk_ratings_made_while_the_server_is_down_arrive_once(live_server, co
     assert count_ratings(query, client_id=queued[0]["body"]["client_id"]) == 1
     assert json.loads(page.evaluate("localStorage.getItem('hcp.kiosk.rejected') || '[]'")) == []
     wait_for(lambda: count_cases(query) == 1, timeout=60, message="the bad rating's case")
+
+
+def test_supervisor_searches_and_assigns_ticked_cases(app, live_server, context, team, query):
+    wanted = make_case(app, team.device, assignee=None, rating={"project_no": "BJ2026-7788"})
+    second = make_case(app, team.device, assignee=None)
+    make_case(app, team.device, assignee=None)
+    page = context.new_page()
+    sign_in(page, live_server, "super")
+    page.fill("input[name=q]", "BJ2026-7788")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url("**/cases?**")
+    assert page.locator("table.cases a[href^='/cases/']").all_inner_texts() == [f"#{wanted}"]
+
+    page.goto(live_server.url + "/cases")
+    page.check(f"input[name=ids][value='{wanted}']")
+    page.check(f"input[name=ids][value='{second}']")
+    assert page.inner_text("#batch-count") == "已选 2 件"
+    page.select_option("#batch-action", "assign")
+    page.select_option("#batch-assignee", "handler2")
+    page.click("#batch button[type=submit]")
+    page.wait_for_selector(".flash.success")
+    assert "2 件已完成" in page.inner_text(".flash.success")
+    shot(page, "batch-assigned.png")
+    rows = query(lambda s: {c.id: (c.status, c.assignee.username if c.assignee else None)
+                            for c in s.scalars(select(Case))})
+    assert rows[wanted] == rows[second] == ("assigned", "handler2")
+    assert sum(1 for status, _ in rows.values() if status == "unassigned") == 1

@@ -83,8 +83,9 @@ def test_login_page(live_server, screen, size):
 def test_worklist(live_server, screen, size, team):
     sign_in(screen, live_server, "super")
     top_bar(screen)
-    on_screen(screen, ".filters button[type=submit]")
-    on_screen(screen, f"table.cases a[href='/cases/{team.case_id}']")
+    for selector in ("input[name=q]", ".filters button[type=submit]", "#batch button[type=submit]",
+                     f"input[name=ids][value='{team.case_id}']", f"table.cases a[href='/cases/{team.case_id}']"):
+        on_screen(screen, selector)
     on_screen(screen, "table.cases .level")
     shot(screen, f"worklist-{size}.png")
 

@@ -62,8 +62,11 @@ def add_staff(app, staff) -> None:
 
 
 def make_case(app, device, assignee: str | None = "handler", real_name: bool = True, level: int = 1,
-              **columns) -> int:
-    """A bad rating stored through intake and routed to its case; returns the case id."""
+              rating: dict | None = None, **columns) -> int:
+    """A bad rating stored through intake and routed to its case; returns the case id.
+
+    ``rating`` adds to or replaces fields of the intake body (``project_no``, ``comment``,
+    ``rater``, ``rated_at`` …); ``columns`` are set on the case afterwards."""
     from sqlalchemy import select
 
     from models import Case, Device, User
@@ -77,6 +80,7 @@ def make_case(app, device, assignee: str | None = "handler", real_name: bool = T
                 "comment": "等候时间太长", "tags": ["wait", "attitude"]}
         if real_name:
             body["rater"] = {"real_name": True, "name": "陈先生", "phone": PHONE}
+        body.update(rating or {})
         outcome = store(db.session.connection(), db.session.get(Device, device.id), [body])[0]
         case_id = route(db.session, outcome.rating["id"])
         case = db.session.get(Case, case_id)

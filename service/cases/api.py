@@ -12,12 +12,9 @@ from __future__ import annotations
 from flask import Response, g, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from sqlalchemy import select
-from sqlalchemy.orm.exc import StaleDataError
-
 from models import Case
-from service.auth.access import in_scope, staff_required
-from service.cases import export, query as case_query, workflow
+from service.auth.access import staff_required
+from service.cases import batch, export, query as case_query, workflow
 from service.cases.privacy_rules import reveal_rater
 from service.cases.schemas import (ActionIn, BatchActionIn, BatchActionOut, CaseDetail, CasePage, CaseQuery,
                                    ExportQuery, RaterRevealed, cards_now)
@@ -26,24 +23,9 @@ from service.extensions import db
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Rectification cases")
 
 
-def find_case(case_id: int, lock: bool = False) -> Case | None:
-    """The case if it lies in the caller's scope, else None.
-
-    ``lock`` takes the row lock until the request's transaction ends (PostgreSQL; SQLite
-    has one writer at a time anyway and leans on the version check).
-    """
-    stmt = select(Case).where(Case.id == case_id)
-    if lock:
-        stmt = stmt.with_for_update(of=Case).execution_options(populate_existing=True)
-    case = db.session.scalar(stmt)
-    if case is None or not in_scope(g.user, case.department):
-        return None
-    return case
-
-
 def scoped_case(case_id: int, lock: bool = False) -> Case:
     """The case in the caller's scope; 404 (not 403) so existence is not revealed."""
-    case = find_case(case_id, lock)
+    case = batch.find_case(db.session, g.user, case_id, lock)
     if case is None:
         abort(404, message="case not found")
     return case
@@ -68,17 +50,6 @@ def selected(args: dict, join_rating: bool = False):
         return case_query.case_select(db.session, g.user, filters_from(args), cards_now(), join_rating)
     except case_query.QueryError as err:
         abort(422, message=err.message, errors={"query": {err.field: [err.message]}})
-
-
-def act(case: Case, action: str, body: dict, version: int | None = None) -> None:
-    """Apply one action and commit; a refusal or a concurrent change is raised as ActionError."""
-    try:
-        workflow.apply(db.session, case, g.user, action, body, expected_version=version)
-        db.session.commit()
-    except StaleDataError as err:
-        db.session.rollback()
-        raise workflow.ActionError("stale", "the case was changed by another action meanwhile; "
-                                            "reload and try again") from err
 
 
 @blp.route("")
@@ -128,20 +99,12 @@ class CasesBatch(MethodView):
         its reason, on its own (SPEC §9)."""
         ids, action = body.pop("ids"), body.pop("action")
         results = []
-        for case_id in ids:
-            case = find_case(case_id, lock=True)
-            if case is None:
-                db.session.rollback()
-                results.append({"id": case_id, "status": "error", "code": "not_found",
-                                "message": "case not found"})
-                continue
-            try:
-                act(case, action, dict(body))
-            except workflow.ActionError as err:
-                db.session.rollback()
-                results.append({"id": case_id, "status": "error", "code": err.reason, "message": err.message})
-                continue
-            results.append({"id": case_id, "status": "ok"})
+        for o in batch.apply_each(db.session, g.user, ids, action, body):
+            if o.done:
+                results.append({"id": o.id, "status": "ok"})
+            else:
+                results.append({"id": o.id, "status": "error", "code": o.code,
+                                "message": o.error.message if o.error else "case not found"})
         return {"results": results}
 
 
@@ -171,7 +134,7 @@ class CaseActions(MethodView):
         action = body.pop("action")
         version = body.pop("version", None)
         try:
-            act(case, action, body, version)
+            batch.apply_one(db.session, case, g.user, action, body, version)
         except workflow.ActionError as err:
             refuse(err)
         return case

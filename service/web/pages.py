@@ -6,24 +6,28 @@ A case outside the user's department subtree is a 404, so its existence is not r
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    send_from_directory, url_for)
 from flask_login import current_user, login_required
-from sqlalchemy import false, func, select
+from marshmallow import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import SelectChoice
 
 from models import (CHANNEL_LABELS, LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, STATUS_LABELS, Case, Department,
-                    User)
-from service.auth.access import in_scope, scope_filter
-from models.clock import SHANGHAI
-from service.cases import query as case_query, warnings, workflow
+                    ServiceItem, User)
+from models.clock import SHANGHAI, local_date
+from models.types import utcnow
+from service.auth.access import scope_filter
+from service.cases import batch as batch_actions, query as case_query, warnings, workflow
 from service.cases.warnings import Cards, next_due_sql
 from service.cases.privacy_rules import may_reveal, reveal_rater
+from service.cases.schemas import CaseFilterArgs
 from service.cases.workflow import ACTION_LABELS, ActionError
 from service.extensions import db
 from service.web.forms import FORMS, HINTS
@@ -65,12 +69,23 @@ class Due:
         return self.deadline.is_overdue
 
     @property
+    def hours_left(self) -> int | None:
+        """On the due day itself: whole hours (rounded up) to its end, Asia/Shanghai midnight."""
+        d, now = self.deadline, utcnow()
+        if d.day is None or d.is_overdue or d.day != local_date(now):
+            return None
+        end = datetime.combine(d.day + timedelta(days=1), time(), SHANGHAI)
+        return max(0, math.ceil((end - now).total_seconds() / 3600))
+
+    @property
     def text(self) -> str:
         d = self.deadline
         if d.day is None:
             return ""
         if d.is_overdue:
             return f"已逾期{d.overdue}个工作日" if d.overdue else "已逾期"
+        if self.hours_left is not None:
+            return f"今日到期，剩余{self.hours_left}小时"
         return "今日到期" if d.left == 0 else f"剩余{d.left}个工作日"
 
 
@@ -83,8 +98,8 @@ def _user() -> User:
 def _scoped_case(case_id: int, lock: bool = False) -> Case:
     """The case if the user's scope covers it, else 404. ``lock`` takes the row lock
     (PostgreSQL), so two people acting at once are applied one after the other."""
-    case = db.session.get(Case, case_id, with_for_update=lock or None)
-    if case is None or not in_scope(_user(), case.department):
+    case = batch_actions.find_case(db.session, _user(), case_id, lock)
+    if case is None:
         abort(404)
     return case
 
@@ -96,7 +111,12 @@ def _subtree_departments(user: User) -> list[Department]:
 
 def _handlers_for(case: Case) -> list[SelectChoice]:
     """(username, label) of the active staff an assign may name: the case department's subtree."""
-    path = case.department.path
+    return _handlers_under(case.department.path)
+
+
+def _handlers_under(path: str) -> list[SelectChoice]:
+    """(username, label) of the active handling staff of the department at ``path`` and below,
+    with their open cases; whom an assign may really name is decided by the workflow."""
     open_count = (select(func.count(Case.id))
                   .where(Case.assignee_id == User.id, Case.status.in_(OPEN_STATUSES))
                   .correlate(User).scalar_subquery())
@@ -218,56 +238,115 @@ def index():
     return redirect(url_for("web_auth.login"))
 
 
+# The list's filters, as the page names them when one is refused.
+FILTER_LABELS = {"q": "搜索", "status": "状态", "department": "部门", "warning": "预警", "overdue": "只看已逾期",
+                 "rated_from": "评价日期", "rated_to": "评价日期", "item": "服务事项", "channel": "渠道"}
+
+
+def _list_filters(args) -> tuple[dict, list[str]]:
+    """The list's query arguments, checked by the API list's own schema (the same filters,
+    the same limits); a refused one is dropped and named, so a bad link still shows a list."""
+    raw = {k: args[k].strip() for k in FILTER_LABELS if (args.get(k) or "").strip()}
+    raw.setdefault("status", "open")  # 未办结 unless asked otherwise
+    if raw["status"] == "all":
+        del raw["status"]
+    if raw.get("warning") == "overdue":  # older links: 已逾期 was a warning choice, a passed deadline
+        raw["warning"] = "red"
+    try:
+        return CaseFilterArgs().load(raw), []
+    except ValidationError as err:
+        bad = sorted(err.messages)
+        loaded = {k: v for k, v in (err.valid_data or {}).items() if k not in bad}
+        return loaded, sorted({FILTER_LABELS.get(k, k) for k in bad})
+
+
+@dataclass
+class Batch:
+    """The supervisors' batch form on the list: the actions it offers, the handlers to assign."""
+
+    actions: tuple[str, ...]
+    handlers: list[SelectChoice]
+
+
+def _batch_for(user: User) -> Batch | None:
+    if user.role not in QUEUE_ROLES:
+        return None
+    path = "/" if user.role == "admin" else user.department.path
+    return Batch(batch_actions.ACTIONS, _handlers_under(path))
+
+
 @blp.get("/cases")
 @login_required
 def worklist():
-    """我的工单: cases by next deadline, through the same query as the API list.
-    Handlers see their own; others their subtree."""
+    """我的工单: search and filters through the same query and the same argument schema as
+    the API list, cases by next deadline. Handlers see their own; others their subtree."""
     user = _user()
     args = request.args
     scope = "mine" if user.role == "handler" else args.get("scope", "dept")
-    status = args.get("status", "open")
-    warning = args.get("warning", "")
-    dept_code = args.get("department", "")
     # Clamped: a huge ?page= made an OFFSET beyond bigint and a 500.
     page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
     departments = _subtree_departments(user)
-    filters = case_query.CaseFilters(
-        status=status if status == "open" or status in STATUS_LABELS else None,
-        department=dept_code if any(d.code == dept_code for d in departments) else None,
-        assignee_me=scope == "mine",
-        # 已逾期 in the picker: a deadline has passed (red); ``overdue=true`` (the dashboard's
-        # 超期未办结): past the closure deadline.
-        warning="red" if warning == "overdue" else warning if warning in case_query.WARNING_FILTERS else None,
-        overdue=args.get("overdue") == "true",
-        q=args.get("q", "").strip()[:200] or None,
-        rated_from=_date_arg("rated_from"), rated_to=_date_arg("rated_to"),
-        channel=args.get("channel") if args.get("channel") in CHANNEL_LABELS else None,
-        item=args.get("item") or None)
+    loaded, refused = _list_filters(args)
+    if loaded.get("department") and not any(d.code == loaded["department"] for d in departments):
+        loaded.pop("department")
+        refused.append(FILTER_LABELS["department"])
+    if refused:
+        flash("筛选条件有误，已忽略：" + "、".join(refused), "error")
+    filters = case_query.CaseFilters.from_args({**loaded, "assignee": "me" if scope == "mine" else None})
     cards = Cards.now(db.session)
     try:
         stmt = case_query.case_select(db.session, user, filters, cards)
-    except case_query.QueryError:  # an unknown item code from a hand-edited address: nothing matches
-        stmt = case_query.case_select(db.session, user, case_query.CaseFilters(), cards).where(false())
+    except case_query.QueryError as err:  # an item code that does not exist
+        flash(f"筛选条件有误，已忽略：{FILTER_LABELS.get(err.field, err.field)}", "error")
+        setattr(filters, err.field, None)
+        stmt = case_query.case_select(db.session, user, filters, cards)
     rows, total = case_query.page(db.session, case_query.ordered(stmt), page, PER_PAGE)
     items = [(c, Due(cards.of(c))) for c in rows]
     pages = max(1, -(-total // PER_PAGE))
+    shown = {k: (v.isoformat() if isinstance(v, date) else ("true" if v is True else v)) for k, v in loaded.items()}
+    shown.update(scope=scope, status=shown.get("status", "all"))
+    items_in_scope = db.session.scalars(select(ServiceItem).where(scope_filter(user, ServiceItem.department_id))
+                                        .order_by(ServiceItem.name)).all()
     return render_template("cases.html", items=items, total=total, page=page, pages=pages,
-                           departments=departments,
-                           filters={"scope": scope, "status": status, "warning": warning,
-                                    "department": dept_code, "q": filters.q or "",
-                                    **{k: args[k] for k in LIST_ARGS if args.get(k)}})
+                           departments=departments, filters=shown, items_in_scope=items_in_scope,
+                           batch=_batch_for(user))
 
 
-LIST_ARGS = ("rated_from", "rated_to", "channel", "item", "overdue")
+@blp.post("/cases/batch")
+@login_required
+def batch():
+    """One action (assign, approve, reject) on the cases ticked in the list, each taken or
+    refused on its own by ``service.cases.batch``; the refusals come back in Chinese."""
+    user = _user()
+    if _batch_for(user) is None:
+        abort(403)
+    action = request.form.get("action", "")
+    if action not in batch_actions.ACTIONS:
+        abort(400)
+    ids = sorted({int(i) for i in request.form.getlist("ids") if i.isdigit() and len(i) <= 18})
+    if not ids:
+        flash("请先勾选要处理的工单", "error")
+        return redirect(_back())
+    data = {"note": request.form.get("note", "").strip()[:2000] or None}
+    if action == "assign":
+        data["assignee"] = request.form.get("assignee", "")
+    outcomes = batch_actions.apply_each(db.session, user, ids, action, data)
+    db.session.commit()
+    done = [o.id for o in outcomes if o.done]
+    if done:
+        flash(f"{ACTION_LABELS[action]}：{len(done)} 件已完成（" + "、".join(f"#{i}" for i in done) + "）", "success")
+    for o in outcomes:
+        if not o.done:
+            message = ("没有找到该工单（或不在您的管辖范围内）" if o.case is None
+                       else friendly(o.error, o.case, action))
+            flash(f"#{o.id}：{message}", "error")
+    return redirect(_back())
 
 
-def _date_arg(name: str) -> date | None:
-    """A YYYY-MM-DD query argument, or None when absent or not a date."""
-    try:
-        return date.fromisoformat(request.args.get(name, ""))
-    except ValueError:
-        return None
+def _back() -> str:
+    """The list the batch form was posted from (a same-site path only)."""
+    back = request.form.get("back", "")
+    return back if back.startswith("/cases") and not back.startswith("//") else url_for("web.worklist")
 
 
 @blp.get("/cases/<int:case_id>")
