@@ -18,7 +18,8 @@ from tests.web_support import add_staff, login, make_case
 
 SH = timezone(timedelta(hours=8))
 RECEIVED = datetime(2026, 12, 1, 10, 0, tzinfo=SH)
-ROW_RE = re.compile(r'<tr class="(row-\w+)?">\s*<td[^>]*><a href="/cases/(\d+)"')
+# A list row: its card class and case id (a supervisor's rows start with the batch checkbox).
+ROW_RE = re.compile(r'<tr class="(row-\w+)?">\s*(?:<td[^>]*><input[^>]*></td>\s*)?<td[^>]*><a href="/cases/(\d+)"')
 
 
 def at(text: str) -> datetime:

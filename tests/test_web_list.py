@@ -63,7 +63,7 @@ def test_filters_by_rated_dates_channel_item_and_overdue(app, client, team, org,
     today = frozen.date()
     old = make_case(app, team.device, rating={"rated_at": at(today - timedelta(days=40))})
     recent = make_case(app, team.device, rating={"rated_at": at(today - timedelta(days=1)), "item_code": item.code},
-                       callback_due=today - timedelta(days=1))
+                       callback_due=today - timedelta(days=3), close_due=today - timedelta(days=1))
     login(client, "super")
     assert listed(client, rated_from=(today - timedelta(days=7)).isoformat()) == [recent]
     assert listed(client, rated_to=(today - timedelta(days=30)).isoformat()) == [old]
