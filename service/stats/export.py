@@ -2,11 +2,11 @@
 
 Columns carry Chinese headings; the period and the scope are written above the table;
 counts are numbers and rates are numbers formatted as percentages (an empty cell where
-a rate has no denominator).
+a rate has no denominator). Group labels (staff numbers, window names, item codes) are
+free text: both formats are written through service/spreadsheet.py, so none runs as a formula.
 """
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 
@@ -16,6 +16,7 @@ from openpyxl.utils import get_column_letter
 
 from models.types import utcnow
 from models.clock import SHANGHAI
+from service.spreadsheet import append_row, csv_bytes
 
 # (figure key, heading, is a rate)
 COLUMNS = [
@@ -66,19 +67,19 @@ def to_xlsx(result: dict, scope: dict, by: str | None) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "好差评统计"
-    ws.append(["好差评统计报表"])
+    append_row(ws, ["好差评统计报表"])
     ws["A1"].font = Font(bold=True, size=14)
     for label, value in _preamble(scope):
-        ws.append([label, value])
+        append_row(ws, [label, value])
     ws.append([])
     headings, rows = _table(result, by)
-    ws.append(headings)
+    append_row(ws, headings)
     header_row = ws.max_row
     for cell in ws[header_row]:
         cell.font = Font(bold=True)
         cell.alignment = Alignment(horizontal="center", wrap_text=True)
     for label, row in rows:
-        ws.append([label] + [_value(row, key) for key, _, _ in COLUMNS])
+        append_row(ws, [label] + [_value(row, key) for key, _, _ in COLUMNS])
         for col, (_, _, is_rate) in enumerate(COLUMNS, start=2):
             if is_rate:
                 ws.cell(row=ws.max_row, column=col).number_format = "0.00%"
@@ -94,20 +95,17 @@ def to_xlsx(result: dict, scope: dict, by: str | None) -> bytes:
 
 def to_csv(result: dict, scope: dict, by: str | None) -> bytes:
     """CSV in UTF-8 with a BOM; rates as percentages with two decimals (Excel reads them as numbers)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    for label, value in _preamble(scope):
-        writer.writerow([label, value])
-    writer.writerow([])
+    lines = [[label, value] for label, value in _preamble(scope)]
+    lines.append([])
     headings, rows = _table(result, by)
-    writer.writerow(headings)
+    lines.append(headings)
     for label, row in rows:
         cells = [label]
         for key, _, is_rate in COLUMNS:
             value = _value(row, key)
-            cells.append("" if value is None else (f"{value * 100:.2f}%" if is_rate else value))
-        writer.writerow(cells)
-    return buf.getvalue().encode("utf-8-sig")
+            cells.append(None if value is None else (f"{value * 100:.2f}%" if is_rate else value))
+        lines.append(cells)
+    return csv_bytes(lines)
 
 
 def filename(scope: dict, fmt: str, when: datetime | None = None) -> str:
