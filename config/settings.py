@@ -134,6 +134,8 @@ class Settings:
     default_sweep_seconds: float = 300.0
     followup_days: int = 15
     deadline_unit: str = "working"  # or natural: both case deadlines count every day
+    # Larger request bodies are 413 before anything parses them; a batch of 500 fits.
+    max_body_bytes: int = 2 * 1024 * 1024
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -177,6 +179,7 @@ class Settings:
                               "description": "an integration client key, hcpc_… (hcp clients add)"},
             }}},
             "JSON_AS_ASCII": False,
+            "MAX_CONTENT_LENGTH": self.max_body_bytes,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "CELERY": self.celery_config(),
@@ -253,6 +256,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         default_sweep_seconds=float(env.get("HCP_DEFAULT_SWEEP_SECONDS", "300")),
         followup_days=int(env.get("HCP_FOLLOWUP_DAYS", "15")),
         deadline_unit=_choice("HCP_DEADLINE_UNIT", env.get("HCP_DEADLINE_UNIT", "working"), ("working", "natural")),
+        max_body_bytes=int(env.get("HCP_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
     )
 
 

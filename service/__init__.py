@@ -7,7 +7,7 @@ from flask import Flask
 def create_app(config: dict | None = None) -> Flask:
     """Build the app. ``config`` overrides HCP_* environment values (tests use it)."""
     from config import load_settings
-    from service import dispatch, errors, health, openapi
+    from service import dispatch, edge, errors, health, openapi
     from service.observability import jsonlog, metrics
     from service.auth import api as auth_api
     from service.auth import ratelimit
@@ -28,8 +28,9 @@ def create_app(config: dict | None = None) -> Flask:
     settings = load_settings(config)
     app = Flask(__name__, template_folder="web/templates")
     app.config.update(settings.flask_config())
-    app.json.ensure_ascii = False
     jsonlog.configure()
+    errors.init_app(app)  # first: every answer, refusals at the edge included, has its request id
+    edge.init_app(app)
 
     db.init_app(app)
     _sqlite_pragmas(app, db)
@@ -54,7 +55,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(web_dashboard.blp)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
-    errors.init_app(app)
     metrics.init_app(app)
     dispatch.celery_init_app(app)
 

@@ -3,7 +3,8 @@
 * Path ids (``<int:…>``) are bounded to 64 bits: a larger id is no route (404) rather
   than a database error (500), and the document states the bound.
 * Every operation that takes a JSON body documents 400: a body that is not JSON at all
-  is refused before validation (422 is for JSON that breaks the schema).
+  is refused before validation (422 is for JSON that breaks the schema); and 413, a body
+  over HCP_MAX_BODY_BYTES (service/edge.py).
 * Every documented 4xx/5xx answer names its body: the JSON error (``Error``) that
   service/errors.py sends, so clients and schemathesis can check it.
 
@@ -39,6 +40,8 @@ class ErrorResponses(BasePlugin):
             responses = operation.setdefault("responses", {})
             if "requestBody" in operation:
                 responses.setdefault("400", {"description": "the body is not JSON", "content": _ERROR})
+                responses.setdefault("413", {"description": "the body is larger than HCP_MAX_BODY_BYTES",
+                                             "content": _ERROR})
             for code, response in responses.items():
                 if (str(code)[:1] in "45" and isinstance(response, dict)
                         and "content" not in response and "$ref" not in response):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -14,6 +14,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from models import User
 from models.types import utcnow
 from service.auth.access import issue_token, staff_required
+from service.edge import Text
+from service.edge import Blueprint
 from service.extensions import db
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Staff tokens")
@@ -23,8 +25,8 @@ LOCKOUT = timedelta(minutes=15)
 
 
 class TokenRequest(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
+    username = Text(required=True, validate=validate.Length(min=1, max=64))
+    password = Text(required=True, load_only=True, validate=validate.Length(min=1, max=256))
 
 
 class TokenResponse(Schema):

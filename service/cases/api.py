@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from flask import Response, g, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
+
 from models import Case
 from service.auth.access import staff_required
 from service.cases import batch, export, query as case_query, workflow
 from service.cases.privacy_rules import reveal_rater
 from service.cases.schemas import (ActionIn, BatchActionIn, BatchActionOut, CaseDetail, CasePage, CaseQuery,
                                    ExportQuery, RaterRevealed, cards_now)
+from service.edge import Blueprint
 from service.extensions import db
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Rectification cases")

@@ -6,6 +6,7 @@ from models import CHANNELS, STATUS_LABELS
 from service.cases import workflow
 from service.cases.query import WARNING_FILTERS
 from service.cases.warnings import Cards
+from service.edge import Text
 from service.extensions import db
 from service.ratings.schemas import RatingOut
 
@@ -22,20 +23,20 @@ def cards_now() -> Cards:
 class CaseFilterArgs(Schema):
     """The list filters shared by ``GET /api/v1/cases`` and ``/api/v1/cases/export`` (SPEC §9)."""
 
-    status = fields.String(validate=validate.OneOf(list(STATUS_LABELS) + ["open"]),
+    status = Text(validate=validate.OneOf(list(STATUS_LABELS) + ["open"]),
                            metadata={"description": "a state code, or open for every state but closed"})
-    department = fields.String(metadata={"description": "department code; its subtree is included"})
-    assignee = fields.String(validate=validate.OneOf(["me"]))
-    warning = fields.String(validate=validate.OneOf(WARNING_FILTERS),
+    department = Text(metadata={"description": "department code; its subtree is included"})
+    assignee = Text(validate=validate.OneOf(["me"]))
+    warning = Text(validate=validate.OneOf(WARNING_FILTERS),
                             metadata={"description": "the card now: yellow, red or any"})
     overdue = fields.Boolean(metadata={"description": "true: open cases past their next deadline"})
-    q = fields.String(validate=validate.Length(min=1, max=200),
+    q = Text(validate=validate.Length(min=1, max=200),
                       metadata={"description": "case id, exact 办件编号, the rater's full phone, "
                                                "or (when none of those matches) a word of the comment"})
     rated_from = fields.Date(metadata={"description": "rated on or after (Asia/Shanghai date)"})
     rated_to = fields.Date(metadata={"description": "rated on or before (Asia/Shanghai date)"})
-    item = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "service item code"})
-    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    item = Text(validate=validate.Length(min=1, max=64), metadata={"description": "service item code"})
+    channel = Text(validate=validate.OneOf(CHANNELS))
 
     @validates_schema
     def _period(self, data, **kwargs):
@@ -50,7 +51,7 @@ class CaseQuery(CaseFilterArgs):
 
 
 class ExportQuery(CaseFilterArgs):
-    format = fields.String(load_default="xlsx", validate=validate.OneOf(["xlsx", "csv"]))
+    format = Text(load_default="xlsx", validate=validate.OneOf(["xlsx", "csv"]))
 
 
 class HistoryOut(Schema):
@@ -108,9 +109,9 @@ class MeasuresIn(Schema):
     class Meta:
         unknown = RAISE
 
-    cause = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+    cause = Text(required=True, validate=validate.Length(min=1, max=2000),
                           metadata={"description": "原因: what went wrong"})
-    action = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+    action = Text(required=True, validate=validate.Length(min=1, max=2000),
                            metadata={"description": "措施: what was done about it"})
 
 
@@ -124,15 +125,15 @@ class ActionIn(Schema):
     class Meta:
         unknown = RAISE
 
-    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
-    note = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    action = Text(required=True, validate=validate.OneOf(ACTIONS))
+    note = Text(allow_none=True, validate=validate.Length(max=2000))
     version = fields.Integer(strict=True, metadata={"description": "the case version you saw (optional)"})
-    assignee = fields.String(validate=validate.Length(min=1, max=64),
+    assignee = Text(validate=validate.Length(min=1, max=64),
                              metadata={"description": "assign: username of the handler"})
     contacted = StrictBoolean(metadata={"description": "verify, feedback: the rater was reached"})
     satisfied = StrictBoolean(allow_none=True, metadata={"description": "feedback: the rater's answer, "
                                                                        "null when not asked"})
-    reason = fields.String(validate=validate.Length(max=2000),
+    reason = Text(validate=validate.Length(max=2000),
                            metadata={"description": "claim_invalid, propose_explain, request_extension, reopen"})
     working_days = fields.Integer(strict=True, validate=validate.Range(*workflow.EXTENSION_DAYS),
                                   metadata={"description": "request_extension: working days to add (1–15)"})
@@ -156,9 +157,9 @@ class BatchActionIn(Schema):
         unknown = RAISE
 
     ids = fields.List(fields.Integer(strict=True), required=True, validate=validate.Length(min=1, max=500))
-    action = fields.String(required=True, validate=validate.OneOf(workflow.BATCH_ACTIONS))
-    note = fields.String(allow_none=True, validate=validate.Length(max=2000))
-    assignee = fields.String(validate=validate.Length(min=1, max=64),
+    action = Text(required=True, validate=validate.OneOf(workflow.BATCH_ACTIONS))
+    note = Text(allow_none=True, validate=validate.Length(max=2000))
+    assignee = Text(validate=validate.Length(min=1, max=64),
                              metadata={"description": "assign: username of the handler"})
 
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import ValidationError
 
 from models import Rating
 from service.auth.access import device_required, in_scope, staff_required
+from service.edge import Blueprint
 from service.extensions import db
 from service.pooling import intake_engine
 from service.ratings.intake import Outcome, insert_group, route_created, store

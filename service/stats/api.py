@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from flask import Response, g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from sqlalchemy import select
 
 from models import Department, ServiceItem
 from service.auth.access import in_scope, staff_required
+from service.edge import Blueprint
 from service.extensions import db
 from service.stats import export, figures
 from service.stats.schemas import BreakdownOut, BreakdownQuery, ExportQuery, StatsQuery, SummaryOut

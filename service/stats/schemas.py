@@ -4,6 +4,7 @@ from datetime import date
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from models import CHANNELS
+from service.edge import Text
 from service.stats.figures import BREAKDOWNS
 
 MAX_DAYS = 3 * 366  # a longer period is a mistake more often than a question
@@ -16,11 +17,11 @@ class StatsQuery(Schema):
                             metadata={"description": "first local (Asia/Shanghai) rating date, inclusive"})
     date_to = fields.Date(required=True, data_key="to", validate=DATES,
                           metadata={"description": "last rating date, inclusive"})
-    department = fields.String(validate=validate.Length(min=1, max=64),
+    department = Text(validate=validate.Length(min=1, max=64),
                                metadata={"description": "department code; its subtree is included"})
-    channel = fields.String(validate=validate.OneOf(CHANNELS))
-    item = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "service item code"})
-    window = fields.String(validate=validate.Length(min=1, max=64))
+    channel = Text(validate=validate.OneOf(CHANNELS))
+    item = Text(validate=validate.Length(min=1, max=64), metadata={"description": "service item code"})
+    window = Text(validate=validate.Length(min=1, max=64))
 
     @validates_schema
     def _period(self, data, **_):
@@ -32,12 +33,12 @@ class StatsQuery(Schema):
 
 
 class BreakdownQuery(StatsQuery):
-    by = fields.String(required=True, validate=validate.OneOf(BREAKDOWNS))
+    by = Text(required=True, validate=validate.OneOf(BREAKDOWNS))
 
 
 class ExportQuery(StatsQuery):
-    format = fields.String(load_default="xlsx", validate=validate.OneOf(["xlsx", "csv"]))
-    by = fields.String(validate=validate.OneOf(BREAKDOWNS),
+    format = Text(load_default="xlsx", validate=validate.OneOf(["xlsx", "csv"]))
+    by = Text(validate=validate.OneOf(BREAKDOWNS),
                        metadata={"description": "one row per group and a total row; omitted: the total only"})
 
 
