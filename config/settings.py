@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -182,6 +183,8 @@ class Settings:
             "MAX_CONTENT_LENGTH": self.max_body_bytes,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
+            # The signature's own limit; the session's row (service/web/auth.py) expires too.
+            "PERMANENT_SESSION_LIFETIME": timedelta(hours=self.token_hours),
             "CELERY": self.celery_config(),
         }
 

@@ -58,12 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     metrics.init_app(app)
     dispatch.celery_init_app(app)
 
-    from models import User
-
-    @login.user_loader
-    def load_user(user_id: str):
-        user = db.session.get(User, int(user_id))
-        return user if user is not None and user.active else None  # disabled: signed out
+    login.user_loader(web_auth.load_user)  # a live session row, not the signed cookie alone
 
     return app
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from flask import current_app, g, request
 from flask_login import current_user
 from flask_smorest import abort
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 
 from models import ApiToken, Department, Device, User
 from models.types import utcnow
@@ -30,19 +30,38 @@ log = logging.getLogger(__name__)
 
 DEVICE_PREFIX = "hcpd_"
 TOKEN_PREFIX = "hcpt_"
+# A web session's secret, kept in the signed session cookie: a row of api_tokens like a
+# bearer token (so it expires, is revoked on sign-out and on disable), but never taken as
+# a bearer token, which must start with TOKEN_PREFIX.
+SESSION_PREFIX = "hcps_"
 
 
 def new_device_key() -> str:
     return DEVICE_PREFIX + secrets.token_urlsafe(32)
 
 
-def issue_token(user: User) -> tuple[str, ApiToken]:
-    """A new bearer token for ``user``; the caller commits. Only its hash is stored."""
-    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+def issue_token(user: User, prefix: str = TOKEN_PREFIX) -> tuple[str, ApiToken]:
+    """A new bearer token (or, with SESSION_PREFIX, web session) for ``user``, living
+    HCP_TOKEN_HOURS; the caller commits. Only its hash is stored."""
+    raw = prefix + secrets.token_urlsafe(32)
     hours = current_app.config["HCP_SETTINGS"].token_hours
     token = ApiToken(user_id=user.id, token_hash=key_digest(raw), expires_at=utcnow() + timedelta(hours=hours))
     db.session.add(token)
     return raw, token
+
+
+def live_token(raw: str) -> ApiToken | None:
+    """The stored token of ``raw`` if it is neither expired nor revoked and its user is active."""
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == key_digest(raw)))
+    if token is None or token.revoked_at is not None or token.expires_at <= utcnow() or not token.user.active:
+        return None
+    return token
+
+
+def revoke_tokens(user: User) -> None:
+    """End every bearer token and web session of ``user`` (a disabled account); the caller commits."""
+    db.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                       .values(revoked_at=utcnow()))
 
 
 def _bearer() -> str | None:
@@ -161,18 +180,44 @@ def device_required(view):
     return wrapper
 
 
+# Methods that change something; a cookie-signed API call with one needs the CSRF header.
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _page_csrf_token_sent() -> bool:
+    """Whether the request carries the CSRF token of a page hcp served (X-CSRFToken)."""
+    from flask_wtf.csrf import ValidationError, validate_csrf
+
+    for header in current_app.config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
+        value = request.headers.get(header)
+        if value:
+            try:
+                validate_csrf(value)
+                return True
+            except ValidationError:
+                return False
+    return False
+
+
 def current_staff() -> User | None:
-    """The staff user of the bearer token or, failing that, of the web session."""
+    """The staff user of the bearer token or, failing that, of the web session.
+
+    A browser sends the session cookie with whatever request a page makes, so a
+    cookie-signed request that changes something must also carry the CSRF token of a page
+    hcp served (the dashboard's fetches do); a bearer token needs none.
+    """
     raw = _bearer()
     if raw is not None:
         if not raw.startswith(TOKEN_PREFIX):
             return None
-        token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == key_digest(raw)))
-        if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
+        token = live_token(raw)
+        if token is None:
             return None
         g.api_token = token
-        return token.user if token.user.active else None
+        return token.user
     if current_user and current_user.is_authenticated:
+        if request.method in UNSAFE_METHODS and not _page_csrf_token_sent():
+            return None
         return current_user._get_current_object()
     return None
 
@@ -184,7 +229,8 @@ def staff_required(*roles: str):
         def wrapper(*args, **kwargs):
             user = current_staff()
             if user is None:
-                _unauthorized("a valid staff token is required")
+                _unauthorized("a valid staff token is required (a web session also needs its page's X-CSRFToken "
+                              "header to change anything)")
             if roles and user.role not in roles:
                 abort(403, message=f"role {user.role} may not do this")
             g.user = user

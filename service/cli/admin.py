@@ -11,6 +11,7 @@ from limits import parse
 from sqlalchemy import select
 
 from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
+from service.auth.access import revoke_tokens
 from service.extensions import db
 from service.notify import addresses, redact_url
 from service.org import add_department, add_device, add_item, add_user
@@ -228,7 +229,9 @@ def users_add(username, role, department, display_name, email):
 @with_appcontext
 def users_disable(username):
     """Sign a user out everywhere and refuse their password, tokens and sessions; their cases stay."""
-    _set_active(User, User.username, username, "user", False)
+    user = _set_active(User, User.username, username, "user", False)
+    revoke_tokens(user)  # enabling the user again does not bring old tokens or sessions back
+    db.session.commit()
     click.echo(f"user {username} disabled")
 
 

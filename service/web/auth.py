@@ -1,18 +1,35 @@
-"""Web sign-in with Flask-Login sessions; forms carry a CSRF token (Flask-WTF)."""
+"""Web sign-in with Flask-Login sessions; forms carry a CSRF token (Flask-WTF).
+
+The signed session cookie alone is not enough: it carries a session secret whose row
+(api_tokens, like a staff token) must still be live — revoked on sign-out and when the
+user is disabled, expired after HCP_TOKEN_HOURS. A cookie copied before sign-out is dead.
+"""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from models.types import utcnow
+from service.auth.access import SESSION_PREFIX, issue_token, live_token
 from service.auth.api import check_login
 from service.extensions import db
 
 blp = Blueprint("web_auth", __name__)
+SESSION_KEY = "hcp_session"
+
+
+def load_user(user_id: str):
+    """Flask-Login's user loader: the session's user while its secret's row is live."""
+    raw = session.get(SESSION_KEY)
+    token = live_token(raw) if isinstance(raw, str) and raw.startswith(SESSION_PREFIX) else None
+    if token is None or str(token.user_id) != user_id:
+        return None
+    return token.user
 
 
 class LoginForm(FlaskForm):
@@ -34,6 +51,10 @@ def login():
         user = check_login(form.username.data, form.password.data)
         db.session.commit()  # keeps the failure count and lockout
         if user is not None:
+            raw, _ = issue_token(user, prefix=SESSION_PREFIX)
+            db.session.commit()
+            session.clear()  # nothing from before sign-in carries over
+            session[SESSION_KEY] = raw
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
         flash("用户名或密码错误，或账户已被暂时锁定", "error")
@@ -43,5 +64,10 @@ def login():
 @blp.post("/logout")
 @login_required
 def logout():
+    token = live_token(session.get(SESSION_KEY, ""))
+    if token is not None:
+        token.revoked_at = utcnow()
+        db.session.commit()
     logout_user()
+    session.pop(SESSION_KEY, None)
     return redirect(url_for("web_auth.login"))
