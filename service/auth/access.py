@@ -76,23 +76,20 @@ def _unauthorized(message: str):
     abort(401, message=message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _rate_limit(device) -> None:
-    """Count the request against the device's limit; 429 with Retry-After over it.
+def spend(device, ratings: int = 1) -> None:
+    """Count ``ratings`` against the device's limit; 429 with Retry-After over it.
 
-    If the limit store is unreachable the rating is still taken: losing a rating costs
-    more than briefly not limiting a device.
+    Limits count ratings, not requests: a batch of N spends N, and a refused batch is
+    refused whole. If the limit store is unreachable the ratings are still taken (fail
+    open, see ratelimit.hit): losing a rating costs more than briefly not limiting a device.
     """
     settings = current_app.config["HCP_SETTINGS"]
     item = ratelimit.limit(device.rate_limit or settings.device_rate_limit)
-    try:
-        reset_at = ratelimit.hit(item, settings.instance, "device", str(device.id))
-    except Exception:  # noqa: BLE001 — any storage failure fails open, logged
-        log.warning("rate-limit storage unavailable; device %s not limited", device.id, exc_info=True)
-        return
+    reset_at = ratelimit.hit(item, ratings, settings.instance, "device", str(device.id))
     if reset_at is None:
         return
     retry = max(1, math.ceil(reset_at - time.time()))
-    abort(429, message=f"rate limit {item} exceeded for this device",
+    abort(429, message=f"rate limit {item} (ratings) exceeded for this device",
           headers={"Retry-After": str(retry)})
 
 
@@ -137,15 +134,17 @@ def _lookup_device(key_hash: str) -> DeviceRef | None:
     return device
 
 
-def current_device() -> DeviceRef:
-    """The active device whose key is the bearer token; 401 otherwise, 429 over its limit."""
+def current_device(spent: int | None = 1) -> DeviceRef:
+    """The active device whose key is the bearer token; 401 otherwise. ``spent`` ratings
+    are counted against its limit (429 over it); None counts nothing (the view will)."""
     raw = _bearer()
     if not raw or not raw.startswith(DEVICE_PREFIX):
         _unauthorized("a device key is required")
     device = _lookup_device(key_digest(raw))
     if device is None or not device.active:
         _unauthorized("unknown or disabled device key")
-    _rate_limit(device)
+    if spent:
+        spend(device, spent)
     g.device = device
     return device
 
@@ -169,14 +168,19 @@ def _document(wrapper, scheme: str, responses: dict) -> None:
     wrapper._apidoc = doc
 
 
-def device_required(view):
-    """The view runs for a device only; ``g.device`` is set."""
+def device_required(view=None, *, counted: bool = True):
+    """The view runs for a device only; ``g.device`` is set. The request spends one rating
+    of the device's limit, or, with ``counted=False``, none: the view calls ``spend`` once
+    it knows how many ratings the body holds."""
+    if view is None:
+        return functools.partial(device_required, counted=counted)
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        current_device()
+        current_device(1 if counted else None)
         return view(*args, **kwargs)
     _document(wrapper, DEVICE_SCHEME, {401: "no, unknown or disabled device key",
-                                       429: "over this device's rate limit; see Retry-After"})
+                                       429: "over this device's rate limit (counted in ratings); see Retry-After"})
     return wrapper
 
 

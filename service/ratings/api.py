@@ -7,7 +7,7 @@ from flask_smorest import abort
 from marshmallow import ValidationError
 
 from models import Rating
-from service.auth.access import device_required, in_scope, staff_required
+from service.auth.access import device_required, in_scope, spend, staff_required
 from service.edge import Blueprint
 from service.extensions import db
 from service.pooling import intake_engine
@@ -50,11 +50,15 @@ class Ratings(MethodView):
 
 @blp.route("/batch")
 class Batch(MethodView):
-    @device_required
+    @device_required(counted=False)
     @blp.arguments(BatchIn())
     @blp.response(200, BatchOut)
     def post(self, body):
-        """Post up to 500 ratings; every valid one is stored, one result per item in order."""
+        """Post up to 500 ratings; every valid one is stored, one result per item in order.
+
+        The batch spends as many of the device's rate limit as it holds ratings; over the
+        limit the whole batch is 429 (nothing stored)."""
+        spend(g.device, len(body["ratings"]))
         bodies = []
         for raw in body["ratings"]:
             try:
