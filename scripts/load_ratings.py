@@ -122,7 +122,7 @@ def rating_templates(org: dict, rng: random.Random, size: int = 20_011,
         null = "\\N"
         head = (f"{'0' * 64}\t{device}\t{dept}\t{item_id or null}\t{channel}\t{window or null}\t{level}\t"
                 f"{'t' if bad else 'f'}")
-        tail = f"{staff or null}\t{'t' if real else 'f'}\t{'陈*' if real else null}\t{'138****5678' if real else null}"
+        tail = f"{staff or null}\t{'t' if real else 'f'}\t{'陈*' if real else null}\t{'138******78' if real else null}"
         pool.append((head, tail, real))
     return pool
 

@@ -28,12 +28,17 @@ def decrypt(token: str | None) -> str | None:
 
 
 def mask_phone(phone: str | None) -> str | None:
-    """138****5678: the first three and last four digits only."""
+    """138******78: at least half the digits hidden, whatever the length (SPEC §11).
+
+    Of the visible half (rounded down) the larger part is the start (the carrier or area
+    prefix), the rest the last digits; a leading ``+`` stays.
+    """
     if not phone:
         return None
-    if len(phone) <= 7:
-        return phone[:1] + "*" * (len(phone) - 1)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    plus, digits = ("+", phone[1:]) if phone.startswith("+") else ("", phone)
+    visible = len(digits) // 2
+    head, tail = (visible + 1) // 2, visible // 2
+    return plus + digits[:head] + "*" * (len(digits) - head - tail) + (digits[len(digits) - tail:] if tail else "")
 
 
 def mask_name(name: str | None) -> str | None:

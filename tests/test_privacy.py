@@ -40,7 +40,7 @@ def test_rater_phone_and_name_are_never_stored_in_clear(app, client, org, query)
     with app.app_context():
         row = db.session.get(Rating, rid)
         assert decrypt(row.rater_phone_enc) == PHONE and decrypt(row.rater_name_enc) == NAME
-        assert (row.rater_phone_masked, row.rater_name_masked) == ("139****4321", "欧**")
+        assert (row.rater_phone_masked, row.rater_name_masked) == ("139******21", "欧**")
 
 
 def test_device_key_and_token_are_stored_hashed(app, client, org, query):
@@ -63,7 +63,7 @@ def test_anonymous_rating_carries_no_personal_data(app, client, org, query):
 
 
 def test_masks():
-    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("13812345678") == "138******78"
     assert mask_name("张三") == "张*" and mask_name("欧阳明") == "欧**"
     assert mask_phone(None) is None
 
@@ -83,6 +83,18 @@ def test_normalise_phone_keeps_the_ascii_digits_only():
     assert normalise_phone("0571-8709 9999 EXT 90") == "05718709999990"
     assert normalise_phone("１３８12345678") == "12345678"  # full-width digits are not ASCII
     assert normalise_phone("—") is None and normalise_phone("") is None and normalise_phone(None) is None
+
+
+@pytest.mark.parametrize("phone", ["62345678", "13812345678", "12345", "1234567", "+8613812345678",
+                                   "02161234567", "1" * 20, "12", "1"])
+def test_a_masked_phone_hides_at_least_half_its_digits(phone):
+    """SPEC §11 (issue 11 #7): 62345678 showed as 623*5678, seven of its eight digits."""
+    masked = mask_phone(phone)
+    digits = phone.lstrip("+")
+    hidden = masked.count("*")
+    assert len(masked) == len(phone) and hidden * 2 >= len(digits)
+    shown = [c for c in masked.lstrip("+") if c != "*"]
+    assert len(shown) == len(digits) - hidden
 
 
 def test_blind_index_is_keyed_and_normalised(app):

@@ -92,7 +92,7 @@ class RaterOut(Schema):
     real_name = fields.Boolean()
     name = fields.String(attribute="rater_name_masked", allow_none=True, metadata={"description": "masked"})
     phone = fields.String(attribute="rater_phone_masked", allow_none=True,
-                          metadata={"description": "masked, 138****5678"})
+                          metadata={"description": "masked, 138******78"})
 
 
 class RatingOut(Schema):
