@@ -3,6 +3,7 @@ database is unreachable."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 from flask import Flask, g, jsonify, make_response, request
@@ -13,12 +14,22 @@ from service.web.errors import error_page
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_DB = "5"
+# A client's X-Request-ID is kept (logged, stored with its ratings, echoed) only if it is
+# short and plain; anything else — 5,000 characters, spaces, quotes — gets a fresh id.
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id(sent: str | None) -> str:
+    """The client's request id if it is at most 64 safe characters, else a new one."""
+    if sent and SAFE_REQUEST_ID.fullmatch(sent):
+        return sent
+    return uuid.uuid4().hex
 
 
 def init_app(app: Flask) -> None:
     @app.before_request
     def _request_id():
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get("X-Request-ID"))
 
     @app.after_request
     def _headers(response):

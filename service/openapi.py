@@ -1,7 +1,7 @@
 """Keeping /api/v1/openapi.json truthful where flask-smorest alone would not.
 
-* Path ids (``<int:…>``) are bounded to 64 bits: a larger id is no route (404) rather
-  than a database error (500), and the document states the bound.
+* Path ids (``<int:…>``) are ASCII digits bounded to 64 bits: a larger id (or ``３``) is
+  no route (404) rather than a database error (500), and the document states the bound.
 * Every operation that takes a JSON body documents 400: a body that is not JSON at all
   is refused before validation (422 is for JSON that breaks the schema); and 413, a body
   over HCP_MAX_BODY_BYTES (service/edge.py).
@@ -23,7 +23,10 @@ _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
 
 
 class Int64Converter(IntegerConverter):
-    """``<int:…>`` with a default upper bound of the largest bigint."""
+    r"""``<int:…>`` with a default upper bound of the largest bigint, ASCII digits only
+    (werkzeug's ``\d`` also matches ``３`` and other Unicode digits, which int() reads)."""
+
+    regex = r"[0-9]+"
 
     def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):  # noqa: A002
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)

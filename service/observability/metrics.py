@@ -31,6 +31,10 @@ TASK_FAILURES = Counter("hcp_task_failures", "Celery tasks that raised (after th
 TASK_RETRIES = Counter("hcp_task_retries", "Celery task retries", ["task"])
 
 INTAKE_ENDPOINTS = {"ratings.Ratings", "ratings.Batch"}
+# Labels come from fixed sets only (SPEC §11): a client choosing the method or the path
+# must not be able to add series. Any other method is "other"; a path no route matches
+# is "unmatched"; a route is its rule (``/api/v1/cases/<int:case_id>``), never the path.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # What a single-rating answer means when the view never saw the body (auth, schema, limits).
 STATUS_OUTCOME = {200: "duplicate", 201: "created", 401: "unauthorized", 409: "conflict",
                   422: "invalid", 429: "rate_limited", 503: "unavailable"}
@@ -48,10 +52,11 @@ def _start_timer():
 
 def _observe(response):
     endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    method = request.method if request.method in METHODS else "other"
     started = g.get("metrics_started")
     if started is not None:
-        HTTP_LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - started)
-    HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(endpoint, method).observe(time.perf_counter() - started)
+    HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
     if request.endpoint in INTAKE_ENDPOINTS:
         _count_intake(response.status_code)
     return response
