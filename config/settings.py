@@ -137,6 +137,9 @@ class Settings:
     deadline_unit: str = "working"  # or natural: both case deadlines count every day
     # Larger request bodies are 413 before anything parses them; a batch of 500 fits.
     max_body_bytes: int = 2 * 1024 * 1024
+    # Proxies in front of hcp that append to X-Forwarded-For: the client address (sign-in
+    # throttling is per user and address) is read that many hops back. 0: the peer address.
+    proxy_hops: int = 0
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -260,6 +263,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         followup_days=int(env.get("HCP_FOLLOWUP_DAYS", "15")),
         deadline_unit=_choice("HCP_DEADLINE_UNIT", env.get("HCP_DEADLINE_UNIT", "working"), ("working", "natural")),
         max_body_bytes=int(env.get("HCP_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
+        proxy_hops=int(env.get("HCP_PROXY_HOPS", "0")),
     )
 
 

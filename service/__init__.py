@@ -28,6 +28,10 @@ def create_app(config: dict | None = None) -> Flask:
     settings = load_settings(config)
     app = Flask(__name__, template_folder="web/templates")
     app.config.update(settings.flask_config())
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     jsonlog.configure()
     errors.init_app(app)  # first: every answer, refusals at the edge included, has its request id
     edge.init_app(app)

@@ -2,26 +2,32 @@
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
 
-from flask import g
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import Schema, fields, validate
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import User
 from models.types import utcnow
+from service.auth import ratelimit
 from service.auth.access import issue_token, staff_required
-from service.edge import Text
-from service.edge import Blueprint
+from service.edge import Blueprint, Text
 from service.extensions import db
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Staff tokens")
 
+# Sign-in throttling (docs/security.md). Wrong passwords are counted per (username, client
+# address): five within the window hold that pair only, so nobody can lock a user out
+# from elsewhere. A global cap per username, over all addresses, stops a guesser who
+# spreads over many; reaching it takes ACCOUNT_CAP failures within the window.
 MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
+ACCOUNT_CAP = 100
+WINDOW_MINUTES = 15
+_PAIR = f"{MAX_FAILURES} per {WINDOW_MINUTES} minutes"
+_ACCOUNT = f"{ACCOUNT_CAP} per {WINDOW_MINUTES} minutes"
 
 
 class TokenRequest(Schema):
@@ -41,35 +47,30 @@ def _dummy_hash() -> str:
     return generate_password_hash("no such user")
 
 
-def check_login(username: str, password: str) -> User | None:
-    """The user if the password is right and the account is not locked; counts failures.
+def check_login(username: str, password: str, address: str | None) -> User | None:
+    """The user if the password is right and sign-in from ``address`` is not throttled.
 
-    After MAX_FAILURES wrong passwords the account is locked for LOCKOUT. The caller commits.
+    Every answer costs one user lookup and one password hash — for an unknown or disabled
+    user, a throttled one and a real one alike — so its time tells nothing. Failures are
+    counted per (username, address) and per username (the global cap); a good sign-in
+    forgets its address's failures.
     """
     user = db.session.scalar(select(User).where(User.username == username))
-    now = utcnow()
-    if user is None or not user.active:
-        # Hash anyway, so the answer takes as long as for a real account (no name probing).
-        check_password_hash(_dummy_hash(), password)
+    known = user is not None and user.active
+    right = check_password_hash(user.password_hash if known else _dummy_hash(), password)
+    settings = current_app.config["HCP_SETTINGS"]
+    pair = (settings.instance, "login", username, address or "-")
+    account = (settings.instance, "login", username)
+    pair_limit, account_limit = ratelimit.limit(_PAIR), ratelimit.limit(_ACCOUNT)
+    if not (ratelimit.within(pair_limit, *pair) and ratelimit.within(account_limit, *account)):
         return None
-    if user.locked_until and user.locked_until > now:
-        return None
-    if not check_password_hash(user.password_hash, password):
-        # Counted in one UPDATE: parallel guesses must not each read the same count and
-        # write back the same +1, which would let a script guess past the limit.
-        failures = db.session.scalar(
-            update(User).where(User.id == user.id)
-            .values(failed_logins=func.coalesce(User.failed_logins, 0) + 1)
-            .returning(User.failed_logins)
-            .execution_options(synchronize_session=False))
-        if failures >= MAX_FAILURES:
-            db.session.execute(
-                update(User).where(User.id == user.id).values(locked_until=now + LOCKOUT, failed_logins=0)
-                .execution_options(synchronize_session=False))
-        return None
-    user.failed_logins = 0
-    user.locked_until = None
-    return user
+    if right and known:
+        ratelimit.clear(pair_limit, *pair)
+        return user
+    # Counted in the store's atomic increments: parallel guesses each count.
+    ratelimit.hit(pair_limit, 1, *pair)
+    ratelimit.hit(account_limit, 1, *account)
+    return None
 
 
 @blp.route("/token")
@@ -79,9 +80,8 @@ class Token(MethodView):
     @blp.alt_response(401, description="wrong username or password, or account locked")
     def post(self, body):
         """Sign in: a bearer token for the staff API (expires after HCP_TOKEN_HOURS)."""
-        user = check_login(body["username"], body["password"])
+        user = check_login(body["username"], body["password"], request.remote_addr)
         if user is None:
-            db.session.commit()  # keep the failure count
             abort(401, message="wrong username or password, or account locked")
         raw, token = issue_token(user)
         db.session.commit()

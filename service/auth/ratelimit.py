@@ -1,4 +1,5 @@
-"""Per-device rate limits, counted in ratings with ``limits`` in Redis (in process memory when embedded).
+"""Rate limits with ``limits`` in Redis (in process memory when embedded): devices' ratings
+and staff sign-in failures (service/auth/api.py).
 
 Each app keeps its own counter store in ``app.extensions``, so two apps in one process
 (a test deployment beside the suite's own) never count in each other's Redis.
@@ -82,3 +83,25 @@ def hit(item: RateLimitItem, cost: int, *key: str) -> float | None:
 def reset() -> None:
     """Forget every count of the current app (tests start each case from zero)."""
     current_app.extensions[EXTENSION].limiter.storage.reset()
+
+
+def within(item: RateLimitItem, *key: str) -> bool:
+    """Whether one more hit would stay within the limit, without spending it (True if the
+    store is unreachable: fail open, as ``hit``)."""
+    limits: Limits = current_app.extensions[EXTENSION]
+    if time.monotonic() < limits.down_until:
+        return True
+    try:
+        return limits.limiter.test(item, *key)
+    except Exception as err:  # noqa: BLE001 — as in hit
+        limits.failed(err)
+        return True
+
+
+def clear(item: RateLimitItem, *key: str) -> None:
+    """Forget the count of one key (a good sign-in ends its address's failures)."""
+    limits: Limits = current_app.extensions[EXTENSION]
+    try:
+        limits.limiter.clear(item, *key)
+    except Exception as err:  # noqa: BLE001 — as in hit
+        limits.failed(err)

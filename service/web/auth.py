@@ -48,8 +48,7 @@ def _safe_next(target: str | None) -> str:
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = check_login(form.username.data, form.password.data)
-        db.session.commit()  # keeps the failure count and lockout
+        user = check_login(form.username.data, form.password.data, request.remote_addr)
         if user is not None:
             raw, _ = issue_token(user, prefix=SESSION_PREFIX)
             db.session.commit()
