@@ -63,7 +63,7 @@ def any_key_required(view):
     def wrapper(*args, **kwargs):
         raw = _bearer()
         if raw and raw.startswith(DEVICE_PREFIX):
-            current_device()  # 401 or 429 on its own
+            current_device(spent=None)  # 401 on its own; reading reference data spends no rating
         elif raw and raw.startswith(CLIENT_PREFIX):
             g.client = current_client()
             if g.client is None:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from service.auth.clients import client_required
+from service.edge import Blueprint
 
 blp = Blueprint("clients", __name__, url_prefix="/api/v1/clients", description="Integration clients")
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from service.auth.clients import any_key_required
+from service.edge import Blueprint
 from service.extensions import db
 from service.reasons import table
 
