@@ -111,3 +111,33 @@ def test_blind_index_is_keyed_and_normalised(app):
             assert blind_index("13812345678") != index
         finally:
             app.config["SECRET_KEY"] = saved
+
+
+def test_masks_stored_before_are_cut_to_half_by_migration_0011(app, client, org, query):
+    """Ratings stored with the old mask (623*5678) get one that hides half, without the clear phone."""
+    import importlib.util
+
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    from sqlalchemy import update
+
+    from tests.support import ROOT
+
+    _, key = org.device(org.department("d1"))
+    ids = [client.post("/api/v1/ratings", json=rating_body(level=2, rater={"real_name": True, "name": NAME,
+                                                                          "phone": phone}),
+                       headers=bearer(key)).get_json()["id"] for phone in ("62345678", "13812345678")]
+
+    def old_masks_then_migrate(session):
+        for rid, old in zip(ids, ("623*5678", "138****5678")):
+            session.execute(update(Rating).where(Rating.id == rid).values(rater_phone_masked=old))
+        path = ROOT / "models" / "migrations" / "versions" / "0011_mask_half.py"
+        spec = importlib.util.spec_from_file_location("mask_half", path)
+        migration = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(migration)
+        with Operations.context(MigrationContext.configure(session.connection())):
+            migration.upgrade()
+        session.commit()
+        return [session.get(Rating, rid).rater_phone_masked for rid in ids]
+
+    assert query(old_masks_then_migrate) == ["62****78", "138******78"]
