@@ -3,14 +3,15 @@
 Each generated request is sent as a device, an integration client, a handler, supervisor,
 manager and admin (bearer tokens), and anonymously. Hypothesis' text rarely holds the
 characters that broke hcp before (issue 11: NUL, lone surrogates, control characters), so
-every generated string in the body and the query is, for about a third of the cases,
-swapped for one of HOSTILE — derived from the case, so runs repeat exactly. Whatever the
+in most cases about half the generated strings of the body and the query are swapped for
+one of HOSTILE — chosen from the case, so runs repeat exactly. Whatever the
 input and whoever the caller: no 5xx, the status is one the document lists for the
 operation, and the body matches the documented schema of that status. Path ids are often swapped for ids that exist, so
 the fuzzing reaches past the 404s into real cases and ratings.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -39,33 +40,32 @@ def status_listed_by_name(ctx, response, case):
 
 # Strings that made 500s (issue 11 #2), and their relatives. Query strings travel as UTF-8
 # in the URL, where a surrogate cannot go; JSON bodies carry it as a \u escape.
-HOSTILE = ["\x00", "a\x00b", "\x07bell", "\x1b[31m", "\x7f", "\u202eevil", "\ufeff", "\t\r\n", "=1+1",
-           "'; DROP TABLE users; --", "9" * 300, "\U0001F600" * 40]
-HOSTILE_BODY = HOSTILE + ["\ud800", "x\udfffy", "\udbff\udc00\ud800"]
+HOSTILE = ["\x00", "a\x00b", "\x07bell", "\x1b[31m", "\u202eevil", "=1+1", "\U0001F600" * 40]
+HOSTILE_BODY = HOSTILE + ["\ud800", "x\udfffy"]
 
 
-def _poison(value, rnd, pool):
-    """``value`` with some of its strings (keys of objects included) swapped for hostile ones."""
+def _poison(value, rnd, hostile):
+    """``value`` with about half its strings (and a few object keys) replaced by ``hostile``."""
     if isinstance(value, str):
-        return rnd.choice(pool) if rnd.random() < 0.5 else value
+        return hostile if rnd.random() < 0.5 else value
     if isinstance(value, list):
-        return [_poison(v, rnd, pool) for v in value]
+        return [_poison(v, rnd, hostile) for v in value]
     if isinstance(value, dict):
-        out = {}
-        for key, v in value.items():
-            out[_poison(key, rnd, pool) if rnd.random() < 0.1 else key] = _poison(v, rnd, pool)
-        return out
+        return {(hostile if rnd.random() < 0.05 else k): _poison(v, rnd, hostile) for k, v in value.items()}
     return value
 
 
-def poison(case, rnd) -> None:
-    """For about a third of the cases, hostile strings in the generated body and query."""
-    if rnd.random() >= 0.35:
-        return
-    if isinstance(case.body, (dict, list, str)):
-        case.body = _poison(case.body, rnd, HOSTILE_BODY)
+def poison(case, rnd) -> dict:
+    """For most cases, one hostile string in place of some generated strings of the query
+    and the body. Returns the ``case.call`` arguments that send the body: as ASCII JSON
+    (backslash-u escapes), since schemathesis' own checks of ``case.body`` cannot take surrogates."""
+    if rnd.random() >= 0.6:
+        return {}
     if case.query:
-        case.query = _poison(case.query, rnd, HOSTILE)
+        case.query = _poison(case.query, rnd, rnd.choice(HOSTILE))
+    if isinstance(case.body, (dict, list)):
+        return {"data": json.dumps(_poison(case.body, rnd, rnd.choice(HOSTILE_BODY))).encode()}
+    return {}
 
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -173,10 +173,10 @@ def test_no_5xx_and_documented_answers_for_every_caller(case, world):
         case.path_parameters["case_id"] = rnd.choice(world.case_ids)
     if "rating_id" in (case.path_parameters or {}) and rnd.random() < 0.6:
         case.path_parameters["rating_id"] = rnd.choice(world.rating_ids)
-    poison(case, rnd)
+    body = poison(case, rnd)
     revoking = case.method.upper() == "DELETE" and case.path.endswith("/auth/token")
     for who, headers in world.callers().items():
         if revoking and who in ROLES:
             headers = support.bearer(world.fresh_token(who))
-        response = case.call(headers={**(case.headers or {}), **headers})
+        response = case.call(headers={**(case.headers or {}), **headers}, **body)
         case.validate_response(response, checks=CHECKS)
