@@ -181,3 +181,26 @@ def test_device_key_is_not_a_staff_token(client, staff, org):
     _, key = org.device(org.department("d2"))
     assert whoami(client, key) == 401
     assert whoami(client, "hcpt_made-up") == 401
+
+
+def test_behind_a_proxy_the_forwarded_address_is_the_client(hcp_env, staff):
+    """With HCP_PROXY_HOPS=1 the throttled pair is the address the proxy saw, not the proxy's."""
+    from service import create_app
+
+    proxied = create_app({**hcp_env, "HCP_PROXY_HOPS": "1"})
+    client = proxied.test_client()
+
+    def via_proxy(address, password=PASSWORD):
+        return client.post("/api/v1/auth/token", json={"username": "zhang", "password": password},
+                           headers={"X-Forwarded-For": address})
+    try:
+        for _ in range(MAX_FAILURES):
+            assert via_proxy("203.0.113.9", "wrong").status_code == 401
+        assert via_proxy("203.0.113.9").status_code == 401
+        assert via_proxy("198.51.100.20").status_code == 201
+    finally:
+        with proxied.app_context():
+            from service.auth import ratelimit
+            from service.extensions import db
+            ratelimit.reset()
+            db.engine.dispose()
