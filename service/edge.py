@@ -29,6 +29,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 # NUL and the other C0 controls but tab, LF and CR (what XML, hence xlsx, cannot hold either),
 # and UTF-16 surrogates, which only a JSON escape can produce and no UTF-8 can carry.
 _BAD_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # A JSON number longer than this is no value any field holds (a bigint has 19 digits).
 MAX_NUMBER_CHARS = 32
 
@@ -101,17 +102,15 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class JsonProvider(DefaultJSONProvider):
-    """Chinese as it is in answers; but an answer echoing a lone surrogate (an unknown
-    field's name, a rejected client_id) is written with ``\\u`` escapes instead of failing."""
+    """Chinese as it is in answers; a lone surrogate an answer echoes (an unknown field's
+    name, a rejected client_id) becomes U+FFFD, so the answer stays UTF-8 and valid JSON."""
 
     ensure_ascii = False
 
     def dumps(self, obj, **kwargs):
         text = super().dumps(obj, **kwargs)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = super().dumps(obj, **{**kwargs, "ensure_ascii": True})
+        if not text.isascii():
+            text = _SURROGATE.sub("\ufffd", text)
         return text
 
 
