@@ -142,7 +142,7 @@ def test_rater_data_and_keys_never_in_clear(deployment):
         reveals = [h["actor"] for h in detail["history"] if h["action"] == "reveal"]
         assert reveals == allowed[case["id"]], (case["id"], reveals)  # every reveal, and only those
         assert not any(p in str(detail) for p in clear)  # the case itself shows the rater masked
-        assert re.fullmatch(r"139\*{4}\d{4}", detail["rating"]["rater"]["phone"])
+        assert re.fullmatch(r"139\*{6}\d{2}", detail["rating"]["rater"]["phone"])
 
     secrets = ([n for n, _ in people] + [p for _, p in people] + ["钟离无效", "139-0000-ABCD"]
                + [device_key, other_key, PASSWORD, PASSWORD + "x", *tokens.values(),

@@ -52,7 +52,6 @@ def login():
         if user is not None:
             raw, _ = issue_token(user, prefix=SESSION_PREFIX)
             db.session.commit()
-            session.clear()  # nothing from before sign-in carries over
             session[SESSION_KEY] = raw
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
