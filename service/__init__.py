@@ -33,7 +33,6 @@ def create_app(config: dict | None = None) -> Flask:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     jsonlog.configure()
-    errors.init_app(app)  # first: every answer, refusals at the edge included, has its request id
     edge.init_app(app)
 
     db.init_app(app)
@@ -59,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(web_dashboard.blp)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
+    errors.init_app(app)  # after api.init_app: its HTTPException handler replaces flask-smorest's
     metrics.init_app(app)
     dispatch.celery_init_app(app)
 

@@ -33,7 +33,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _headers(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        # A request refused at the edge (service/edge.py) never reached _request_id.
+        response.headers["X-Request-ID"] = g.get("request_id") or request_id(request.headers.get("X-Request-ID"))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
