@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from sqlalchemy import select
 
 from models import STAGE_LABELS, Project, Rating
 from service.auth.access import in_scope, staff_required
 from service.auth.clients import client_or_staff, client_required
+from service.edge import Blueprint
 from service.extensions import db
 from service.invitations import issue, tokens
 from service.projects import register

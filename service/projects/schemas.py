@@ -7,6 +7,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from models import APPLICANT_KINDS, STAGES
 from models.types import utcnow
+from service.edge import Text
 from service.ratings.schemas import MAX_CLOCK_SKEW
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -28,10 +29,10 @@ class ApplicantIn(Schema):
     class Meta:
         unknown = RAISE
 
-    kind = fields.String(required=True, validate=validate.OneOf(APPLICANT_KINDS),
+    kind = Text(required=True, validate=validate.OneOf(APPLICANT_KINDS),
                          metadata={"description": "person 自然人 | legal 法人"})
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9]{5,20}$", error="digits only, 5 to 20"),
+    name = Text(required=True, validate=validate.Length(min=1, max=100))
+    phone = Text(validate=validate.Regexp(r"^\+?[0-9]{5,20}$", error="digits only, 5 to 20"),
                           metadata={"description": "for the SMS invitation; encrypted at rest"})
 
 
@@ -41,13 +42,13 @@ class ProjectIn(Schema):
     class Meta:
         unknown = RAISE
 
-    item_code = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    stage = fields.String(required=True, validate=validate.OneOf(STAGES),
+    item_code = Text(required=True, validate=validate.Length(min=1, max=64))
+    stage = Text(required=True, validate=validate.OneOf(STAGES),
                           metadata={"description": "accepted 受理 | done 办结; only moves forward"})
     accepted_at = _moment("受理时间, ISO 8601 with offset")
     done_at = _moment("办结时间, ISO 8601 with offset; required for stage done")
     promised_at = _moment("承诺办结时间", past_only=False)
-    staff_no = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "工号"})
+    staff_no = Text(validate=validate.Length(min=1, max=64), metadata={"description": "工号"})
     applicant = fields.Nested(ApplicantIn, required=True)
 
     @validates_schema
