@@ -54,7 +54,7 @@ def test_rate_then_follow_up_once(app, worker, client, invited, query):
     [first] = ratings(query)
     assert (first.channel, first.level, first.project_no, first.assess_number, first.reasons) == (
         "qrcode", 2, "P-1", 1, ["off_att_rude"])
-    assert first.real_name and first.rater_phone_masked == "138****5678" and first.staff_no == "A01"
+    assert first.real_name and first.rater_phone_masked == "138******78" and first.staff_no == "A01"
     assert first.invitation_id is not None and not first.is_default
     case = wait_for(lambda: query(lambda s: s.scalar(select(Case).where(Case.rating_id == first.id))),
                     timeout=60, message="the bad rating's case")

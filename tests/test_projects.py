@@ -42,7 +42,7 @@ def test_put_is_an_idempotent_upsert(world, client, query, app):
     assert first.status_code == 201
     out = first.get_json()
     assert out["stage"] == "accepted" and out["stage_label"] == "受理" and out["department"] == "market"
-    assert out["applicant"] == {"kind": "person", "name": "陈**", "phone": "138****5678"}
+    assert out["applicant"] == {"kind": "person", "name": "陈**", "phone": "138******78"}
     again = client.put("/api/v1/projects/P2026-0001", json=body(), headers=key)
     assert again.status_code == 200 and again.get_json() == out
     assert query(lambda s: s.scalar(select(func.count(Project.id)))) == 1
@@ -99,7 +99,7 @@ def test_who_may_put_and_get(world, client):
     assert client.put(no, json=body(), headers=bearer(world["approval"])).status_code == 201
 
     got = client.get(no, headers=bearer(handler))
-    assert got.status_code == 200 and got.get_json()["applicant"]["phone"] == "138****5678"
+    assert got.status_code == 200 and got.get_json()["applicant"]["phone"] == "138******78"
     assert client.get(no, headers=bearer(outsider)).status_code == 404
     assert client.get(no, headers=bearer(world["approval"])).status_code == 401
     assert client.get(no, headers=bearer(device_key)).status_code == 401

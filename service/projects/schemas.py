@@ -64,7 +64,7 @@ class ProjectIn(Schema):
 class ApplicantOut(Schema):
     kind = fields.String()
     name = fields.String(allow_none=True, metadata={"description": "masked"})
-    phone = fields.String(allow_none=True, metadata={"description": "masked, 138****5678"})
+    phone = fields.String(allow_none=True, metadata={"description": "masked, 138******78"})
 
 
 class ProjectRatingOut(Schema):
