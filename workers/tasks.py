@@ -15,6 +15,7 @@ from service.cases import digest, routing, warnings
 from models.clock import local_date
 from service.cases.deadlines import WorkCalendar
 from service.extensions import db
+from service.insights import counting
 from service.invitations import sms  # noqa: F401 — registers the outbox's "sms" sender
 from service.observability.jsonlog import request_id_var
 from service.stats import floor
@@ -33,6 +34,15 @@ def route_rating(self, rating_id: int) -> int | None:
     db.session.commit()
     log.info("rating %s routed to case %s", rating_id, case_id)
     return case_id
+
+
+@shared_task(bind=True, autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=60,
+             max_retries=20, acks_late=True)
+def count_terms(self, rating_ids: list[int]) -> int:
+    """Count the terms of one stored batch into the hot spots. Safe to run twice (claimed ids)."""
+    counted = counting.count(db.session, rating_ids)
+    db.session.commit()
+    return counted
 
 
 @shared_task

@@ -6,6 +6,7 @@ from flask.cli import FlaskGroup, routes_command, shell_command
 
 from service.cli import admin, calendar, clients, demo, keys, ratings, reasons, run
 from service.cli.stats import stats
+from service.cli.insights import insights
 
 
 def _create_app():
@@ -25,5 +26,6 @@ def main():
 
 for command in (admin.departments, admin.items, admin.devices, admin.users, clients.clients,
                 calendar.calendar, demo.demo, keys.keys, ratings.ratings, reasons.reasons, run.run, stats,
+                insights,
                 shell_command, routes_command):
     main.add_command(command)

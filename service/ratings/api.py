@@ -10,6 +10,7 @@ from models import Rating
 from service.auth.access import device_required, in_scope, spend, staff_required
 from service.edge import Blueprint
 from service.extensions import db
+from service.insights import counting
 from service.pooling import intake_engine
 from service.ratings.intake import Outcome, insert_group, route_created, store
 from service.ratings.schemas import BatchIn, BatchOut, RatingCreated, RatingIn, RatingOut
@@ -26,6 +27,7 @@ def _intake(bodies: list) -> list[Outcome]:
         outcomes = store(conn, g.device, bodies, request_id=g.get("request_id"), group=insert_group())
     g.intake_outcomes = outcomes  # counted by service.observability.metrics
     route_created(outcomes, g.get("request_id"))
+    counting.send_stored(outcomes, bodies)
     return outcomes
 
 

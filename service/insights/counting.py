@@ -1,0 +1,188 @@
+"""Counting the terms of ratings into ``insight_terms``: as batches are stored, and from scratch.
+
+The intake stores a batch and sends its rating ids to the ``count_terms`` task
+(``send_stored``); the task calls ``count`` in its own transaction. ``count`` first
+claims the ratings in ``insight_counted`` (``INSERT … ON CONFLICT DO NOTHING
+RETURNING``), so a task delivered twice, or racing a rebuild, counts each rating once.
+``rebuild`` and ``differences`` recount from the raw rows (``hcp insights rebuild`` /
+``check``). A rating's terms are those of its comment, its tags and its reasons' labels,
+each counted once per rating.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import date
+
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models import InsightCounted, InsightTerm, Rating
+from service import dispatch
+from service.insights.segment import terms
+from service.reasons.table import labels
+
+log = logging.getLogger(__name__)
+
+HAS_TEXT = "(r.comment IS NOT NULL OR r.tags IS NOT NULL OR r.reasons IS NOT NULL)"
+_R = Rating.__table__.c
+# Core columns, not text: JSON (tags, reasons) comes back as lists on both databases.
+_COLUMNS = (_R.id, _R.rated_date, _R.department_id, func.coalesce(_R.item_id, 0).label("item_id"),
+            _R.negative, _R.comment, _R.tags, _R.reasons)
+_CHUNK = 5000  # ratings read and counted per round of a rebuild
+
+Key = tuple  # (rated_date, department_id, item_id, term)
+
+
+def has_text(body: dict) -> bool:
+    """Whether a submitted rating carries anything to count."""
+    return bool(body.get("comment") or body.get("tags") or body.get("reasons"))
+
+
+def send_stored(outcomes, bodies) -> None:
+    """After commit: send the created ratings of one stored batch that carry text to ``count_terms``.
+
+    One task per batch. A broker that is down must not fail the intake: the ratings are
+    stored, and ``hcp insights rebuild`` counts them.
+    """
+    ids = [o.rating["id"] for o, b in zip(outcomes, bodies)
+           if o.status == "created" and isinstance(b, dict) and has_text(b)]
+    if not ids:
+        return
+    try:
+        dispatch.send("count_terms", ids, retry=False)
+    except Exception:  # noqa: BLE001 — never lose the 201 for a count
+        log.warning("broker unavailable; terms of ratings %s left for a rebuild", ids, exc_info=True)
+
+
+def rating_terms(row, label_of: dict) -> set[str]:
+    """The terms of one rating row (comment, tags, reason labels)."""
+    out = terms(row.comment)
+    for tag in row.tags or ():
+        if isinstance(tag, str):
+            out |= terms(tag)
+    for code in row.reasons or ():
+        option = label_of.get(code)
+        if option is not None:
+            out |= terms(option.label)
+    return out
+
+
+def tally(session: Session, rows) -> Counter:
+    """``{key: [ratings, bad]}`` counted over ``rows`` (rows of ``_COLUMNS``)."""
+    rows = list(rows)
+    codes = {c for r in rows for c in (r.reasons or ()) if isinstance(c, str)}
+    label_of = labels(session.connection(), codes) if codes else {}
+    counts: dict[Key, list[int]] = {}
+    for r in rows:
+        for term in rating_terms(r, label_of):
+            c = counts.setdefault((r.rated_date, r.department_id, r.item_id, term), [0, 0])
+            c[0] += 1
+            c[1] += 1 if r.negative else 0
+    return counts
+
+
+def _add(session: Session, counts: dict) -> None:
+    """Add ``counts`` to ``insight_terms`` (upsert), in key order so two workers never deadlock."""
+    if not counts:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = InsightTerm.__table__
+    values = [{"rated_date": k[0], "department_id": k[1], "item_id": k[2], "term": k[3],
+               "ratings": v[0], "bad": v[1]} for k, v in sorted(counts.items())]
+    for start in range(0, len(values), 2000):
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["rated_date", "department_id", "item_id", "term"],
+            set_={"ratings": table.c.ratings + stmt.excluded.ratings, "bad": table.c.bad + stmt.excluded.bad})
+        session.execute(stmt, values[start:start + 2000])
+
+
+def count(session: Session, rating_ids: list[int]) -> int:
+    """Count the terms of those of ``rating_ids`` not counted yet; the caller commits.
+
+    Returns how many ratings were counted now.
+    """
+    ids = sorted({int(i) for i in rating_ids})
+    if not ids:
+        return 0
+    claimed = session.execute(text(
+        f"INSERT INTO insight_counted (rating_id) SELECT r.id FROM ratings r "
+        f"WHERE r.id IN :ids AND {HAS_TEXT} ON CONFLICT (rating_id) DO NOTHING RETURNING rating_id"
+    ).bindparams(bindparam("ids", expanding=True)), {"ids": ids}).scalars().all()
+    if not claimed:
+        return 0
+    rows = session.execute(select(*_COLUMNS).where(_R.id.in_(sorted(claimed))))
+    _add(session, tally(session, rows))
+    return len(claimed)
+
+
+def _in_period(column, date_from: date | None, date_to: date | None) -> list:
+    """Core clauses selecting ``column`` (a date) in the period; open ends are unbounded."""
+    out = []
+    if date_from is not None:
+        out.append(column >= date_from)
+    if date_to is not None:
+        out.append(column <= date_to)
+    return out
+
+
+_HAS_TEXT = or_(_R.comment.is_not(None), _R.tags.is_not(None), _R.reasons.is_not(None))
+
+
+def recount(session: Session, date_from: date | None = None, date_to: date | None = None):
+    """Yield ``(ids, counts)`` per chunk of the raw ratings with text dated in the period."""
+    period = _in_period(_R.rated_date, date_from, date_to)
+    last = 0
+    while True:
+        rows = session.execute(select(*_COLUMNS).where(_HAS_TEXT, _R.id > last, *period)
+                               .order_by(_R.id).limit(_CHUNK)).all()
+        if not rows:
+            return
+        last = rows[-1].id
+        yield [r.id for r in rows], tally(session, rows)
+
+
+def rebuild(session: Session, date_from: date | None = None, date_to: date | None = None) -> int:
+    """Recount ``insight_terms`` for ratings dated in the period (default: all) from the raw rows.
+
+    The caller commits. On PostgreSQL the two tables are locked, so a batch counted
+    meanwhile waits and then finds its ratings claimed. Returns the ratings counted.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE insight_terms, insight_counted IN EXCLUSIVE MODE"))
+    session.execute(delete(InsightTerm).where(*_in_period(InsightTerm.rated_date, date_from, date_to)))
+    session.execute(delete(InsightCounted).where(InsightCounted.rating_id.in_(
+        select(_R.id).where(*_in_period(_R.rated_date, date_from, date_to)))))
+    total = 0
+    for ids, counts in recount(session, date_from, date_to):
+        session.execute(insert(InsightCounted), [{"rating_id": i} for i in ids])
+        _add(session, counts)
+        total += len(ids)
+    return total
+
+
+def differences(session: Session, date_from: date | None = None, date_to: date | None = None,
+                limit: int = 20) -> list[dict]:
+    """Keys whose stored counts differ from a recount of the raw rows (empty = exact)."""
+    raw: dict[Key, list[int]] = {}
+    for _ids, counts in recount(session, date_from, date_to):
+        for k, v in counts.items():
+            c = raw.setdefault(k, [0, 0])
+            c[0] += v[0]
+            c[1] += v[1]
+    t = InsightTerm.__table__.c
+    stored = {}
+    for r in session.execute(select(t.rated_date, t.department_id, t.item_id, t.term, t.ratings, t.bad).where(
+            or_(t.ratings != 0, t.bad != 0), *_in_period(t.rated_date, date_from, date_to))):
+        stored[(r.rated_date, r.department_id, r.item_id, r.term)] = [r.ratings, r.bad]
+    out = []
+    for key in sorted(set(raw) | set(stored)):
+        if raw.get(key) != stored.get(key):
+            out.append({"rated_date": key[0].isoformat(), "department_id": key[1], "item_id": key[2],
+                        "term": key[3], "stored": stored.get(key), "raw": raw.get(key)})
+            if len(out) >= limit:
+                break
+    return out
