@@ -18,12 +18,14 @@ def create_app(config: dict | None = None) -> Flask:
     from service.projects import api as projects_api
     from service.ratings import api as ratings_api
     from service.reasons import api as reasons_api
+    from service.insights import api as insights_api
     from service.stats import api as stats_api
     from service.web import auth as web_auth
     from service.web import kiosk as web_kiosk
     from service.web import pages as web_pages
     from service.web import security as web_security
     from service.web import dashboard as web_dashboard
+    from service.web import insights as web_insights
 
     settings = load_settings(config)
     app = Flask(__name__, template_folder="web/templates")
@@ -45,7 +47,7 @@ def create_app(config: dict | None = None) -> Flask:
     openapi.init_app(app, api)  # before any route: bounded path ids
     api.init_app(app)
     for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp, clients_api.blp,
-                reasons_api.blp, projects_api.blp):
+                reasons_api.blp, projects_api.blp, insights_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)
@@ -56,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(citizen_pages.blp)  # the token in the URL is the credential; no cookie needed
     web_security.init_app(app)
     app.register_blueprint(web_dashboard.blp)
+    app.register_blueprint(web_insights.blp)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
     errors.init_app(app)  # after api.init_app: its HTTPException handler replaces flask-smorest's

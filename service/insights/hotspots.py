@@ -1,0 +1,197 @@
+"""The hot spots of a period: its top terms against the previous period, and its anomalies.
+
+Everything is read from the daily counts — terms from ``insight_terms``, ratings and bad
+ratings per department from ``stats_daily`` and per item from ``stats_daily_detail`` —
+never from the raw ratings. The test behind an anomaly is stated in docs/insights.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from models import Department, InsightTerm, ServiceItem, StatsDaily, StatsDailyDetail
+from service.stats.figures import subtree_ids
+
+TOP_TERMS = 30
+# A term is rising when it holds at least RISING_MIN ratings and at least RISING_FACTOR
+# times its count in the previous period of equal length.
+RISING_MIN = 5
+RISING_FACTOR = 1.5
+# An anomaly: the period's bad count is improbable (one-sided exact binomial test, the
+# trailing baseline's bad rate as p) at FAMILY_ALPHA shared among everything tested
+# (Bonferroni), with at least MIN_TOTAL ratings and MIN_BAD bad ones in the period and
+# MIN_BASELINE ratings in the baseline.
+BASELINE_DAYS = 56  # the trailing 8 weeks before the period
+FAMILY_ALPHA = 0.05
+MIN_TOTAL = 20
+MIN_BAD = 3
+MIN_BASELINE = 50
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which counts a question covers: a period, a department subtree (or all), an item."""
+
+    date_from: date
+    date_to: date
+    department_path: str | None = None
+    item_id: int | None = None
+
+    def previous(self) -> tuple[date, date]:
+        """The period of equal length just before this one."""
+        days = (self.date_to - self.date_from).days + 1
+        return self.date_from - timedelta(days=days), self.date_from - timedelta(days=1)
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X ≥ k) for X ~ Binomial(n, p), exactly (summed in log space from k upwards).
+
+    The terms after k only shrink once k is past the mean, so the sum stops when they
+    no longer change it; below the mean the complement is summed instead.
+    """
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+
+    def log_pmf(i: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+
+    if k > n * p:
+        first = log_pmf(k)
+        total = 0.0
+        for i in range(k, n + 1):
+            term = math.exp(log_pmf(i) - first)
+            total += term
+            if term < 1e-17 * total:
+                break
+        return min(1.0, math.exp(first) * total)
+    # k at or below the mean: 1 − P(X ≤ k − 1), the lower sum shrinking away from the mean.
+    first = log_pmf(k - 1)
+    total = 0.0
+    for i in range(k - 1, -1, -1):
+        term = math.exp(log_pmf(i) - first)
+        total += term
+        if term < 1e-17 * total:
+            break
+    return max(0.0, 1.0 - math.exp(first) * total)
+
+
+def _departments(session: Session, scope: Scope) -> list[int] | None:
+    return subtree_ids(session, scope.department_path) if scope.department_path is not None else None
+
+
+def _term_counts(session: Session, scope: Scope, d_from: date, d_to: date, depts, only=None, limit=None):
+    t = InsightTerm
+    q = (select(t.term, func.sum(t.ratings).label("ratings"), func.sum(t.bad).label("bad"))
+         .where(t.rated_date >= d_from, t.rated_date <= d_to).group_by(t.term))
+    if depts is not None:
+        q = q.where(t.department_id.in_(depts))
+    if scope.item_id is not None:
+        q = q.where(t.item_id == scope.item_id)
+    if only is not None:
+        q = q.where(t.term.in_(only))
+    if limit is not None:
+        q = q.order_by(func.sum(t.ratings).desc(), t.term).limit(limit)
+    return session.execute(q).all()
+
+
+def is_rising(count: int, previous: int) -> bool:
+    """The rising rule (see RISING_MIN, RISING_FACTOR)."""
+    return count >= RISING_MIN and count >= RISING_FACTOR * previous and count > previous
+
+
+def top_terms(session: Session, scope: Scope, limit: int = TOP_TERMS, depts=None) -> list[dict]:
+    """The period's most frequent terms, with their bad share and the previous period's count."""
+    if depts is None:
+        depts = _departments(session, scope)
+    rows = _term_counts(session, scope, scope.date_from, scope.date_to, depts, limit=limit)
+    prev_from, prev_to = scope.previous()
+    previous = {r.term: int(r.ratings) for r in _term_counts(
+        session, scope, prev_from, prev_to, depts, only=[r.term for r in rows])} if rows else {}
+    out = []
+    for r in rows:
+        count, bad, before = int(r.ratings), int(r.bad), previous.get(r.term, 0)
+        out.append({"term": r.term, "count": count, "bad": bad, "share_bad": bad / count if count else None,
+                    "previous": before, "rising": is_rising(count, before)})
+    return out
+
+
+def _rates(session: Session, scope: Scope, table, key, depts, extra=()) -> list:
+    """(key, period total, period bad, baseline total, baseline bad) per key."""
+    base_from = scope.date_from - timedelta(days=BASELINE_DAYS)
+    in_period = table.rated_date >= scope.date_from
+    total = table.level_1 + table.level_2 + table.level_3 + table.level_4 + table.level_5
+    bad = table.level_1 + table.level_2
+    q = (select(key.label("key"),
+                func.sum(case((in_period, total), else_=0)).label("total"),
+                func.sum(case((in_period, bad), else_=0)).label("bad"),
+                func.sum(case((in_period, 0), else_=total)).label("base_total"),
+                func.sum(case((in_period, 0), else_=bad)).label("base_bad"))
+         .where(table.rated_date >= base_from, table.rated_date <= scope.date_to, *extra).group_by(key))
+    if depts is not None:
+        q = q.where(table.department_id.in_(depts))
+    return session.execute(q).all()
+
+
+def _tested(rows, kind: str) -> list[dict]:
+    out = []
+    for r in rows:
+        total, bad, base_total, base_bad = int(r.total), int(r.bad), int(r.base_total), int(r.base_bad)
+        if total < MIN_TOTAL or bad < MIN_BAD or base_total < MIN_BASELINE:
+            continue
+        # A clean baseline (no bad rating) counts as half a bad one, so one bad rating
+        # in the period is unusual rather than impossible.
+        p0 = max(base_bad, 0.5) / base_total
+        if bad / total <= p0:
+            continue
+        out.append({"kind": kind, "key": r.key, "bad": bad, "total": total, "bad_rate": bad / total,
+                    "baseline_rate": base_bad / base_total, "p_value": binomial_tail(bad, total, p0)})
+    return out
+
+
+def anomalies(session: Session, scope: Scope, depts=None) -> list[dict]:
+    """Items and departments whose bad rate in the period is significantly above their baseline."""
+    if depts is None:
+        depts = _departments(session, scope)
+    candidates = []
+    if scope.item_id is None:
+        candidates += _tested(_rates(session, scope, StatsDaily, StatsDaily.department_id, depts), "department")
+        item_rows = _rates(session, scope, StatsDailyDetail, StatsDailyDetail.item_id, depts,
+                           extra=(StatsDailyDetail.item_id != 0,))
+    else:
+        item_rows = _rates(session, scope, StatsDailyDetail, StatsDailyDetail.item_id, depts,
+                           extra=(StatsDailyDetail.item_id == scope.item_id,))
+    candidates += _tested(item_rows, "item")
+    # Bonferroni over every key that was eligible for the test.
+    alpha = FAMILY_ALPHA / max(1, len(candidates))
+    found = [c for c in candidates if c["p_value"] < alpha]
+    names = {}
+    dept_ids = [c["key"] for c in found if c["kind"] == "department"]
+    item_ids = [c["key"] for c in found if c["kind"] == "item"]
+    if dept_ids:
+        names.update({("department", d.id): (d.code, d.name) for d in session.execute(
+            select(Department.id, Department.code, Department.name).where(Department.id.in_(dept_ids)))})
+    if item_ids:
+        names.update({("item", i.id): (i.code, i.name) for i in session.execute(
+            select(ServiceItem.id, ServiceItem.code, ServiceItem.name).where(ServiceItem.id.in_(item_ids)))})
+    out = []
+    for c in sorted(found, key=lambda c: (c["p_value"], -c["bad"])):
+        code, name = names.get((c["kind"], c.pop("key")), ("", ""))
+        out.append({**c, "code": code, "name": name})
+    return out
+
+
+def hotspots(session: Session, scope: Scope) -> dict:
+    """``{terms, anomalies}`` for the scope (SPEC §10)."""
+    depts = _departments(session, scope)
+    return {"terms": top_terms(session, scope, depts=depts), "anomalies": anomalies(session, scope, depts=depts)}
