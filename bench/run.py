@@ -19,6 +19,9 @@ Rows of the table (each ratio from numbers measured in this run):
 - figures: a hook. If ``bench/figures.py`` exists, its ``run(ctx)`` is called with the
   running context (``ctx.env``, ``ctx.dsn``, ``ctx.hcp_url``, ``ctx.staff_token()``) and
   returns rows like the others; otherwise the row says "not yet".
+- hot spots: ``bench/hotspots.py`` — a year's ``GET /api/v1/insights/hotspots`` answered
+  from the daily term counts, p50/p95, against recounting the same terms from the raw rows
+  in the same run (``BENCH_HOTSPOTS_RATINGS``, default 1 M). Target p95 < 500 ms.
 - memory: peak RSS (VmHWM) of a gunicorn web worker and of a Celery worker process.
   Targets < 150 MB / < 200 MB.
 
@@ -495,6 +498,12 @@ class Bench:
         for row in cases.run(self):
             self.rows.append(Row(**row))
 
+    def hotspots(self) -> None:
+        from bench import hotspots
+
+        for row in hotspots.run(self):
+            self.rows.append(Row(**row))
+
     def staff_token(self) -> str:
         return self.org["token"]
 
@@ -638,6 +647,7 @@ def main(argv=None) -> int:
         if args.only is None:
             bench.figures()
             bench.case_export()
+            bench.hotspots()
         bench.memory()
         print()
         print(bench.machine())

@@ -58,6 +58,16 @@ KPIS = (
 @blp.get("/dashboard")
 @login_required
 def dashboard():
+    user, departments, default_department = viewer_pickers()
+    today = local_date(utcnow())
+    return render_template("dashboard.html", user=user, departments=departments,
+                           date_from=date(today.year, 1, 1), date_to=today, kpis=KPIS,
+                           default_department=default_department)
+
+
+def viewer_pickers():
+    """The signed-in viewer (403 for anyone else), the departments of their scope as
+    (department, depth) for the picker, and the one picked at first (admins: none)."""
     user = current_user._get_current_object()
     if user.role not in VIEWERS:
         abort(403)
@@ -65,7 +75,4 @@ def dashboard():
     if user.role != "admin":
         stmt = stmt.where(Department.path.startswith(user.department.path))
     departments = [(d, d.path.count("/") - 2) for d in db.session.scalars(stmt)]
-    today = local_date(utcnow())
-    return render_template("dashboard.html", user=user, departments=departments,
-                           date_from=date(today.year, 1, 1), date_to=today, kpis=KPIS,
-                           default_department=None if user.role == "admin" else user.department.code)
+    return user, departments, None if user.role == "admin" else user.department.code

@@ -6,15 +6,12 @@ from ``/api/v1/stats/breakdown?by=day`` with the web session.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
-from flask_login import current_user, login_required
-from sqlalchemy import select
+from flask import Blueprint, render_template
+from flask_login import login_required
 
-from models import Department
 from models.clock import local_date
 from models.types import utcnow
-from service.extensions import db
-from service.stats.api import VIEWERS
+from service.web.dashboard import viewer_pickers
 
 blp = Blueprint("insights_page", __name__)
 
@@ -22,14 +19,7 @@ blp = Blueprint("insights_page", __name__)
 @blp.get("/insights")
 @login_required
 def insights():
-    user = current_user._get_current_object()
-    if user.role not in VIEWERS:
-        abort(403)
-    stmt = select(Department).order_by(Department.path)
-    if user.role != "admin":
-        stmt = stmt.where(Department.path.startswith(user.department.path))
-    departments = [(d, d.path.count("/") - 2) for d in db.session.scalars(stmt)]
+    user, departments, default_department = viewer_pickers()
     today = local_date(utcnow())
-    return render_template("insights.html", user=user, departments=departments,
-                           date_from=today.replace(day=1), date_to=today,
-                           default_department=None if user.role == "admin" else user.department.code)
+    return render_template("insights.html", user=user, departments=departments, date_from=today.replace(day=1),
+                           date_to=today, default_department=default_department)
