@@ -207,6 +207,7 @@ ENDPOINTS = {
         lambda who, where: 401 if who in NOT_STAFF else 200),
     "GET /api/v1/cases/export": (api("get", "/api/v1/cases/export?format=csv"),
                                  lambda who, where: 401 if who in NOT_STAFF else 403 if who == "handler" else 200),
+    "GET /api/v1/insights/hotspots?department={id}": (stats("/api/v1/insights/hotspots"), figures_viewer),
     "GET /api/v1/reasons": (api("get", "/api/v1/reasons"), lambda who, where: 401 if who == "anonymous" else 200),
     "GET /api/v1/clients/me": (api("get", "/api/v1/clients/me"), lambda who, where: 200 if who == "client" else 401),
     # The hall's approval client updates its own application (200); items elsewhere are unknown to it.
@@ -220,6 +221,8 @@ ENDPOINTS = {
                             else staff_api(lambda w: 200)(who, where))),
     "GET /dashboard": (web("get", "/dashboard"),
                        lambda who, where: 302 if who in NOT_STAFF else 403 if who == "handler" else 200),
+    "GET /insights": (web("get", "/insights"),
+                      lambda who, where: 302 if who in NOT_STAFF else 403 if who == "handler" else 200),
     # Public on purpose (Prometheus scrapes it): counts only, no rater or case data.
     "GET /metrics": (lambda w, who, where: w.app.test_client().get("/metrics", headers=w.bearer(who)),
                      lambda who, where: 200),
