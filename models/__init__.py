@@ -3,7 +3,7 @@ from models.cases import (CalendarOverride, Case, CaseEvent, Notification, OPEN_
                           OUTCOME_LABELS, STATUS_LABELS)
 from models.clients import CLIENT_KINDS, IntegrationClient
 from models.invitations import INVITATION_STATES, Invitation
-from models.insights import InsightCounted, InsightTerm
+from models.insights import InsightCounted, InsightTerm, InsightTermMonthly
 from models.org import CHANNEL_LABELS, CHANNELS, ROLES, ApiToken, Department, Device, ServiceItem, User
 from models.projects import APPLICANT_KINDS, STAGE_LABELS, STAGES, Project
 from models.reasons import REASON_SCOPES, Reason, ReasonVersion
@@ -13,7 +13,8 @@ from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 
 __all__ = [
     "APPLICANT_KINDS", "ApiToken", "CHANNEL_LABELS", "CHANNELS", "CLIENT_KINDS", "CalendarOverride", "Case",
-    "CaseEvent", "Department", "Device", "InsightCounted", "InsightTerm", "INVITATION_STATES",
+    "CaseEvent", "Department", "Device", "InsightCounted", "InsightTerm", "InsightTermMonthly",
+    "INVITATION_STATES",
     "IntegrationClient", "Invitation", "Project",
     "STAGES", "STAGE_LABELS",
     "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "REASON_SCOPES", "ROLES", "Rating",

@@ -32,6 +32,18 @@ class InsightTerm(db.Model):
     __table_args__ = (Index("ix_insight_terms_term_date", "term", "rated_date"),)
 
 
+class InsightTermMonthly(db.Model):
+    """The same counts per (month, department_id, term), all items together; ``month`` is
+    the month's first day. A year's hot spots add up a dozen months, not 365 days × items."""
+
+    __tablename__ = "insight_terms_monthly"
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    department_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    term: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ratings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bad: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 class InsightCounted(db.Model):
     """A rating whose terms are in ``insight_terms`` (ratings without text never are)."""
 

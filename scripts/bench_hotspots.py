@@ -4,7 +4,7 @@
     .venv/bin/python scripts/bench_hotspots.py --ratings 1000000
 
 Loads a database of its own (scripts/load_ratings.py), gives every third rating a comment
-from a pool of hall comments, fills ``insight_terms`` as the count task would have (each
+from a pool of hall comments, fills ``insight_terms`` (and its monthly grain) as the count task would have (each
 pooled comment segmented once, its terms counted over the ratings carrying it in SQL), then
 times ``GET /api/v1/insights/hotspots`` for the year (p50/p95, in-process client, warm)
 against recounting the same terms from the raw rows (counting.recount: read the period's
@@ -54,11 +54,15 @@ def fill_terms(app, name: str) -> int:
                    count(*) FILTER (WHERE r.negative)
             FROM ratings r JOIN pool_terms p ON p.idx = (r.id / 3) %% %s
             WHERE r.id %% 3 = 0 GROUP BY 1, 2, 3, 4""" % len(COMMENTS))
+        conn.execute("INSERT INTO insight_terms_monthly (month, department_id, term, ratings, bad) "
+                     "SELECT date_trunc('month', rated_date)::date, department_id, term, sum(ratings), sum(bad) "
+                     "FROM insight_terms GROUP BY 1, 2, 3")
         conn.execute("INSERT INTO insight_counted (rating_id) SELECT id FROM ratings WHERE comment IS NOT NULL")
         rows = conn.execute("SELECT count(*) FROM insight_terms").fetchone()[0]
         conn.commit()
     with psycopg.connect(f"{load_ratings.PG_URL}/{name}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE insight_terms")
+        conn.execute("VACUUM ANALYZE insight_terms_monthly")
     return rows
 
 

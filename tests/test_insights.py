@@ -223,6 +223,29 @@ def test_terms_with_bad_share_previous_period_and_rising(app, client, org, hall)
     assert terms["营业执照"]["rising"] is False and terms["营业执照"]["share_bad"] == 0
 
 
+def test_periods_across_months_add_months_and_days_exactly(app, client, org, hall):
+    """A period of whole months and odd days at either end equals a recount of the raw rows."""
+    from service.extensions import db
+    from service.insights import counting
+
+    days = [date(2026, 9, 20) + timedelta(days=i) for i in range(0, 80, 3)]
+    for key in ("a", "b"):
+        store(app, hall["devices"][key], [spec(d, 1 + i % 5, COMMENTS[i % 5], f"item-{key}" if i % 2 else None)
+                                          for i, d in enumerate(days)])
+    with app.app_context():
+        assert counting.differences(db.session) == []
+    token = org.token(hall["users"]["manager"])
+    for d_from, d_to in ((date(2026, 9, 25), date(2026, 11, 28)), (date(2026, 10, 1), date(2026, 11, 30)),
+                         (date(2026, 10, 5), date(2026, 10, 25))):
+        raw = {}
+        for (rated, _dept, _item, term), (n, b) in raw_term_counts(app).items():
+            if d_from <= rated <= d_to:
+                raw.setdefault(term, [0, 0])
+                raw[term] = [raw[term][0] + n, raw[term][1] + b]
+        got = get(client, token, **{"from": d_from.isoformat(), "to": d_to.isoformat()}).get_json()["terms"]
+        assert {t["term"]: [t["count"], t["bad"]] for t in got} == raw
+
+
 def test_rising_rule():
     from service.insights.hotspots import is_rising
 

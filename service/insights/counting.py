@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import InsightCounted, InsightTerm, Rating
+from models import InsightCounted, InsightTerm, InsightTermMonthly, Rating
 from service import dispatch
 from service.insights.segment import terms
 from service.reasons.table import labels
+from service.stats.rollup import month_sql
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +84,28 @@ def tally(session: Session, rows) -> Counter:
     return counts
 
 
-def _add(session: Session, counts: dict) -> None:
-    """Add ``counts`` to ``insight_terms`` (upsert), in key order so two workers never deadlock."""
-    if not counts:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = InsightTerm.__table__
-    values = [{"rated_date": k[0], "department_id": k[1], "item_id": k[2], "term": k[3],
-               "ratings": v[0], "bad": v[1]} for k, v in sorted(counts.items())]
+def _upsert(session: Session, table, keys: tuple[str, ...], counts: dict) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    values = [{**dict(zip(keys, k)), "ratings": v[0], "bad": v[1]} for k, v in sorted(counts.items())]
     for start in range(0, len(values), 2000):
         stmt = insert(table)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["rated_date", "department_id", "item_id", "term"],
+            index_elements=list(keys),
             set_={"ratings": table.c.ratings + stmt.excluded.ratings, "bad": table.c.bad + stmt.excluded.bad})
         session.execute(stmt, values[start:start + 2000])
+
+
+def _add(session: Session, counts: dict) -> None:
+    """Add ``counts`` to both grains (upserts), in key order so two workers never deadlock."""
+    if not counts:
+        return
+    monthly: dict[tuple, list[int]] = {}
+    for (rated, dept, _item, term), (ratings, bad) in counts.items():
+        c = monthly.setdefault((rated.replace(day=1), dept, term), [0, 0])
+        c[0] += ratings
+        c[1] += bad
+    _upsert(session, InsightTerm.__table__, ("rated_date", "department_id", "item_id", "term"), counts)
+    _upsert(session, InsightTermMonthly.__table__, ("month", "department_id", "term"), monthly)
 
 
 def count(session: Session, rating_ids: list[int]) -> int:
@@ -149,19 +157,36 @@ def rebuild(session: Session, date_from: date | None = None, date_to: date | Non
     """Recount ``insight_terms`` for ratings dated in the period (default: all) from the raw rows.
 
     The caller commits. On PostgreSQL the two tables are locked, so a batch counted
-    meanwhile waits and then finds its ratings claimed. Returns the ratings counted.
+    meanwhile waits and then finds its ratings claimed. The months the period touches are
+    summed again from the daily rows. Returns the ratings counted.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("LOCK TABLE insight_terms, insight_counted IN EXCLUSIVE MODE"))
+        session.execute(text("LOCK TABLE insight_terms, insight_terms_monthly, insight_counted IN EXCLUSIVE MODE"))
     session.execute(delete(InsightTerm).where(*_in_period(InsightTerm.rated_date, date_from, date_to)))
     session.execute(delete(InsightCounted).where(InsightCounted.rating_id.in_(
         select(_R.id).where(*_in_period(_R.rated_date, date_from, date_to)))))
     total = 0
     for ids, counts in recount(session, date_from, date_to):
         session.execute(insert(InsightCounted), [{"rating_id": i} for i in ids])
-        _add(session, counts)
+        _upsert(session, InsightTerm.__table__, ("rated_date", "department_id", "item_id", "term"), counts)
         total += len(ids)
+    # The months the period touches, summed again from the (now exact) daily counts.
+    first = date_from.replace(day=1) if date_from else None
+    last = _month_end(date_to) if date_to else None
+    session.execute(delete(InsightTermMonthly).where(*_in_period(InsightTermMonthly.month, first, last)))
+    where = " AND ".join(["1 = 1"] + (["rated_date >= :first"] if first else [])
+                         + (["rated_date <= :last"] if last else []))
+    session.execute(text(
+        f"INSERT INTO insight_terms_monthly (month, department_id, term, ratings, bad) "
+        f"SELECT {month_sql(session.get_bind().dialect.name, 'rated_date')}, department_id, term, "
+        f"SUM(ratings), SUM(bad) FROM insight_terms WHERE {where} GROUP BY 1, department_id, term"),
+        {"first": first, "last": last})
     return total
+
+
+def _month_end(day: date) -> date:
+    nxt = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return nxt - timedelta(days=1)
 
 
 def differences(session: Session, date_from: date | None = None, date_to: date | None = None,
@@ -178,11 +203,36 @@ def differences(session: Session, date_from: date | None = None, date_to: date |
     for r in session.execute(select(t.rated_date, t.department_id, t.item_id, t.term, t.ratings, t.bad).where(
             or_(t.ratings != 0, t.bad != 0), *_in_period(t.rated_date, date_from, date_to))):
         stored[(r.rated_date, r.department_id, r.item_id, r.term)] = [r.ratings, r.bad]
-    out = []
+    out = _monthly_differences(session, date_from, date_to, limit)
     for key in sorted(set(raw) | set(stored)):
         if raw.get(key) != stored.get(key):
             out.append({"rated_date": key[0].isoformat(), "department_id": key[1], "item_id": key[2],
                         "term": key[3], "stored": stored.get(key), "raw": raw.get(key)})
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _monthly_differences(session: Session, date_from: date | None, date_to: date | None, limit: int) -> list[dict]:
+    """Monthly rows that differ from the sum of the daily rows of their month."""
+    first = date_from.replace(day=1) if date_from else None
+    last = _month_end(date_to) if date_to else None
+    t, m = InsightTerm.__table__.c, InsightTermMonthly.__table__.c
+    daily: dict[tuple, list[int]] = {}
+    for r in session.execute(select(t.rated_date, t.department_id, t.term, t.ratings, t.bad)
+                             .where(*_in_period(t.rated_date, first, last))):
+        c = daily.setdefault((r.rated_date.replace(day=1), r.department_id, r.term), [0, 0])
+        c[0] += r.ratings
+        c[1] += r.bad
+    daily = {k: v for k, v in daily.items() if v != [0, 0]}
+    monthly = {(r.month, r.department_id, r.term): [r.ratings, r.bad] for r in session.execute(
+        select(m.month, m.department_id, m.term, m.ratings, m.bad)
+        .where(or_(m.ratings != 0, m.bad != 0), *_in_period(m.month, first, last)))}
+    out = []
+    for key in sorted(set(daily) | set(monthly)):
+        if daily.get(key) != monthly.get(key):
+            out.append({"month": key[0].isoformat(), "department_id": key[1], "term": key[2],
+                        "stored": monthly.get(key), "daily": daily.get(key)})
             if len(out) >= limit:
                 break
     return out

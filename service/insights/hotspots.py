@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from models import Department, InsightTerm, ServiceItem, StatsDaily, StatsDailyDetail
+from models import Department, InsightTerm, InsightTermMonthly, ServiceItem, StatsDaily, StatsDailyDetail
 from service.stats.figures import subtree_ids
 
 TOP_TERMS = 30
@@ -90,19 +90,47 @@ def _departments(session: Session, scope: Scope) -> list[int] | None:
     return subtree_ids(session, scope.department_path) if scope.department_path is not None else None
 
 
-def _term_counts(session: Session, scope: Scope, d_from: date, d_to: date, depts, only=None, limit=None):
-    t = InsightTerm
-    q = (select(t.term, func.sum(t.ratings).label("ratings"), func.sum(t.bad).label("bad"))
-         .where(t.rated_date >= d_from, t.rated_date <= d_to).group_by(t.term))
+def split_months(d_from: date, d_to: date) -> tuple[list[tuple[date, date]], tuple[date, date] | None]:
+    """The period as day ranges outside whole months, and the whole months (first days) inside."""
+    first = d_from if d_from.day == 1 else (d_from.replace(day=28) + timedelta(days=4)).replace(day=1)
+    # the day after the last whole month: the day after d_to if d_to ends its month, else d_to's 1st
+    after = d_to + timedelta(days=1)
+    if after.day != 1:
+        after = d_to.replace(day=1)
+    if first >= after:
+        return [(d_from, d_to)], None
+    days = [r for r in ((d_from, first - timedelta(days=1)), (after, d_to)) if r[0] <= r[1]]
+    return days, (first, after - timedelta(days=1))
+
+
+def _sum_terms(session, table, column, d_from, d_to, depts, item_id=None, only=None) -> dict[str, list[int]]:
+    q = (select(table.term, func.sum(table.ratings), func.sum(table.bad))
+         .where(column >= d_from, column <= d_to).group_by(table.term))
     if depts is not None:
-        q = q.where(t.department_id.in_(depts))
-    if scope.item_id is not None:
-        q = q.where(t.item_id == scope.item_id)
+        q = q.where(table.department_id.in_(depts))
+    if item_id is not None:
+        q = q.where(table.item_id == item_id)
     if only is not None:
-        q = q.where(t.term.in_(only))
-    if limit is not None:
-        q = q.order_by(func.sum(t.ratings).desc(), t.term).limit(limit)
-    return session.execute(q).all()
+        q = q.where(table.term.in_(only))
+    return {term: [int(n), int(b)] for term, n, b in session.execute(q)}
+
+
+def term_counts(session: Session, scope: Scope, d_from: date, d_to: date, depts, only=None) -> dict[str, list]:
+    """``{term: [ratings, bad]}`` over [d_from, d_to]: whole months from the monthly grain
+    (unless an item is asked for: only the daily grain has items), the rest from the days."""
+    if scope.item_id is not None:
+        return _sum_terms(session, InsightTerm, InsightTerm.rated_date, d_from, d_to, depts, scope.item_id, only)
+    days, months = split_months(d_from, d_to)
+    out: dict[str, list[int]] = {}
+    parts = [_sum_terms(session, InsightTerm, InsightTerm.rated_date, a, b, depts, None, only) for a, b in days]
+    if months is not None:
+        parts.append(_sum_terms(session, InsightTermMonthly, InsightTermMonthly.month, *months, depts, None, only))
+    for part in parts:
+        for term, (n, b) in part.items():
+            c = out.setdefault(term, [0, 0])
+            c[0] += n
+            c[1] += b
+    return out
 
 
 def is_rising(count: int, previous: int) -> bool:
@@ -114,14 +142,13 @@ def top_terms(session: Session, scope: Scope, limit: int = TOP_TERMS, depts=None
     """The period's most frequent terms, with their bad share and the previous period's count."""
     if depts is None:
         depts = _departments(session, scope)
-    rows = _term_counts(session, scope, scope.date_from, scope.date_to, depts, limit=limit)
-    prev_from, prev_to = scope.previous()
-    previous = {r.term: int(r.ratings) for r in _term_counts(
-        session, scope, prev_from, prev_to, depts, only=[r.term for r in rows])} if rows else {}
+    counts = term_counts(session, scope, scope.date_from, scope.date_to, depts)
+    top = sorted(((t, c) for t, c in counts.items() if c[0]), key=lambda tc: (-tc[1][0], tc[0]))[:limit]
+    previous = term_counts(session, scope, *scope.previous(), depts, only=[t for t, _ in top]) if top else {}
     out = []
-    for r in rows:
-        count, bad, before = int(r.ratings), int(r.bad), previous.get(r.term, 0)
-        out.append({"term": r.term, "count": count, "bad": bad, "share_bad": bad / count if count else None,
+    for term, (count, bad) in top:
+        before = previous.get(term, [0, 0])[0]
+        out.append({"term": term, "count": count, "bad": bad, "share_bad": bad / count,
                     "previous": before, "rising": is_rising(count, before)})
     return out
 
