@@ -1,14 +1,14 @@
 """insight_terms, insight_terms_monthly and insight_counted: the hot spots' term counts
 
 Revision ID: 0019
-Revises: 0013
+Revises: 0015c
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0019'
-down_revision = '0013'
+down_revision = '0015c'
 branch_labels = None
 depends_on = None
 
