@@ -1,14 +1,14 @@
 """insight_terms, insight_terms_monthly and insight_counted: the hot spots' term counts
 
 Revision ID: 0019
-Revises: 0015c
+Revises: 0011
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0019'
-down_revision = '0015c'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
