@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service.auth.access import staff_required
+from service.edge import Blueprint
 from service.extensions import db
 from service.insights import hotspots
 from service.insights.schemas import HotspotsOut, HotspotsQuery
