@@ -7,13 +7,13 @@ new rule shows, those the old mask showed stay; the others become ``*``. Masks o
 7 characters already hid all but the first. Running it twice changes nothing.
 
 Revision ID: 0011
-Revises: 0019
+Revises: 0015c
 """
 from alembic import op
 
 
 revision = '0011'
-down_revision = '0019'
+down_revision = '0015c'
 branch_labels = None
 depends_on = None
 
