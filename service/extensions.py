@@ -4,13 +4,12 @@
 """
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_wtf import CSRFProtect
 
 from models.base import Base, db  # noqa: F401 — the models own them; re-exported here
-from service.openapi import ErrorResponses
+from service.openapi import ErrorResponses, HcpApi
 
 migrate = Migrate()
-api = Api(spec_kwargs={"extra_plugins": [ErrorResponses()]})
+api = HcpApi(spec_kwargs={"extra_plugins": [ErrorResponses()]})
 login = LoginManager()
 csrf = CSRFProtect()

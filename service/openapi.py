@@ -13,12 +13,29 @@ decorators in service/auth/access.py. Found by the schemathesis run (tests/fuzz)
 """
 from __future__ import annotations
 
+import marshmallow as ma
 from apispec import BasePlugin
 from flask import Flask
+from flask_smorest import Api
+from flask_smorest.error_handler import ErrorSchema as SmorestErrorSchema
 from flask_smorest.spec.plugins import integerconverter2paramschema
 from werkzeug.routing import IntegerConverter
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint
+
+
+class ErrorSchema(SmorestErrorSchema):
+    """The JSON error as service/errors.py sends it, with a refused case action's typed reason."""
+
+    reason = ma.fields.String(metadata={
+        "description": "why a case action was refused (service/cases/workflow.py REASONS): "
+                       "state, stale, anonymous, role, not_assignee, four_eyes, field"})
+
+
+class HcpApi(Api):
+    """flask-smorest's Api documenting hcp's Error body (the ``reason`` of a refused action)."""
+
+    ERROR_SCHEMA = ErrorSchema
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
