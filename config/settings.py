@@ -140,6 +140,18 @@ class Settings:
     # Proxies in front of hcp that append to X-Forwarded-For: the client address (sign-in
     # throttling is per user and address) is read that many hops back. 0: the peer address.
     proxy_hops: int = 0
+    # 上报 (SPEC §8, docs/exchange.md): the upstream platform, the profile its records are
+    # coded in, the district's 行政区划 code, and how the push batches, waits and retries.
+    exchange_url: str | None = None
+    exchange_token: str | None = None
+    exchange_profile: str = "gbt39046"
+    area_code: str | None = None
+    exchange_outbox: bool = True
+    exchange_batch: int = 100
+    exchange_timeout: float = 10.0
+    exchange_sweep_seconds: float = 60.0
+    exchange_backoff_seconds: float = 5.0
+    exchange_backoff_max_seconds: float = 900.0
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -264,12 +276,36 @@ def load_settings(overrides: dict | None = None) -> Settings:
         deadline_unit=_choice("HCP_DEADLINE_UNIT", env.get("HCP_DEADLINE_UNIT", "working"), ("working", "natural")),
         max_body_bytes=int(env.get("HCP_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
         proxy_hops=int(env.get("HCP_PROXY_HOPS", "0")),
+        exchange_url=env.get("HCP_EXCHANGE_URL") or None,
+        exchange_token=env.get("HCP_EXCHANGE_TOKEN") or None,
+        exchange_profile=env.get("HCP_EXCHANGE_PROFILE") or "gbt39046",
+        area_code=env.get("HCP_AREA_CODE") or None,
+        exchange_outbox=_flag("HCP_EXCHANGE_OUTBOX", env.get("HCP_EXCHANGE_OUTBOX", "on")),
+        exchange_batch=_positive("HCP_EXCHANGE_BATCH", env.get("HCP_EXCHANGE_BATCH", "100"), 1000),
+        exchange_timeout=float(env.get("HCP_EXCHANGE_TIMEOUT", "10")),
+        exchange_sweep_seconds=float(env.get("HCP_EXCHANGE_SWEEP_SECONDS", "60")),
+        exchange_backoff_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_SECONDS", "5")),
+        exchange_backoff_max_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_MAX_SECONDS", "900")),
     )
 
 
 def _choice(name: str, value: str, allowed: tuple) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("on", "off", "1", "0", "true", "false", "yes", "no"):
+        raise ValueError(f"{name} must be on or off")
+    return value in ("on", "1", "true", "yes")
+
+
+def _positive(name: str, raw: str, most: int) -> int:
+    value = int(raw)
+    if not 1 <= value <= most:
+        raise ValueError(f"{name} must be 1–{most}")
     return value
 
 
