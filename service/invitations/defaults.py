@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import bindparam, distinct, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from models import Device, Invitation, Project, is_bad
@@ -51,7 +51,7 @@ def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH)
     if not ids:
         return 0, 0
     # The departments' system devices of channel default, made before the INSERT needs them.
-    departments = session.scalars(select(distinct(Project.department_id)).join(
+    departments = session.scalars(select(Project.department_id).distinct().join(
         Invitation, Invitation.project_id == Project.id).where(Invitation.id.in_(ids)))
     have = set(session.scalars(select(Device.department_id).where(
         Device.channel == "default", Device.name == SYSTEM_NAMES["default"])))

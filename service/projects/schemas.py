@@ -75,11 +75,18 @@ class ProjectRatingOut(Schema):
     rated_at = fields.AwareDateTime()
 
 
-class InvitationOut(Schema):
-    url = fields.String(metadata={"description": "HCP_PUBLIC_URL/r/{token}; the QR code is url + /qr.svg"})
+class InvitationStateOut(Schema):
+    """An invitation as staff see it in a project: no link (the link is the applicant's)."""
+
     stage = fields.String()
     expires_at = fields.AwareDateTime()
     state = fields.String(metadata={"description": "pending | rated | defaulted | expired"})
+
+
+class InvitationOut(InvitationStateOut):
+    # A schema of its own rather than InvitationOut(exclude=...) nested in ProjectOut: two
+    # variants of one class would clash on one OpenAPI component name.
+    url = fields.String(metadata={"description": "HCP_PUBLIC_URL/r/{token}; the QR code is url + /qr.svg"})
 
 
 class ProjectOut(Schema):
@@ -96,4 +103,4 @@ class ProjectOut(Schema):
     staff_no = fields.String(allow_none=True)
     applicant = fields.Nested(ApplicantOut)
     ratings = fields.List(fields.Nested(ProjectRatingOut))
-    invitation = fields.Nested(InvitationOut(exclude=("url",)), allow_none=True)
+    invitation = fields.Nested(InvitationStateOut, allow_none=True)
