@@ -1,4 +1,5 @@
 """hcp's tables (SQLAlchemy 2.x) and their Alembic migrations (``models/migrations``)."""
+from models.audit import AuditEntry
 from models.cases import (CalendarOverride, Case, CaseEvent, Notification, OPEN_STATUSES,
                           OUTCOME_LABELS, STATUS_LABELS)
 from models.clients import CLIENT_KINDS, IntegrationClient
@@ -12,7 +13,8 @@ from models.routing import RouteResend
 from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 
 __all__ = [
-    "APPLICANT_KINDS", "ApiToken", "CHANNEL_LABELS", "CHANNELS", "CLIENT_KINDS", "CalendarOverride", "Case",
+    "APPLICANT_KINDS", "ApiToken", "AuditEntry", "CHANNEL_LABELS", "CHANNELS", "CLIENT_KINDS", "CalendarOverride",
+    "Case",
     "CaseEvent", "Department", "Device", "InsightCounted", "InsightTerm", "InsightTermMonthly",
     "INVITATION_STATES",
     "IntegrationClient", "Invitation", "Project",

@@ -20,6 +20,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.reasons import api as reasons_api
     from service.insights import api as insights_api
     from service.stats import api as stats_api
+    from service.web import admin as web_admin
     from service.web import auth as web_auth
     from service.web import kiosk as web_kiosk
     from service.web import pages as web_pages
@@ -59,6 +60,7 @@ def create_app(config: dict | None = None) -> Flask:
     web_security.init_app(app)
     app.register_blueprint(web_dashboard.blp)
     app.register_blueprint(web_insights.blp)
+    app.register_blueprint(web_admin.blp)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"
     errors.init_app(app)  # after api.init_app: its HTTPException handler replaces flask-smorest's
