@@ -56,6 +56,20 @@ def bad_routed(app) -> tuple[int, int]:
     return row[0], row[1]
 
 
+def unrouted_detail(app, limit: int = 20) -> list[tuple]:
+    """The first bad ratings still without a case, with their resend state — printed when a
+    test times out waiting for routing, so a failed run says where routing stopped."""
+    from service.extensions import db
+
+    with app.app_context():
+        rows = db.session.execute(text(
+            "SELECT r.id, r.received_at, rr.attempts, rr.next_at, now() FROM ratings r "
+            "LEFT JOIN cases c ON c.rating_id = r.id LEFT JOIN route_resends rr ON rr.rating_id = r.id "
+            "WHERE r.negative AND c.id IS NULL ORDER BY r.id LIMIT :n"), {"n": limit}).all()
+        db.session.rollback()
+    return [tuple(row) for row in rows]
+
+
 def report(name: str, figures: dict, **extra) -> None:
     """Print one line of figures (``make faults`` runs pytest with -s, so they show)."""
     parts = " ".join(f"{k}={v}" for k, v in {**figures, **extra}.items())

@@ -45,8 +45,14 @@ def test_broker_down_for_30s_loses_nothing(redis, stack_factory):
     sender.join(timeout=600)
     assert not sender.is_alive(), "the stream did not finish"
     tally = sender.box["result"]
-    routed = support.wait_for(lambda: (lambda b, r: b == r and b)(*figures.bad_routed(app)),
-                              timeout=ROUTED_WITHIN, message="every bad rating to have its case")
+    try:
+        routed = support.wait_for(lambda: (lambda b, r: b == r and b)(*figures.bad_routed(app)),
+                                  timeout=ROUTED_WITHIN, message="every bad rating to have its case")
+    except AssertionError:  # say where routing stopped: what is unrouted, and what the processes last said
+        print("unrouted (id, received_at, resends, next resend, now):", figures.unrouted_detail(app))
+        for log in sorted(stack.workdir.glob("*.log")):
+            print(f"--- last lines of {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+        raise
     all_routed_after = time.monotonic() - back
 
     figs = figures.count(app, [b["client_id"] for b in items])
