@@ -3,6 +3,7 @@ from models.audit import AuditEntry
 from models.cases import (CalendarOverride, Case, CaseEvent, Notification, OPEN_STATUSES,
                           OUTCOME_LABELS, STATUS_LABELS)
 from models.clients import CLIENT_KINDS, IntegrationClient
+from models.exchange import OUTBOX_STATE_LABELS, OUTBOX_STATES, InboundSource, OutboxRecord, rating_record_id
 from models.invitations import INVITATION_STATES, Invitation
 from models.insights import InsightCounted, InsightTerm, InsightTermMonthly
 from models.org import CHANNEL_LABELS, CHANNELS, ROLES, ApiToken, Department, Device, ServiceItem, User
@@ -17,7 +18,9 @@ __all__ = [
     "Case",
     "CaseEvent", "Department", "Device", "InsightCounted", "InsightTerm", "InsightTermMonthly",
     "INVITATION_STATES",
-    "IntegrationClient", "Invitation", "Project",
+    "InboundSource", "IntegrationClient", "Invitation", "OUTBOX_STATES", "OUTBOX_STATE_LABELS", "OutboxRecord",
+    "Project",
+    "rating_record_id",
     "STAGES", "STAGE_LABELS",
     "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "REASON_SCOPES", "ROLES", "Rating",
     "Reason", "ReasonVersion",

@@ -43,6 +43,8 @@ class Department(db.Model):
     # usable to sign, so it cannot be hashed); posts to the webhook are then signed.
     notify_webhook_secret_enc: Mapped[str | None] = mapped_column(String(500))
     notify_email: Mapped[str | None] = mapped_column(String(500))
+    # 统一社会信用代码: the department's deptCode in 上报 records (hcp departments set --credit-code).
+    credit_code: Mapped[str | None] = mapped_column(String(18))
 
     parent: Mapped[Department | None] = relationship(remote_side=[id])
 

@@ -46,3 +46,27 @@ def add_device(name: str, dept: Department, channel: str, window: str | None,
                     rate_limit=rate_limit, key_hash=key_digest(key))
     db.session.add(device)
     return device, key
+
+
+# 统一社会信用代码 (GB 32100-2015): 18 characters of this alphabet, the last a check character.
+_CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_problem(code: str) -> str | None:
+    """Why ``code`` is not a unified social credit code, or None if it is one."""
+    if len(code) != 18 or any(ch not in _CREDIT_ALPHABET for ch in code):
+        return "a unified social credit code is 18 digits and capital letters (no I, O, S, V, Z)"
+    total = sum(_CREDIT_ALPHABET.index(ch) * w for ch, w in zip(code, _CREDIT_WEIGHTS))
+    if _CREDIT_ALPHABET[(31 - total % 31) % 31] != code[17]:
+        return "the check character (the 18th) does not match: a mistyped credit code"
+    return None
+
+
+def set_credit_code(dept: Department, code: str | None) -> None:
+    """Set (None: clear) the department's credit code, the deptCode of its 上报 records; ValueError if malformed."""
+    if code:
+        problem = credit_code_problem(code)
+        if problem:
+            raise ValueError(problem)
+    dept.credit_code = code or None

@@ -3,8 +3,8 @@ pages and the workers alike.
 
 ``TRANSITIONS[(state, action)]`` says which roles may take the action in that state, the
 state it leads to and the outcome it sets. ``apply`` checks the table, the action's
-data and the four-eyes rule, changes the case and appends to its history; the caller
-commits. Nothing here knows about HTTP.
+data and the four-eyes rule, changes the case and appends to its history (and, when it
+closes, the outbox record of its result); the caller commits. Nothing here knows about HTTP.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models import STATUS_LABELS, Case, CaseEvent, Department, User
 from models.types import utcnow
 from service.cases.deadlines import WorkCalendar
+from service.exchange import outbox
 
 HANDLING = frozenset({"handler", "supervisor"})  # supervisors may also work a case themselves
 SUPERVISING = frozenset({"supervisor"})
@@ -254,6 +255,7 @@ def apply(session: Session, case: Case, user: User, action: str, data: dict | No
         case.outcome = rule.outcome
     if case.status == "closed":
         case.closed_at = now
+        outbox.queue_case_close(session, case, now)  # its result for 上报, in this transaction
     if action == "reopen":
         case.outcome, case.closed_at, case.satisfied = None, None, None
     case.updated_at = now

@@ -14,7 +14,7 @@ from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
 from service.auth.access import revoke_tokens
 from service.extensions import db
 from service.notify import addresses, redact_url
-from service.org import add_department, add_device, add_item, add_user
+from service.org import add_department, add_device, add_item, add_user, set_credit_code
 from service.privacy import encrypt
 
 
@@ -46,6 +46,22 @@ def departments_add(code, name, parent):
     dept = add_department(code, name, department_by_code(parent) if parent else None)
     db.session.commit()
     click.echo(f"department {dept.code} {dept.name} added")
+
+
+@departments.command("set")
+@click.argument("code")
+@click.option("--credit-code", required=True,
+              help="the department's 统一社会信用代码 (deptCode of its 上报 records); '' removes it")
+@with_appcontext
+def departments_set(code, credit_code):
+    """Set department CODE's unified social credit code (docs/exchange.md)."""
+    dept = department_by_code(code)
+    try:
+        set_credit_code(dept, credit_code.strip().upper())
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--credit-code") from None
+    db.session.commit()
+    click.echo(f"department {dept.code}: credit code {dept.credit_code or '-'}")
 
 
 @departments.command("list")

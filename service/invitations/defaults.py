@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from models import Device, Invitation, Project, is_bad
 from models.types import UTCDateTime, utcnow
+from service.exchange import outbox
 from service.invitations.rate import SYSTEM_NAMES, system_device
 from service.stats.rollup import closed_day_sql
 
@@ -64,6 +65,7 @@ def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH)
         text(_insert_sql(dialect)).bindparams(ids_param, now_param),
         {"ids": ids, "level": level, "negative": is_bad(level), "now": now,
          "device_name": SYSTEM_NAMES["default"], "true": True, "false": False}).rowcount
+    outbox.queue_invitation_ratings(session, ids, now)  # their 上报 records, in this transaction
     session.execute(text("UPDATE invitations SET settled_at = :now WHERE id IN :ids")
                     .bindparams(ids_param, now_param), {"ids": ids, "now": now})
     return len(ids), made

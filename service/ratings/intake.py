@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from models import Rating, ServiceItem, is_bad
 from models.types import utcnow
 from service import dispatch
+from service.exchange import outbox
 from models.clock import local_date
 from service.pooling import intake_engine
 from service.privacy import blind_index, body_digest, encrypt, mask_name, mask_phone
@@ -94,15 +95,17 @@ _ANSWER = (RATINGS.c.id, RATINGS.c.client_id, RATINGS.c.level, RATINGS.c.negativ
 _SQLITE_INSERT = sqlite.insert(RATINGS).on_conflict_do_nothing(index_elements=["client_id"]).returning(*_ANSWER)
 
 
-def _pg_inserts() -> tuple[str, str]:
-    """PostgreSQL's two INSERTs: one row as scalars, many rows as one array per column.
+def _pg_inserts() -> dict[tuple[bool, bool], str]:
+    """PostgreSQL's INSERTs by (many rows?, with outbox records?): one row as scalars, many
+    rows as one array per column.
 
     Many: ``INSERT … SELECT FROM unnest(%(client_id)s::varchar[], …) ON CONFLICT
     (client_id) DO NOTHING RETURNING …``. Its text never changes with the number of rows
     (so the driver parses and prepares it once), and 500 ratings travel as 22 array
     parameters instead of 11,000 scalar ones — the driver's placeholder parsing of the
     multi-row VALUES form was most of a batch's time in the profile. One row goes as
-    plain scalars: dumping 22 one-element arrays cost more than the row itself.
+    plain scalars: dumping 22 one-element arrays cost more than the row itself. With the
+    outbox, each is wrapped in a CTE that also writes the created ratings' outbox rows.
     """
     dialect = postgresql.dialect()
     columns = [c for c in RATINGS.columns if c.name != "id"]
@@ -119,14 +122,16 @@ def _pg_inserts() -> tuple[str, str]:
             scalars.append(f"%({c.name})s::{kind}")
             arrays.append(f"%({c.name})s::{kind}[]")
             selected.append(quoted)
-    tail = f"ON CONFLICT (client_id) DO NOTHING RETURNING {', '.join(c.name for c in _ANSWER)}"
+    answer = ", ".join(c.name for c in _ANSWER)
+    tail = f"ON CONFLICT (client_id) DO NOTHING RETURNING {answer}"
     one = f"INSERT INTO ratings ({names}) VALUES ({', '.join(scalars)}) {tail}"
     many = (f"INSERT INTO ratings ({names}) SELECT {', '.join(selected)} "
             f"FROM unnest({', '.join(arrays)}) AS t({names}) {tail}")
-    return one, many
+    return {(False, False): one, (True, False): many,
+            (False, True): outbox.pg_rating_cte(one, answer), (True, True): outbox.pg_rating_cte(many, answer)}
 
 
-_PG_INSERT_ONE, _PG_INSERT_MANY = _pg_inserts()
+_PG_INSERTS = _pg_inserts()
 _Created = namedtuple("_Created", [c.name for c in _ANSWER])
 _JSON_COLUMNS = {c.name for c in RATINGS.columns if c.type.compile(dialect=postgresql.dialect()) == "JSON"}
 
@@ -136,18 +141,27 @@ def _json_text(value) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _insert_rows(conn: Connection, rows: list[dict]) -> dict:
-    """Insert ``rows`` (ON CONFLICT DO NOTHING) in one round trip; the created ones by client_id."""
+def _insert_rows(conn: Connection, rows: list[dict], report: bool | None = None) -> dict:
+    """Insert ``rows`` (ON CONFLICT DO NOTHING) in one round trip; the created ones by client_id.
+
+    With ``report`` (default: HCP_EXCHANGE_OUTBOX) each created rating gets its outbox
+    record in the same transaction: in the same statement on PostgreSQL, in one more
+    executemany on SQLite.
+    """
+    report = outbox.enabled() if report is None else report
     if conn.dialect.name != "postgresql":
-        return {r.client_id: r for r in conn.execute(_SQLITE_INSERT, rows)}
+        created = {r.client_id: r for r in conn.execute(_SQLITE_INSERT, rows)}
+        if report:
+            outbox.queue_ratings(conn, created.values())
+        return created
     if len(rows) == 1:
         params = {**rows[0], **{name: _json_text(rows[0][name]) for name in _JSON_COLUMNS}}
-        result = conn.exec_driver_sql(_PG_INSERT_ONE, params)
+        result = conn.exec_driver_sql(_PG_INSERTS[(False, report)], params)
     else:
         params = {name: [row[name] for row in rows] for name in rows[0]}
         for name in _JSON_COLUMNS:
             params[name] = [_json_text(v) for v in params[name]]
-        result = conn.exec_driver_sql(_PG_INSERT_MANY, params)
+        result = conn.exec_driver_sql(_PG_INSERTS[(True, report)], params)
     # As UTCDateTime would give it back: an aware datetime in UTC.
     return {r.client_id: _Created(r.id, r.client_id, r.level, r.negative, r.received_at.astimezone(timezone.utc))
             for r in result}
@@ -172,14 +186,16 @@ def insert_group() -> InsertGroup | None:
 
 
 def store(conn: Connection, device, bodies: list[dict | Outcome], request_id: str | None = None,
-          group: InsertGroup | None = None) -> list[Outcome]:
+          group: InsertGroup | None = None, report: bool | None = None) -> list[Outcome]:
     """Store validated bodies for ``device``; return one Outcome per body, in order.
 
     ``device`` is a Device or anything with its id, department_id, channel and window.
     An element of ``bodies`` that is already an Outcome (a body that failed validation)
     is passed through. The caller commits, then routes the created bad ratings. With
     ``group`` (``insert_group()``, for an autocommit ``conn`` only) a single rating may
-    share its INSERT with other requests'.
+    share its INSERT with other requests'. Each created rating gets its 上报 outbox record
+    in the same transaction (``report`` False: none — a rating the upstream platform itself
+    sent down; None: as HCP_EXCHANGE_OUTBOX says).
     """
     outcomes: list[Outcome | None] = [b if isinstance(b, Outcome) else None for b in bodies]
     codes = {b["item_code"] for b in bodies if isinstance(b, dict) and b.get("item_code")}
@@ -217,10 +233,10 @@ def store(conn: Connection, device, bodies: list[dict | Outcome], request_id: st
         # entries in the same order, so neither waits for a row the other holds while
         # holding one it wants (PostgreSQL saw a deadlock, hence a 503, in a retry storm).
         rows.sort(key=lambda r: r["client_id"])
-        if group is not None and len(rows) == 1:
+        if group is not None and len(rows) == 1 and report is None:
             created = group.insert_one(conn, rows[0])
         else:
-            created = _insert_rows(conn, rows)
+            created = _insert_rows(conn, rows, report)
 
     digests = {r["client_id"]: r["body_hash"] for r in rows}
     missing = [cid for cid in digests if cid not in created]
