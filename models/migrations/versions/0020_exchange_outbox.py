@@ -2,7 +2,7 @@
 inbound rating came from) and departments.credit_code
 
 Revision ID: 0020
-Revises: 0019
+Revises: 0021
 """
 from alembic import op
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import models.types
 
 revision = '0020'
-down_revision = '0019'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 
