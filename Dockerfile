@@ -8,6 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HCP_VAR_DIR=/var/lib/hcp \
     HCP_BIND=0.0.0.0:8000
 
+# The report's PDF embeds this Chinese font and its charts are drawn with it (HCP_REPORT_FONT).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --system --uid 10001 --home-dir /app hcp \
     && mkdir -p /var/lib/hcp /app \
     && chown hcp:hcp /var/lib/hcp

@@ -16,9 +16,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LINE = re.compile(r"^(summary, year|breakdown by department, year|case search by phone|case search by 办件编号)"
+LINE = re.compile(r"^(summary, year|breakdown by department, year|case search by phone|case search by 办件编号"
+                  r"|yearly report, pdf)"
                   r"\s+p50\s+([\d.]+) ms\s+p95\s+([\d.]+) ms")
-TARGETS = {"case search by phone": 100, "case search by 办件编号": 100}  # ms p95; the figures' is 300
+# ms p95; the figures' is 300
+TARGETS = {"case search by phone": 100, "case search by 办件编号": 100, "yearly report, pdf": 30000}
+BASELINES = {"case search by phone": "finds its one case", "case search by 办件编号": "finds its one case",
+             "yearly report, pdf": "a PDF of the summary's numbers"}
 
 
 def run(ctx) -> list[dict]:
@@ -32,11 +36,10 @@ def run(ctx) -> list[dict]:
         if found:
             label, p50, p95 = found.group(1), float(found.group(2)), float(found.group(3))
             target = TARGETS.get(label, 300)
-            search = label in TARGETS
-            rows.append({"name": f"{'' if search else 'figures '}{label} ({ratings:,} ratings) p50 / p95 ms",
+            plain = label in TARGETS
+            rows.append({"name": f"{'' if plain else 'figures '}{label} ({ratings:,} ratings) p50 / p95 ms",
                          "hcp": f"{p50:.0f} / {p95:.0f}",
-                         "baseline": ("finds its one case" if search else "equals raw count")
-                         if proc.returncode == 0 else "",
+                         "baseline": BASELINES.get(label, "equals raw count") if proc.returncode == 0 else "",
                          "target": f"p95 < {target}", "ok": p95 < target and proc.returncode == 0})
     if not rows:
         rows.append({"name": "figures summary / breakdown p95", "hcp": "failed",

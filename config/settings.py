@@ -87,6 +87,10 @@ def _local_secret(var: Path, name: str, make) -> str:
     return path.read_text().strip()
 
 
+# Debian's fonts-wqy-microhei (.ci/run and the Dockerfile install it).
+DEFAULT_REPORT_FONT = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+
+
 @dataclass
 class Settings:
     database_url: str
@@ -123,6 +127,8 @@ class Settings:
     satisfaction_floor: float = 0.96
     satisfaction_min_ratings: int = 20
     floor_check_seconds: float = 3600.0
+    # The TrueType font the report's PDF embeds and its charts are drawn with (SPEC §10).
+    report_font: str = DEFAULT_REPORT_FONT
     db_pool_size: int = 10
     db_max_overflow: int = 10
     # 一事一评 (SPEC §7, docs/applications.md): the citizen's link, which stages are rated,
@@ -264,6 +270,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         satisfaction_floor=float(env.get("HCP_SATISFACTION_FLOOR", "0.96")),
         satisfaction_min_ratings=int(env.get("HCP_SATISFACTION_MIN_RATINGS", "20")),
         floor_check_seconds=float(env.get("HCP_FLOOR_CHECK_SECONDS", "3600")),
+        report_font=env.get("HCP_REPORT_FONT", DEFAULT_REPORT_FONT),
         db_pool_size=proc.db_pool_size,
         db_max_overflow=proc.db_max_overflow,
         public_url=(env.get("HCP_PUBLIC_URL") or f"http://{proc.bind}").rstrip("/"),

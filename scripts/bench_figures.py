@@ -84,6 +84,9 @@ def search_samples(name: str, n: int) -> tuple[list[str], list[str]]:
     return [load_ratings.phone_of(s) for s in serials], [load_ratings.project_no_of(s) for s in serials]
 
 
+REPORT_RUNS = 3  # each report draws two charts and writes a PDF: seconds, not milliseconds
+
+
 def time_search(client, headers, queries: list[str]) -> list[float]:
     """``GET /api/v1/cases?q=`` once per query (warm), each expected to find its one case."""
     client.get("/api/v1/cases", query_string={"q": queries[0]}, headers=headers)
@@ -183,6 +186,14 @@ def main() -> None:
             times = time_search(client, headers, queries)
             print(f"{label:34s} p50 {statistics.median(times):7.1f} ms   p95 {percentile(times, 95):7.1f} ms"
                   f"   (target p95 < 100 ms)")
+        report_times = []
+        for _ in range(REPORT_RUNS):  # the whole work summary: figures, tables, hot spots, charts, PDF
+            t = time.perf_counter()
+            resp = client.get("/api/v1/reports", query_string={**year, "format": "pdf"}, headers=headers)
+            report_times.append((time.perf_counter() - t) * 1000)
+            assert resp.status_code == 200 and resp.data.startswith(b"%PDF"), resp.status_code
+        print(f"{'yearly report, pdf':34s} p50 {statistics.median(report_times):7.1f} ms   "
+              f"p95 {percentile(report_times, 95):7.1f} ms   (target < 30000 ms)")
         add_ratings_and_actions(app, 500)
         after = client.get("/api/v1/stats/summary", query_string=year, headers=headers).get_json()
         assert after["total"] == summary["total"] + 500, (after["total"], summary["total"])

@@ -19,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.ratings import api as ratings_api
     from service.reasons import api as reasons_api
     from service.insights import api as insights_api
+    from service.reports import api as reports_api
     from service.stats import api as stats_api
     from service.web import admin as web_admin
     from service.web import auth as web_auth
@@ -48,7 +49,7 @@ def create_app(config: dict | None = None) -> Flask:
     openapi.init_app(app, api)  # before any route: bounded path ids
     api.init_app(app)
     for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp, clients_api.blp,
-                reasons_api.blp, projects_api.blp, insights_api.blp):
+                reasons_api.blp, projects_api.blp, insights_api.blp, reports_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)

@@ -30,8 +30,8 @@ import xlsxwriter
 
 # What a spreadsheet program may take as the start of a formula (OWASP's CSV injection list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# C0 controls an xlsx file cannot hold (XML 1.0); they become U+FFFD instead of failing the export.
-NOT_IN_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# C0 controls an XML 1.0 document (xlsx, docx) cannot hold; they become U+FFFD instead of failing it.
+NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # Never guess a type from text: a comment "=1+1", "0012" or "http://…" stays the text it is.
 WORKBOOK_OPTIONS = {"constant_memory": True, "strings_to_formulas": False, "strings_to_numbers": False,
                     "strings_to_urls": False}
@@ -45,6 +45,11 @@ def safe_text(value):
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def xml_text(value: str) -> str:
+    """``value`` with the characters XML cannot hold replaced by U+FFFD."""
+    return NOT_IN_XML.sub("\ufffd", value) if NOT_IN_XML.search(value) else value
 
 
 def csv_bytes(rows: Iterable[Sequence]) -> bytes:
@@ -90,8 +95,7 @@ class Sheet:
                 if cell_style:
                     ws.write_blank(row, col, None, self._format(cell_style, False))
             elif isinstance(value, str):
-                if NOT_IN_XLSX.search(value):
-                    value = NOT_IN_XLSX.sub("\ufffd", value)
+                value = xml_text(value)
                 quoted = value.startswith(FORMULA_STARTS)
                 fmt = self._format(cell_style, quoted) if (cell_style or quoted) else None
                 ws.write_string(row, col, value, fmt)

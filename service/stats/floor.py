@@ -66,6 +66,12 @@ def monthly_good_rates(session: Session, first: date, last: date) -> dict[int, t
     return out
 
 
+def under_floor(good: int, total: int, floor: float, min_ratings: int) -> bool:
+    """A month's (good, total) is below the floor — counted only from ``min_ratings`` ratings on."""
+    rate = ratio(good, total)
+    return rate is not None and total >= min_ratings and rate < floor
+
+
 def _managers_over(session: Session, dept: Department) -> list[User]:
     """Active managers whose scope covers ``dept`` (their department is it or above it)."""
     managers = session.scalars(select(User).join(Department, User.department_id == Department.id)
@@ -86,9 +92,9 @@ def check(session: Session, today: date | None = None, floor: float | None = Non
     alerts = []
     for first, last in (last_month, (this_month[0], today)):
         for dept_id, (good, total) in monthly_good_rates(session, first, last).items():
-            rate = ratio(good, total)
-            if rate is None or total < min_ratings or rate >= floor:
+            if not under_floor(good, total, floor, min_ratings):
                 continue
+            rate = ratio(good, total)
             dept = depts[dept_id]
             month = first.strftime("%Y-%m")
             key = f"satisfaction-floor:{dept.id}:{month}"
