@@ -46,7 +46,25 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def hcp_env(tmp_path_factory, redis_server):
+def platform_server():
+    """The fake provincial platform (tests/fake_platform.py) HCP_EXCHANGE_URL points at."""
+    from tests.fake_platform import FakePlatform
+
+    server = FakePlatform(token="platform-token")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def platform(platform_server):
+    """The fake platform, with nothing recorded and no failure ordered."""
+    platform_server.reset()
+    yield platform_server
+    platform_server.reset()
+
+
+@pytest.fixture(scope="session")
+def hcp_env(tmp_path_factory, redis_server, platform_server):
     """The HCP_* environment shared by the in-process app and the worker processes."""
     var = tmp_path_factory.mktemp("var")
     run = uuid.uuid4().hex[:8]
@@ -60,6 +78,11 @@ def hcp_env(tmp_path_factory, redis_server):
         "HCP_SWEEP_GRACE_SECONDS": "5",
         # Tests run the warning sweep themselves, on dates they choose (test_warnings.py).
         "HCP_WARNING_SECONDS": "86400",
+        # 上报 goes to the fake platform; tests push themselves (or send the task to the worker).
+        "HCP_EXCHANGE_URL": platform_server.url,
+        "HCP_EXCHANGE_TOKEN": "platform-token",
+        "HCP_AREA_CODE": "330106",
+        "HCP_EXCHANGE_SWEEP_SECONDS": "86400",
     }
     dbname = None
     if BACKEND == "postgres":

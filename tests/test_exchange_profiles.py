@@ -49,7 +49,7 @@ def test_every_code_round_trips(name, table):
 def test_every_field_names_a_neutral_value_the_records_carry(name):
     neutral = {"project_no", "item_code", "credit_code", "area_code", "channel", "level", "level_label",
                "assess_number", "rated_at", "reasons", "comment", "rater", "rating_record_id", "outcome",
-               "cause", "action", "contacted", "satisfied", "closed_at"}
+               "cause", "action", "contacted", "satisfied", "closed_at", "source_id"}
     profile = profiles.load(name)
     for kind in profiles.KINDS:
         assert set(profile.fields[kind].values()) <= neutral
@@ -123,6 +123,18 @@ def test_a_code_the_profile_lacks_is_an_error_naming_the_field_inbound():
     values, errors = profiles.load("zhejiang").decode_record("rating", {"pf": "9", "satisfaction": "5",
                                                                         "assessTime": "yesterday"})
     assert set(errors) == {"pf", "assessTime"} and values["level"] == 5
+
+
+def test_12345_satisfaction_0_to_3_is_levels_2_to_5_and_非常不满意_has_no_code():
+    p = profiles.load("hotline")
+    assert [p.decode("level", code) for code in "0123"] == [2, 3, 4, 5]
+    with pytest.raises(KeyError):
+        p.code("level", 1)
+    back, errors = p.decode_record("rating", {"ticket_no": "T-1", "satisfaction": 0,
+                                              "called_at": "2021-12-07T09:30:05+08:00"})
+    assert errors == {} and back == {"project_no": "T-1", "level": 2, "rated_at": RATED}
+    _, errors = p.decode_record("rating", {"called_at": "2021-12-07T09:30:05"})
+    assert set(errors) == {"called_at"}  # no offset: not guessed
 
 
 def test_an_unknown_profile_names_the_ones_there_are():

@@ -25,6 +25,11 @@ def beat_schedule(settings: Settings) -> dict:
             "task": "workers.tasks.make_default_ratings",
             "schedule": settings.default_sweep_seconds,
         },
+        # 上报: also what gets the outbox moving again after a broker or platform outage.
+        "exchange-push": {
+            "task": "workers.tasks.push_exchange",
+            "schedule": settings.exchange_sweep_seconds,
+        },
         "check-satisfaction-floor": {
             "task": "workers.tasks.check_satisfaction_floor",
             "schedule": settings.floor_check_seconds,

@@ -14,6 +14,7 @@ from service import notify
 from service.cases import digest, routing, warnings
 from models.clock import local_date
 from service.cases.deadlines import WorkCalendar
+from service.exchange import push as exchange_push
 from service.extensions import db
 from service.insights import counting
 from service.invitations import sms  # noqa: F401 — registers the outbox's "sms" sender
@@ -127,6 +128,17 @@ def check_satisfaction_floor() -> int:
     db.session.commit()
     floor.send_after_commit(alerts)
     return len(alerts)
+
+
+@shared_task(bind=True, autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=60,
+             max_retries=5, acks_late=True)
+def push_exchange(self) -> int:
+    """上报: push the due outbox records in batches until none is due or the receiver fails."""
+    done = exchange_push.push(db.session, current_app.config["HCP_SETTINGS"])
+    if done.handled:
+        log.info("exchange push: %d sent, %d rejected, %d held, %d to retry%s", done.sent, done.rejected,
+                 done.held, done.failed, f" ({done.errors[-1]})" if done.errors else "")
+    return done.sent
 
 
 @shared_task

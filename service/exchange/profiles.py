@@ -71,6 +71,20 @@ class Profile:
         """The hcp value behind the platform's ``code`` (an int, bool or str); KeyError if none."""
         return _value(self.decodes[neutral][str(code)])
 
+    def format_time(self, moment: datetime) -> str:
+        """A time as the profile writes it: Asia/Shanghai local time, or ISO 8601 with offset ("iso")."""
+        local = moment.astimezone(SHANGHAI)
+        return local.isoformat() if self.time_format == "iso" else local.strftime(self.time_format)
+
+    def parse_time(self, raw) -> datetime:
+        """A time as the profile writes it (a local time without offset is Asia/Shanghai's); ValueError if not."""
+        if self.time_format == "iso":
+            moment = datetime.fromisoformat(str(raw))
+            if moment.tzinfo is None:
+                raise ValueError("a time needs its offset, e.g. +08:00")
+            return moment
+        return datetime.strptime(str(raw), self.time_format).replace(tzinfo=SHANGHAI)
+
     def encode(self, kind: str, record: dict) -> dict:
         """The platform's shape of one neutral ``record`` of ``kind``; Held if a value has no code."""
         out, held = {}, []
@@ -82,7 +96,7 @@ class Profile:
             if value is None:
                 out[platform_field] = None
             elif neutral in self.times:
-                out[platform_field] = value.astimezone(SHANGHAI).strftime(self.time_format)
+                out[platform_field] = self.format_time(value)
             elif neutral in self.codes:
                 values = value if isinstance(value, list) else [value]
                 coded = []
@@ -107,7 +121,7 @@ class Profile:
                 continue
             try:
                 if neutral in self.times:
-                    out[neutral] = datetime.strptime(str(raw), self.time_format).replace(tzinfo=SHANGHAI)
+                    out[neutral] = self.parse_time(raw)
                 elif neutral in self.codes:
                     if isinstance(raw, list):
                         out[neutral] = [self.decode(neutral, one) for one in raw]
