@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -146,6 +147,10 @@ class Settings:
     # Proxies in front of hcp that append to X-Forwarded-For: the client address (sign-in
     # throttling is per user and address) is read that many hops back. 0: the peer address.
     proxy_hops: int = 0
+    # Device health (docs/admin.md): an active device silent for more than this many
+    # working hours is flagged; working hours are these ranges on the calendar's working days.
+    device_silent_hours: float = 2.0
+    working_hours: str = "09:00-12:00,13:30-17:30"
     # 上报 (SPEC §8, docs/exchange.md): the upstream platform, the profile its records are
     # coded in, the district's 行政区划 code, and how the push batches, waits and retries.
     exchange_url: str | None = None
@@ -283,6 +288,8 @@ def load_settings(overrides: dict | None = None) -> Settings:
         deadline_unit=_choice("HCP_DEADLINE_UNIT", env.get("HCP_DEADLINE_UNIT", "working"), ("working", "natural")),
         max_body_bytes=int(env.get("HCP_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
         proxy_hops=int(env.get("HCP_PROXY_HOPS", "0")),
+        device_silent_hours=float(env.get("HCP_DEVICE_SILENT_HOURS", "2")),
+        working_hours=_working_hours(env.get("HCP_WORKING_HOURS", "09:00-12:00,13:30-17:30")),
         exchange_url=env.get("HCP_EXCHANGE_URL") or None,
         exchange_token=env.get("HCP_EXCHANGE_TOKEN") or None,
         exchange_profile=env.get("HCP_EXCHANGE_PROFILE") or "gbt39046",
@@ -294,6 +301,15 @@ def load_settings(overrides: dict | None = None) -> Settings:
         exchange_backoff_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_SECONDS", "5")),
         exchange_backoff_max_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_MAX_SECONDS", "900")),
     )
+
+
+def _working_hours(raw: str) -> str:
+    """``HH:MM-HH:MM`` ranges, comma separated, each ending after it starts."""
+    for part in raw.split(","):
+        m = re.fullmatch(r"\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\d)\s*", part)
+        if not m or (int(m[3]), int(m[4])) <= (int(m[1]), int(m[2])):
+            raise ValueError("HCP_WORKING_HOURS must be ranges like 09:00-12:00,13:30-17:30")
+    return raw
 
 
 def _choice(name: str, value: str, allowed: tuple) -> str:

@@ -74,8 +74,30 @@ class Device(db.Model):
     rate_limit: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The last request its key was accepted for (written at most once a minute per web
+    # process, service/devices/health.py); None: never seen.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     department: Mapped[Department] = relationship()
+
+
+class PairCode(db.Model):
+    """A one-time code a tablet exchanges for a fresh device key (``POST /api/v1/devices/pair``).
+
+    Six characters typed on a tablet, so only its hash is kept, it lives 10 minutes and
+    works once (``used_at``); ``issued_by`` is the admin's username, for the 操作日志.
+    """
+
+    __tablename__ = "device_pair_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    device: Mapped[Device] = relationship()
 
 
 class User(db.Model):

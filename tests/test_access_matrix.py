@@ -232,6 +232,16 @@ ENDPOINTS = {
                                 staff_page(lambda who: 200 if who in MAY_WORK else 302)),
     "GET /queue": (web("get", "/queue"),
                    lambda who, where: 302 if who in NOT_STAFF else 403 if who == "handler" else 200),
+    # Public: the pairing code is the credential; a wrong one is 404 whoever asks.
+    "POST /api/v1/devices/pair": (lambda w, who, where: w.app.test_client().post(
+        "/api/v1/devices/pair", json={"code": "AAAAAA"}, headers=w.bearer(who)), lambda who, where: 404),
+    # The admin console: managers read the devices of their subtree; everything else is the admin's.
+    "GET /admin/devices": (web("get", "/admin/devices"), lambda who, where: 302 if who in NOT_STAFF
+                           else 200 if who in ("manager", "admin") else 403),
+    "POST /admin/devices": (web("post", "/admin/devices"), lambda who, where: 302 if who in NOT_STAFF
+                            else 422 if who == "admin" else 403),
+    "GET /admin/audit": (web("get", "/admin/audit"), lambda who, where: 302 if who in NOT_STAFF
+                         else 200 if who == "admin" else 403),
 }
 # Endpoints without a department dimension are probed once per caller.
 SCOPED = {name for name in ENDPOINTS if "{id}" in name}

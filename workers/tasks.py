@@ -12,6 +12,7 @@ from models import Rating
 from models.types import utcnow
 from service import notify
 from service.cases import digest, routing, warnings
+from service.devices import health
 from models.clock import local_date
 from service.cases.deadlines import WorkCalendar
 from service.exchange import push as exchange_push
@@ -92,16 +93,20 @@ def sweep_warnings(today: str | None = None) -> int:
 
 @shared_task
 def morning_digest(today: str | None = None) -> int:
-    """Each handler's open cases by deadline, on working days of the Chinese calendar."""
+    """Each handler's open cases by deadline, and the admins' 设备静默提醒 of silent devices,
+    on working days of the Chinese calendar."""
     day = _today(today)
     if not WorkCalendar.load(db.session).is_workday(day):
         db.session.rollback()
         return 0
     sent = digest.issue_digests(db.session, day)
+    silent = health.issue_silent_notice(db.session, day)  # kiosks gone quiet, noticed the same morning
     db.session.commit()
     for item in sent:
         for notification_id in item.delivery_ids:
             send_notification.delay(notification_id)
+    for notification_id in silent:
+        send_notification.delay(notification_id)
     return len(sent)
 
 

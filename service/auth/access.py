@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, select, update
 from models import ApiToken, Department, Device, User
 from models.types import utcnow
 from service.auth import ratelimit
+from service.devices import health
 from service.extensions import db
 from service.pooling import intake_engine
 from service.privacy import key_digest
@@ -140,11 +141,13 @@ def current_device(spent: int | None = 1) -> DeviceRef:
     raw = _bearer()
     if not raw or not raw.startswith(DEVICE_PREFIX):
         _unauthorized("a device key is required")
-    device = _lookup_device(key_digest(raw))
+    digest = key_digest(raw)
+    device = _lookup_device(digest)
     if device is None or not device.active:
         _unauthorized("unknown or disabled device key")
     if spent:
         spend(device, spent)
+    health.touch(device.id, digest)  # last seen: the console's and the digest's silent check
     g.device = device
     return device
 

@@ -11,7 +11,9 @@ from limits import parse
 from sqlalchemy import select
 
 from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
+from models.clock import SHANGHAI
 from service.auth.access import revoke_tokens
+from service.devices import health, registry
 from service.extensions import db
 from service.notify import addresses, redact_url
 from service.org import add_department, add_device, add_item, add_user, set_credit_code
@@ -174,10 +176,53 @@ def devices_add(name, department, channel, window, rate_limit):
 @devices.command("list")
 @with_appcontext
 def devices_list():
-    """List devices (keys are never shown again)."""
-    for d in db.session.scalars(select(Device).order_by(Device.id)):
+    """List devices with when each was last seen (keys are never shown again).
+
+    Columns: id, name, department, channel, window, active|disabled, last seen
+    (Asia/Shanghai, or "never"), and "SILENT" for an active device silent for more than
+    HCP_DEVICE_SILENT_HOURS working hours.
+    """
+    devices = list(db.session.scalars(select(Device).order_by(Device.id)))
+    for h in health.check(db.session, devices):
+        d = h.device
+        seen = d.last_seen_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if d.last_seen_at else "never"
         click.echo(f"{d.id}\t{d.name}\t{d.department.code}\t{d.channel}\t{d.window or ''}\t"
-                   f"{'active' if d.active else 'disabled'}")
+                   f"{'active' if d.active else 'disabled'}\t{seen}{chr(9) + 'SILENT' if h.silent else ''}")
+
+
+def _device(device_id: int) -> Device:
+    device = db.session.get(Device, device_id)
+    if device is None:
+        raise click.ClickException(f"no device {device_id}")
+    return device
+
+
+@devices.command("pair-code")
+@click.argument("device_id", type=int)
+@with_appcontext
+def devices_pair_code(device_id):
+    """Print a 6-character pairing code for the tablet page (/kiosk): valid 10 minutes, once.
+
+    The tablet that uses it gets a new key; any earlier key of the device stops working.
+    """
+    device = _device(device_id)
+    code, row = registry.issue_pair_code(db.session, device, "cli")
+    db.session.commit()
+    click.echo(f"device {device.id} {device.name}: pairing code valid until "
+               f"{row.expires_at.astimezone(SHANGHAI):%H:%M} (Asia/Shanghai), once:", err=True)
+    click.echo(code)
+
+
+@devices.command("rotate-key")
+@click.argument("device_id", type=int)
+@with_appcontext
+def devices_rotate_key(device_id):
+    """Give a device a new key and print it once; the old key stops working."""
+    device = _device(device_id)
+    key = registry.rotate_key(device)
+    db.session.commit()
+    click.echo(f"device {device.id} {device.name}: new key (shown once; the old one no longer works):", err=True)
+    click.echo(key)
 
 
 def _set_active(model, column, value, what: str, active: bool):
@@ -194,7 +239,9 @@ def _set_active(model, column, value, what: str, active: bool):
 @with_appcontext
 def devices_disable(device_id):
     """Refuse a device's key from now on (a lost or stolen kiosk); its ratings stay."""
-    device = _set_active(Device, Device.id, device_id, "device", False)
+    device = _device(device_id)
+    registry.set_active(device, False)
+    db.session.commit()
     seconds = current_app.config["HCP_SETTINGS"].device_cache_seconds
     click.echo(f"device {device.id} {device.name} disabled; every web process refuses its key "
                f"within {seconds:g} s (HCP_DEVICE_CACHE_SECONDS)")
@@ -205,7 +252,9 @@ def devices_disable(device_id):
 @with_appcontext
 def devices_enable(device_id):
     """Accept a disabled device's key again."""
-    device = _set_active(Device, Device.id, device_id, "device", True)
+    device = _device(device_id)
+    registry.set_active(device, True)
+    db.session.commit()
     click.echo(f"device {device.id} {device.name} enabled")
 
 

@@ -13,6 +13,7 @@
 
   var root = document.getElementById("kiosk");
   var API = root.dataset.api;
+  var PAIR_API = root.dataset.pair;
   var RESET_MS = (parseInt(root.dataset.resetSeconds, 10) || 5) * 1000;
   var DETAILS_IDLE_MS = 60000;   // an abandoned details screen still sends the tapped rating
   var MIN_RETRY_MS = 2000;
@@ -215,21 +216,57 @@
   });
   document.getElementById("screen-thanks").addEventListener("click", start);
 
-  document.getElementById("setup-form").addEventListener("submit", function (event) {
-    event.preventDefault();
-    var key = document.getElementById("setup-key").value.trim();
-    if (!key) { return; }
+  function useKey(key) {
     localStorage.setItem(KEY_STORE, key);
     document.getElementById("setup-key").value = "";
     keyProblem(false);
     start();
     flush();
+  }
+
+  // A pairing code from the admin console: the server answers with this tablet's key.
+  function pair(code) {
+    var state = document.getElementById("setup-state");
+    state.textContent = "正在配对…";
+    fetch(PAIR_API, {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({code: code}),
+      cache: "no-store",
+      credentials: "omit"
+    }).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (body) {
+        if (resp.status === 200 && body.key) {
+          state.textContent = "";
+          useKey(body.key);
+        } else {
+          show("setup");
+          state.textContent = body.message || "配对失败，请稍后重试";
+        }
+      });
+    }, function () {
+      show("setup");
+      state.textContent = "无法连接服务器，请检查网络后重试";
+    });
+  }
+
+  document.getElementById("setup-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var value = document.getElementById("setup-key").value.trim();
+    if (!value) { return; }
+    if (value.indexOf("hcpd_") === 0) { useKey(value); } else { pair(value); }
   });
 
   function readHash() {
     // /kiosk#key=hcpd_… stores the key once and drops it from the address bar.
     var hash = location.hash.replace(/^#/, "");
     var params = new URLSearchParams(hash);
+    if (params.get("pair")) {
+      history.replaceState(null, "", location.pathname);
+      show("setup");
+      pair(params.get("pair"));
+      return "pairing";
+    }
     if (params.get("key")) {
       localStorage.setItem(KEY_STORE, params.get("key"));
       history.replaceState(null, "", location.pathname);
@@ -248,6 +285,7 @@
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { flush(); } });
 
   showPending();
-  if (readHash() === "setup") { show("setup"); } else { start(); }
+  var opened = readHash();
+  if (opened === "setup") { show("setup"); } else if (opened === "start") { start(); }
   flush();
 }());

@@ -2,7 +2,9 @@
 
 The page posts each rating with the tablet's device key through the intake API
 (``POST /api/v1/ratings``), like any other device; the key lives in the browser's
-localStorage, set once on the page's setup screen or by opening ``/kiosk#key=…``.
+localStorage, set once on the page's setup screen — from a 6-character pairing code the
+admin console gives (``POST /api/v1/devices/pair``), typed or scanned as
+``/kiosk#pair=CODE`` — or by opening ``/kiosk#key=…``.
 Everything that runs is ``static/kiosk.js``; this view only renders the screens.
 """
 from __future__ import annotations
@@ -22,4 +24,4 @@ RESET_SECONDS = 5
 def kiosk():
     return render_template("kiosk.html", levels=sorted(LEVEL_LABELS.items(), reverse=True),
                            tags=TAG_LABELS, reset_seconds=RESET_SECONDS,
-                           api_url=url_for("ratings.Ratings"))
+                           api_url=url_for("ratings.Ratings"), pair_url=url_for("devices.Pair"))

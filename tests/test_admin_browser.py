@@ -1,0 +1,125 @@
+"""The admin console in headless Chromium against hcp under gunicorn: an admin adds a
+device, a tablet in a second browser context pairs with the code, posts a rating and its
+last seen moves; disabled, the tablet is refused. The pages fit 1366×768 and 390 px."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from models import AuditEntry, Rating
+from tests import support
+from tests.support import wait_for
+from tests.web_support import LiveServer, add_staff, shot, sign_in
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(app, hcp_env):
+    """gunicorn of this module's own, refusing a disabled key at once (no device cache)."""
+    port = support.free_port()
+    live = LiveServer({**hcp_env, "HCP_DEVICE_CACHE_SECONDS": "0", "HCP_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+                      port)
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def desk(browser):
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    ctx.set_default_timeout(15000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def tablet(browser):
+    ctx = browser.new_context(viewport={"width": 1024, "height": 768}, locale="zh-CN", has_touch=True)
+    ctx.set_default_timeout(15000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def phone(browser):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, has_touch=True)
+    ctx.set_default_timeout(15000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def hall(app, org):
+    district = org.department("district", "示范区政务服务中心")
+    hall = org.department("hall", "区政务大厅", parent=district)
+    add_staff(app, [("admin", "admin", district, "系统管理员")])
+    return hall
+
+
+def _row(page, name: str):
+    return page.locator("table.devices tr", has_text=name)
+
+
+def test_add_a_device_and_pair_a_tablet_with_its_code(server, desk, tablet, hall, query):
+    page = desk.new_page()
+    sign_in(page, server, "admin")
+    page.click("text=系统管理")
+    page.wait_for_selector("h1:has-text('设备')")
+    page.fill("input[name=name]", "8号窗口平板")
+    page.select_option("select[name=department]", "hall")
+    page.select_option("select[name=channel]", "hall_tablet")
+    page.fill("input[name=window]", "8")
+    page.click("button:has-text('添加设备')")
+    code = page.inner_text("#pair-code").strip()
+    assert re.fullmatch(r"[A-Z2-9]{6}", code) and page.is_visible(".qr svg")
+    shot(page, "admin-device-added.png")
+
+    kiosk = tablet.new_page()
+    kiosk.goto(server.url + "/kiosk")
+    kiosk.wait_for_selector("#screen-setup:not([hidden])")
+    kiosk.fill("#setup-key", "WRONG2")
+    kiosk.click("#setup-form button")
+    kiosk.wait_for_selector("#setup-state:has-text('配对码无效')")
+    kiosk.fill("#setup-key", code.lower())
+    kiosk.click("#setup-form button")
+    kiosk.wait_for_selector("#screen-faces:not([hidden])")
+    kiosk.click(".face[data-level='5']")
+    kiosk.wait_for_selector("#screen-thanks:not([hidden])")
+    wait_for(lambda: query(lambda s: s.scalar(select(func.count(Rating.id)))) == 1, message="the tablet's rating")
+    kiosk.click("#screen-thanks")
+
+    page.goto(server.url + "/admin/devices")
+    row = _row(page, "8号窗口平板")
+    assert "从未上报" not in row.locator(".last-seen").inner_text()
+    assert row.locator(".today").inner_text() == "1"
+    row.locator("button:has-text('停用')").click()
+    page.wait_for_selector(".flash.success")
+    assert "停用" in _row(page, "8号窗口平板").inner_text()
+
+    kiosk.wait_for_selector("#screen-faces:not([hidden])")
+    kiosk.click(".face[data-level='4']")
+    kiosk.wait_for_selector("#key-problem:not([hidden])", timeout=30000)  # refused: 401
+    assert kiosk.get_attribute("#kiosk", "data-pending") == "1"  # kept on the tablet, not lost
+    assert query(lambda s: s.scalar(select(func.count(Rating.id)))) == 1
+
+    actions = query(lambda s: s.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all())
+    assert actions == ["device.add", "device.paired", "device.disable"]
+    page.click("text=操作日志")
+    assert "停用设备" in page.inner_text("table.audit") and "设备完成配对" in page.inner_text("table.audit")
+
+
+def test_the_pages_fit_a_phone(server, phone, hall, org):
+    org.device(hall, name="大厅评价器（一楼东侧）", window="12")
+    page = phone.new_page()
+    sign_in(page, server, "admin")
+    for path in ("/admin/devices", "/admin/audit"):
+        page.goto(server.url + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+    page.goto(server.url + "/admin/devices")
+    page.click("button:has-text('添加设备')")  # nothing filled: errors beside the fields
+    assert page.is_visible("text=请填写设备名称")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "admin-devices-phone.png")
