@@ -208,6 +208,7 @@ ENDPOINTS = {
     "GET /api/v1/cases/export": (api("get", "/api/v1/cases/export?format=csv"),
                                  lambda who, where: 401 if who in NOT_STAFF else 403 if who == "handler" else 200),
     "GET /api/v1/insights/hotspots?department={id}": (stats("/api/v1/insights/hotspots"), figures_viewer),
+    "GET /api/v1/reports?department={id}": (stats("/api/v1/reports", "&format=md"), figures_viewer),
     "GET /api/v1/reasons": (api("get", "/api/v1/reasons"), lambda who, where: 401 if who == "anonymous" else 200),
     "GET /api/v1/clients/me": (api("get", "/api/v1/clients/me"), lambda who, where: 200 if who == "client" else 401),
     # The hall's approval client updates its own application (200); items elsewhere are unknown to it.

@@ -229,25 +229,38 @@ def current_staff() -> User | None:
     return None
 
 
-def staff_required(*roles: str):
-    """The view runs for staff of one of ``roles`` (any role when none given); ``g.user`` is set."""
+def caller_required(find, kind_of, kinds: tuple[str, ...], g_name: str, scheme: str, *, missing: str,
+                    refused: str, documented: str, only: str):
+    """A view decorator: ``find()`` names the caller (None: 401 ``missing``); a caller whose
+    ``kind_of(caller)`` is not among ``kinds`` (any when empty) is 403 (``refused`` with
+    ``{kind}``); the caller is set as ``g.<g_name>`` and both refusals are documented
+    (``documented``; ``only`` with ``{kinds}``) under the OpenAPI ``scheme``."""
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            user = current_staff()
-            if user is None:
-                _unauthorized("a valid staff token is required (a web session also needs its page's X-CSRFToken "
-                              "header to change anything)")
-            if roles and user.role not in roles:
-                abort(403, message=f"role {user.role} may not do this")
-            g.user = user
+            caller = find()
+            if caller is None:
+                _unauthorized(missing)
+            if kinds and kind_of(caller) not in kinds:
+                abort(403, message=refused.format(kind=kind_of(caller)))
+            setattr(g, g_name, caller)
             return view(*args, **kwargs)
-        refusals = {401: "no valid staff token (or web session)"}
-        if roles:
-            refusals[403] = f"only {', '.join(roles)} may do this"
-        _document(wrapper, STAFF_SCHEME, refusals)
+        refusals = {401: documented}
+        if kinds:
+            refusals[403] = only.format(kinds=", ".join(kinds))
+        _document(wrapper, scheme, refusals)
         return wrapper
     return decorate
+
+
+def staff_required(*roles: str):
+    """The view runs for staff of one of ``roles`` (any role when none given); ``g.user`` is set."""
+    return caller_required(
+        current_staff, lambda user: user.role, roles, "user", STAFF_SCHEME,
+        missing="a valid staff token is required (a web session also needs its page's X-CSRFToken header "
+                "to change anything)",
+        refused="role {kind} may not do this", documented="no valid staff token (or web session)",
+        only="only {kinds} may do this")
 
 
 def scope_filter(user: User, department_column):

@@ -10,11 +10,10 @@ import functools
 import secrets
 
 from flask import g
-from flask_smorest import abort
 from sqlalchemy import select
 
 from models import IntegrationClient
-from service.auth.access import _bearer, _document, _unauthorized
+from service.auth.access import _bearer, _document, _unauthorized, caller_required
 from service.extensions import db
 from service.privacy import key_digest
 
@@ -37,22 +36,10 @@ def current_client() -> IntegrationClient | None:
 
 def client_required(*kinds: str):
     """The view runs for an integration client of one of ``kinds`` (any when none); ``g.client`` is set."""
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            client = current_client()
-            if client is None:
-                _unauthorized("an integration client key is required")
-            if kinds and client.kind not in kinds:
-                abort(403, message=f"a {client.kind} client may not do this")
-            g.client = client
-            return view(*args, **kwargs)
-        refusals = {401: "no, unknown or disabled client key"}
-        if kinds:
-            refusals[403] = f"only {', '.join(kinds)} clients may do this"
-        _document(wrapper, CLIENT_SCHEME, refusals)
-        return wrapper
-    return decorate
+    return caller_required(
+        current_client, lambda client: client.kind, kinds, "client", CLIENT_SCHEME,
+        missing="an integration client key is required", refused="a {kind} client may not do this",
+        documented="no, unknown or disabled client key", only="only {kinds} clients may do this")
 
 
 def any_key_required(view):
