@@ -18,22 +18,8 @@
   var STATUS = { unassigned: "待分派", assigned: "待核实", rectifying: "整改中", invalid_review: "无效差评审核",
                  explain_review: "解释说明审核", feedback: "待反馈", closed: "已办结" };
 
-  function params(extra) {
-    var data = new FormData(form), q = new URLSearchParams();
-    ["from", "to", "department", "channel"].forEach(function (k) { if (data.get(k)) q.set(k, data.get(k)); });
-    Object.keys(extra || {}).forEach(function (k) { q.set(k, extra[k]); });
-    return q.toString();
-  }
-  // The case list's address for the pickers' period, department and channel, narrowed by
-  // ``extra`` (an object, or a query string such as "status=open&warning=red").
-  function drill(extra) {
-    var data = new FormData(form), q = new URLSearchParams({ scope: "dept", status: "all" });
-    if (data.get("from")) { q.set("rated_from", data.get("from")); }
-    if (data.get("to")) { q.set("rated_to", data.get("to")); }
-    ["department", "channel"].forEach(function (k) { if (data.get(k)) { q.set(k, data.get(k)); } });
-    new URLSearchParams(extra || "").forEach(function (v, k) { q.set(k, v); });
-    return "/cases?" + q.toString();
-  }
+  var figures = hcpFigures(form, ["department", "channel"]), params = figures.params, drill = figures.drill,
+      get = figures.get;
   function go(extra) { window.location.assign(drill(extra)); }
   // A month ("2026-03") as rated_from/rated_to, kept inside the chosen period.
   function month(key) {
@@ -41,16 +27,6 @@
     var last = new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10), first = key + "-01";
     var from = data.get("from"), to = data.get("to");
     return { rated_from: from && from > first ? from : first, rated_to: to && to < last ? to : last };
-  }
-  // The API takes the web session only with the page's CSRF token beside it.
-  var CSRF = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
-  var HEADERS = { Accept: "application/json", "X-CSRFToken": CSRF };
-  function get(path, extra) {
-    return fetch(path + "?" + params(extra), { credentials: "same-origin", headers: HEADERS })
-      .then(function (r) {
-        if (!r.ok) { return r.json().then(function (b) { throw new Error(b.message || r.status); }); }
-        return r.json();
-      });
   }
   function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(2) + "%"; }
   function pct100(v) { return v === null || v === undefined ? null : +(v * 100).toFixed(2); }
@@ -165,7 +141,7 @@
       get("/api/v1/stats/breakdown", { by: "month" }).then(showMonths),
       get("/api/v1/stats/breakdown", { by: "department" }).then(showDepartments),
       get("/api/v1/stats/breakdown", { by: "channel" }).then(showChannels),
-      fetch("/api/v1/cases?" + caseQuery, { credentials: "same-origin", headers: HEADERS }).then(function (r) { return r.json(); }).then(showWarnings)
+      get("/api/v1/cases", null, caseQuery.toString()).then(showWarnings)
     ]).then(function () { document.body.dataset.loaded = "yes"; })
       .catch(function (e) { err.hidden = false; text(err, "加载失败：" + e.message); });
   }

@@ -10,31 +10,8 @@
     trend: echarts.init(document.getElementById("chart-trend"))
   };
   var KIND = { item: "事项", department: "部门" };
-  var CSRF = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
-  var HEADERS = { Accept: "application/json", "X-CSRFToken": CSRF };
+  var figures = hcpFigures(form, ["department"]), drill = figures.drill, get = figures.get;
 
-  function params(extra) {
-    var data = new FormData(form), q = new URLSearchParams();
-    ["from", "to", "department"].forEach(function (k) { if (data.get(k)) { q.set(k, data.get(k)); } });
-    Object.keys(extra || {}).forEach(function (k) { q.set(k, extra[k]); });
-    return q.toString();
-  }
-  // The case list for the pickers' period and department, narrowed by ``extra``.
-  function drill(extra) {
-    var data = new FormData(form), q = new URLSearchParams({ scope: "dept", status: "all" });
-    if (data.get("from")) { q.set("rated_from", data.get("from")); }
-    if (data.get("to")) { q.set("rated_to", data.get("to")); }
-    if (data.get("department")) { q.set("department", data.get("department")); }
-    Object.keys(extra || {}).forEach(function (k) { q.set(k, extra[k]); });
-    return "/cases?" + q.toString();
-  }
-  function get(path, extra) {
-    return fetch(path + "?" + params(extra), { credentials: "same-origin", headers: HEADERS })
-      .then(function (r) {
-        if (!r.ok) { return r.json().then(function (b) { throw new Error(b.message || r.status); }); }
-        return r.json();
-      });
-  }
   function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
   function cell(tr, content, label) {
     var td = document.createElement("td");
