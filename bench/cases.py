@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.scripts import run_script
+
 LINE = re.compile(r"^case export (\w+)\s+rows (\d+)\s+(\d+) MB in (\d+) s\s+peak RSS (\d+) MB")
 TARGET_MB = 300
 
 
 def run(ctx) -> list[dict]:
     cases = int(os.environ.get("BENCH_EXPORT_CASES", "1000000"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HCP_")}
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_case_export.py"), "--cases", str(cases)],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = run_script("bench_case_export.py", "--cases", str(cases))
     rows = []
     for line in proc.stdout.splitlines():
         found = LINE.match(line.strip())

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.scripts import run_script
+
 LINE = re.compile(r"^(summary, year|breakdown by department, year|case search by phone|case search by 办件编号"
                   r"|yearly report, pdf)"
                   r"\s+p50\s+([\d.]+) ms\s+p95\s+([\d.]+) ms")
@@ -27,9 +25,7 @@ BASELINES = {"case search by phone": "finds its one case", "case search by 办�
 
 def run(ctx) -> list[dict]:
     ratings = int(os.environ.get("BENCH_FIGURES_RATINGS", "10000000"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HCP_")}
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_figures.py"), "--ratings", str(ratings)],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = run_script("bench_figures.py", "--ratings", str(ratings))
     rows = []
     for line in proc.stdout.splitlines():
         found = LINE.match(line.strip())

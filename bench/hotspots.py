@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.scripts import run_script
+
 LINE = re.compile(r"^hotspots, year \((daily counts|raw recount)\)\s+p50\s+([\d.]+) ms\s+p95\s+([\d.]+) ms")
 
 
 def run(ctx) -> list[dict]:
     ratings = int(os.environ.get("BENCH_HOTSPOTS_RATINGS", "1000000"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HCP_")}
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_hotspots.py"), "--ratings", str(ratings)],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = run_script("bench_hotspots.py", "--ratings", str(ratings))
     found = {}
     for line in proc.stdout.splitlines():
         m = LINE.match(line.strip())
