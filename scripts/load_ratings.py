@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")  # as bench/run.py
 PASSWORD = "bench-pass-2024"
-ONLINE = ("pc", "mobile", "qrcode", "sms", "hotline", "default")
+ONLINE = ("pc", "mobile", "qrcode", "sms", "hotline")  # default is the sweep's own channel
 LEVELS = (5, 4, 3, 2, 1)
 LEVEL_WEIGHTS = (85, 9, 3, 1.5, 1.5)  # 3 % bad
 

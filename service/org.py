@@ -40,7 +40,13 @@ def add_user(username: str, password: str, role: str, dept: Department, display_
 
 def add_device(name: str, dept: Department, channel: str, window: str | None,
                rate_limit: str | None) -> tuple[Device, str]:
-    """A device and its key — returned this once; only the key's digest is kept."""
+    """A device and its key — returned this once; only the key's digest is kept.
+
+    Channel ``default`` is hcp's own (default ratings, SPEC §7): no device is given it, so
+    the figures can count default ratings by channel.
+    """
+    if channel == "default":
+        raise ValueError("channel default is reserved for default ratings")
     key = new_device_key()
     device = Device(name=name, department=dept, channel=channel, window=window,
                     rate_limit=rate_limit, key_hash=key_digest(key))

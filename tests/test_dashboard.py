@@ -94,6 +94,12 @@ def test_manager_sees_rendered_charts(demo, live_server, browser):
         assert all(n and all(series[k]) for k, n in series.items()), series
         assert page.locator("#chart-good-rate canvas").count() == 1
         assert demo > 300 and page.locator("[data-key=total]").inner_text() == str(demo)
+        # the 一事一评 figures (SPEC §7): the demo's applications, some rated, some defaulted
+        for key in ("good_rate_rated", "active_rating_rate", "rated_projects_rate"):
+            assert page.locator(f"[data-key={key}]").inner_text().endswith("%"), key
+        rated, projects = page.inner_text("#kpi-rated_projects_rate .parts").split(" / ")
+        assert 0 < int(rated) < int(projects)
+        assert page.evaluate("window.hcpCharts.projects.getOption().yAxis[0].data.length") >= 1
         assert page.locator("#warning-rows tr.warn-red").count() == 1
         assert page.locator("#warning-rows tr.warn-yellow").count() == 1
         href = page.get_attribute("#export-xlsx", "href")

@@ -91,3 +91,25 @@ def test_the_unit_comes_from_the_settings(app):
             assert WorkCalendar.load(db.session).natural is True
         finally:
             settings.deadline_unit = "working"
+
+
+@pytest.mark.parametrize("natural,unit", [(False, "个工作日"), (True, "天")])
+def test_digest_and_cards_speak_in_the_deadline_unit(natural, unit):
+    """The morning digest's days left and past, the cards' texts and the case page count in
+    the unit the deadlines do: over National Day a natural-day calendar counts the holidays."""
+    from types import SimpleNamespace
+
+    from service.cases import digest, warnings
+    from service.web.pages import Due
+
+    calendar = WorkCalendar(natural=natural)
+    cards = warnings.Cards(calendar, date(2021, 9, 30))
+    soon = SimpleNamespace(id=7, status="rectifying", callback_due=None, close_due=date(2021, 10, 8))
+    late = SimpleNamespace(id=8, status="rectifying", callback_due=None, close_due=date(2021, 9, 28))
+    user = SimpleNamespace(display_name="韩梅", username="han")
+    _, text = digest.text_for(user, [late, soon], cards)
+    left = 8 if natural else 1  # 10-01 … 10-08, or only Fri 10-08 is a working day
+    assert f"工单 7，整改中，办结期限 2021-10-08（还有 {left} {unit}）" in text
+    assert f"工单 8，整改中，办结期限 2021-09-28（已逾期 2 {unit}）" in text
+    assert cards.of(soon).unit == unit
+    assert Due(cards.of(soon)).text == f"剩余{left}{unit}" and Due(cards.of(late)).text == f"已逾期2{unit}"

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from models import Invitation, Rating
+from models import Invitation, Project, Rating
 from models.types import utcnow
 from service.stats import figures
 from tests.support import hcp
@@ -91,3 +91,98 @@ def test_concurrent_sweeps_and_a_late_citizen_make_one_rating_each(app, client, 
     per_invitation = query(lambda s: s.execute(select(Rating.invitation_id, func.count()).group_by(
         Rating.invitation_id)).all())
     assert {n for _, n in per_invitation} == {1}
+
+
+def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, client, query):
+    """default, good_rate_rated, active_rating_rate and 办件评价率 per department, item, staff
+    and day: a department with applications and no rating is a group at 0 %, the channel
+    groups have no 办件评价率, the total is the summary, and hcp stats check holds."""
+    from service.clients.registry import add_client
+    from service.extensions import db
+    from tests.support import bearer, rating_body
+    from tests.test_invitations import recent
+
+    district = org.department("district", "区政务服务中心")
+    market = org.department("market", "区市场监管局", parent=district)
+    tax = org.department("tax", "区税务局", parent=district)
+    org.item("license", market)
+    org.item("tax_reg", tax)
+    _, key = org._build(lambda: add_client("审批系统", "approval", db.session.merge(district)))
+    _, kiosk = org.device(market, window="3")
+
+    def apply(no, item):
+        put = client.put(f"/api/v1/projects/{no}", json=recent("done", item_code=item, staff_no=f"S-{item}"),
+                         headers=bearer(key))
+        assert put.status_code == 201, put.get_json()
+        url = client.get(f"/api/v1/projects/{no}/invitation", headers=bearer(key)).get_json()["url"]
+        return url.rsplit("/", 1)[1]
+
+    rated, _to_default, _pending = apply("M-1", "license"), apply("M-2", "license"), apply("M-3", "license")
+    apply("T-1", "tax_reg")  # nobody rates it: 办件评价率 0 for tax
+    assert client.post(f"/r/{rated}", data={"level": "4"}).status_code == 303
+    kiosk_rating = client.post("/api/v1/ratings", json=rating_body(2, item_code="license",
+                                                                   rated_at=utcnow().isoformat()),
+                               headers=bearer(kiosk))
+    assert kiosk_rating.status_code == 201
+    to_default_id = query(lambda s: s.scalar(select(Invitation.id).join(Project).where(
+        Project.project_no == "M-2")))
+    with app.app_context():
+        db.session.execute(update(Invitation).where(Invitation.id == to_default_id)
+                           .values(expires_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+    hcp("ratings", "run-defaults")
+    # the sweep made one default rating, level 5: market has 3 ratings, 1 of them default
+    today = date.today()
+    f = figures.Filters(today - timedelta(days=2), today + timedelta(days=1))
+    with app.app_context():
+        by_dept = figures.breakdown(db.session, f, "department")
+        by_item = figures.breakdown(db.session, f, "item")
+        by_staff = figures.breakdown(db.session, f, "staff")
+        by_day = figures.breakdown(db.session, f, "day")
+        by_channel = figures.breakdown(db.session, f, "channel")
+        by_reason = figures.breakdown(db.session, f, "reason")
+        summary = figures.summary(db.session, f)
+
+    def pick(result, key):
+        return next(g for g in result["groups"] if g["key"] == key)
+
+    m, t = pick(by_dept, "market"), pick(by_dept, "tax")
+    assert (m["total"], m["default"], m["rated_total"], m["rated_good"]) == (3, 1, 2, 1)
+    assert m["active_rating_rate"] == 2 / 3 and m["good_rate_rated"] == 1 / 2
+    assert (m["projects"], m["rated_projects"], m["rated_projects_rate"]) == (3, 1, 1 / 3)
+    assert (t["total"], t["projects"], t["rated_projects"], t["rated_projects_rate"]) == (0, 1, 0, 0.0)
+    assert t["active_rating_rate"] is None
+    assert (pick(by_item, "license")["projects"], pick(by_item, "tax_reg")["rated_projects_rate"]) == (3, 0.0)
+    assert pick(by_staff, "S-license")["rated_projects"] == 1
+    assert sum(g["projects"] for g in by_day["groups"]) == 4
+    assert {g["projects"] for g in by_channel["groups"]} == {None}
+    assert pick(by_channel, "default")["default"] == 1
+    assert by_reason["total"] == summary
+    for result in (by_dept, by_item, by_staff, by_day, by_channel):
+        total = result["total"]
+        for name in ("default", "good_rate_rated", "active_rating_rate", "projects", "rated_projects",
+                     "rated_projects_rate"):
+            assert total[name] == summary[name], (result["by"], name)
+    assert (summary["projects"], summary["rated_projects"], summary["default"]) == (4, 1, 1)
+    raw_default = query(lambda s: s.scalar(select(func.count()).where(Rating.is_default)))
+    assert summary["default"] == raw_default == 1
+
+    # the export carries them: a department with applications and no rating shows 0.00 %
+    token = org.token(org.user("boss", "manager", district))
+    period = {"from": f.date_from.isoformat(), "to": f.date_to.isoformat()}
+    csv_out = client.get("/api/v1/stats/export", query_string={"format": "csv", "by": "department", **period},
+                         headers=bearer(token)).data.decode("utf-8-sig")
+    lines = [line.split(",") for line in csv_out.splitlines()]
+    header = next(line for line in lines if line[0] == "部门")
+    tax_row = next(line for line in lines if line[0] == "区税务局")
+    assert tax_row[header.index("办件评价率")] == "0.00%" and tax_row[header.index("应评办件")] == "1"
+    total_row = next(line for line in lines if line[0] == "合计")
+    assert total_row[header.index("主动评价率")] == f"{summary['active_rating_rate'] * 100:.2f}%"
+    assert total_row[header.index("默认评价")] == "1"
+
+    assert "rollups equal the raw rows" in hcp("stats", "check").stdout
+    with app.app_context():  # a rating marked default off its channel breaks the figures' rule
+        db.session.execute(update(Rating).where(Rating.channel != "default").values(is_default=True))
+        db.session.commit()
+    broken = hcp("stats", "check", check=False)
+    assert broken.returncode == 1 and "ratings.is_default" in broken.stdout

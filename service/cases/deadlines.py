@@ -41,6 +41,11 @@ class WorkCalendar:
         unit = current_app.config["HCP_SETTINGS"].deadline_unit if current_app else "working"
         return cls({day: kind for day, kind in rows}, natural=unit == "natural")
 
+    @property
+    def unit(self) -> str:
+        """The unit the deadlines count in, as texts say it: 个工作日, or 天 (natural days)."""
+        return "天" if self.natural else "个工作日"
+
     def counts(self, day: date) -> bool:
         """Whether ``day`` counts towards a deadline."""
         return self.natural or self.is_workday(day)

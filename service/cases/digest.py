@@ -1,6 +1,8 @@
 """The morning digest (每日待办提醒): each handler's open cases, nearest deadline first.
 
-Sent on working days only (the Chinese calendar with its make-up days, not Mon–Fri), by
+Each line gives the days left or past in the deadline unit (个工作日, or 天 with
+HCP_DEADLINE_UNIT=natural). Sent on working days only (the Chinese calendar with its
+make-up days, not Mon–Fri), by
 e-mail to the handler and as a group post to the handler's department webhook. Issued
 once per handler and day (key ``digest:2021-10-08:u7``), so a beat that fires twice or a
 task delivered twice sends it once.
@@ -43,8 +45,15 @@ def text_for(user: User, cases: list[Case], cards: Cards) -> tuple[str, str]:
         due = cards.of(row)
         card = f"【{WARNING_LABELS[due.level]}】" if due.level in WARNING_LABELS else ""
         lines.append(f"{i}. {card}工单 {row.id}，{STATUS_LABELS[row.status]}，"
-                     f"{DEADLINE_LABELS[due.name]} {due.day}")
+                     f"{DEADLINE_LABELS[due.name]} {due.day}（{_left(due)}）")
     return f"{notify.PREFIX}每日待办：{len(cases)} 件未办结工单（{today}）", "\n".join(lines)
+
+
+def _left(due) -> str:
+    """Days left or past, in the deadline unit (个工作日, or 天 when HCP_DEADLINE_UNIT=natural)."""
+    if due.level == "red":
+        return f"已逾期 {due.overdue} {due.unit}"
+    return "今日到期" if due.left == 0 else f"还有 {due.left} {due.unit}"
 
 
 def issue_digests(session: Session, today: date) -> list[Digest]:

@@ -81,8 +81,9 @@ class Deadline:
     name: str | None  # "callback" | "close" | None when closed
     day: date | None
     level: str | None = None  # None | "yellow" | "red"
-    left: int = 0  # working days left (0: due today)
-    overdue: int = 0  # working days past (0 when not past)
+    left: int = 0  # days left in the deadline unit (0: due today)
+    overdue: int = 0  # days past in the deadline unit (0 when not past)
+    unit: str = "个工作日"  # WorkCalendar.unit: 天 when HCP_DEADLINE_UNIT=natural
 
     @property
     def is_overdue(self) -> bool:
@@ -124,8 +125,10 @@ class Cards:
         day = case_row.callback_due if name == "callback" else case_row.close_due
         level = self.level(name, day)
         if level == "red":
-            return Deadline(name, day, level, overdue=self.calendar.working_days_between(day, self.today))
-        return Deadline(name, day, level, left=self.calendar.working_days_between(self.today, day))
+            return Deadline(name, day, level, overdue=self.calendar.working_days_between(day, self.today),
+                            unit=self.calendar.unit)
+        return Deadline(name, day, level, left=self.calendar.working_days_between(self.today, day),
+                        unit=self.calendar.unit)
 
     def level_sql(self, name, due):
         """SQL for the card given SQL for the deadline's name and date."""
@@ -229,12 +232,12 @@ def message(case_row: Case, stage: str, deadline: str, due: date, today: date,
     if stage == "yellow":
         left = calendar.working_days_between(today, due)
         head = (f"工单 {case_row.id} {what}（{due}）就在今天" if left == 0
-                else f"工单 {case_row.id} 距{what}（{due}）还有 {left} 个工作日")
+                else f"工单 {case_row.id} 距{what}（{due}）还有 {left} {calendar.unit}")
     else:
         late = calendar.working_days_between(due, today)
-        head = f"工单 {case_row.id} 已超过{what}（{due}）{late} 个工作日"
+        head = f"工单 {case_row.id} 已超过{what}（{due}）{late} {calendar.unit}"
         if stage == "escalated":
-            head += f"，逾期超过 {ESCALATE_AFTER} 个工作日，请督办"
+            head += f"，逾期超过 {ESCALATE_AFTER} {calendar.unit}，请督办"
     rating = case_row.rating
     facts = [f"部门：{case_row.department.name}", f"状态：{STATUS_LABELS[case_row.status]}",
              f"承办人：{_name(case_row.assignee) if case_row.assignee else '未分派'}"]

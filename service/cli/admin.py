@@ -161,7 +161,8 @@ def _rate_limit(ctx, param, value):
 @devices.command("add")
 @click.argument("name")
 @click.option("--department", required=True, help="department code")
-@click.option("--channel", required=True, type=click.Choice(CHANNELS))
+@click.option("--channel", required=True, type=click.Choice([c for c in CHANNELS if c != "default"]),
+              help="default is hcp's own channel of default ratings")
 @click.option("--window", help="window number (窗口号) in the hall")
 @click.option("--rate-limit", callback=_rate_limit, help="e.g. 5/minute (default HCP_DEVICE_RATE_LIMIT)")
 @with_appcontext

@@ -10,6 +10,7 @@
     goodRate: echarts.init(document.getElementById("chart-good-rate")),
     bad: echarts.init(document.getElementById("chart-bad")),
     departments: echarts.init(document.getElementById("chart-departments")),
+    projects: echarts.init(document.getElementById("chart-projects")),
     channels: echarts.init(document.getElementById("chart-channels"))
   };
   // Someone who asked their system for less motion gets the charts drawn at once.
@@ -35,7 +36,7 @@
   function showSummary(s) {
     document.querySelectorAll("#kpis .value").forEach(function (el) {
       var k = el.dataset.key, v = s[k];
-      text(el, /_rate$/.test(k) ? pct(v) : String(v));
+      text(el, /_rate(_rated)?$/.test(k) ? pct(v) : String(v));
     });
     document.querySelectorAll("#kpis .parts").forEach(function (el) {
       var keys = el.dataset.parts.split(" ");
@@ -85,6 +86,21 @@
       yAxis: { type: "category", data: rows.map(function (g) { return g.label; }) },
       series: [{ name: "好评率", type: "bar", data: rows.map(function (g) { return pct100(g.good_rate); }),
                  label: { show: true, position: "right", formatter: "{c}%" } }]
+    }, true);
+    // 办件评价率, lowest first: the province marks a department down when it falls short of 100 %.
+    var served = b.groups.filter(function (g) { return g.projects; })
+      .sort(function (x, y) { return (x.rated_projects_rate || 0) - (y.rated_projects_rate || 0); });
+    charts.projects.off("click");
+    charts.projects.on("click", function (p) { go({ department: served[p.dataIndex].key }); });
+    charts.projects.setOption({
+      animation: ANIMATE,
+      tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+      grid: { left: 150 },
+      xAxis: { type: "value", name: "办件评价率(%)", max: 100 },
+      yAxis: { type: "category", data: served.map(function (g) { return g.label; }) },
+      series: [{ name: "办件评价率", type: "bar", data: served.map(function (g) { return pct100(g.rated_projects_rate); }),
+                 label: { show: true, position: "right", formatter: function (p) {
+                   var g = served[p.dataIndex]; return p.value + "%（" + g.rated_projects + "/" + g.projects + "）"; } } }]
     }, true);
   }
   function showChannels(b) {

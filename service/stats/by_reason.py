@@ -23,6 +23,9 @@ from service.stats.rollup import CASE_CONDITIONS, RATING_CONDITIONS, closed_day_
 LIVE_CONDITIONS = {
     "open": "c.status <> 'closed'",
     "overdue_open": "c.status <> 'closed' AND c.close_due < :today",
+    # default ratings as the rollups count them (figures.counters): their channel
+    "default_total": f"r.channel = '{figures.DEFAULT_CHANNEL}'",
+    "default_good": f"r.channel = '{figures.DEFAULT_CHANNEL}' AND r.level >= 3",
 }
 
 

@@ -23,6 +23,7 @@ from models.types import utcnow
 from models.clock import local_date
 from service.cases.warnings import Cards
 
+DEFAULT_CHANNEL = "default"  # the channel of default ratings (默认评价), SPEC §7
 BREAKDOWNS = ("department", "channel", "item", "window", "staff", "month", "day", "reason")
 LIVE_COUNTERS = ("open", "overdue_open", "red", "yellow")
 RATES = ("good_rate", "disposal_rate", "rectification_rate", "callback_rate", "on_time_rate",
@@ -56,6 +57,8 @@ def figures_from(c: dict) -> dict:
     n = {k: int(c.get(k, 0)) for k in COUNTERS + LIVE_COUNTERS}
     rectifiable = bad - n["closed_invalid"] - n["closed_explained"]
     on_time_base = n["closed"] + n["overdue_open"]
+    default, default_good = int(c.get("default_total", 0)), int(c.get("default_good", 0))
+    projects, rated_projects = c.get("projects"), c.get("rated_projects")
     return {
         "total": total, "good": good, "bad": bad, "by_level": levels,
         "good_rate": ratio(good, total),
@@ -73,6 +76,13 @@ def figures_from(c: dict) -> dict:
         "real_name_bad": n["bad_real_name"], "satisfied_yes": n["satisfied_yes"],
         "satisfied_known": n["satisfied_known"],
         "extended": n["extended"],
+        # §7: default ratings (默认评价) and the rates without them
+        "default": default, "rated_total": total - default, "rated_good": good - default_good,
+        "good_rate_rated": ratio(good - default_good, total - default),
+        "active_rating_rate": ratio(total - default, total),
+        # 办件评价率: None where the grouping has no applications (channel, window, reason)
+        "projects": projects, "rated_projects": rated_projects,
+        "rated_projects_rate": ratio(rated_projects, projects) if projects is not None else None,
     }
 
 
@@ -135,14 +145,25 @@ def _where(stmt, cols, f: Filters, departments: list[int] | None, period: tuple[
     return stmt
 
 
+def scope_ids(session: Session, f: Filters) -> list[int] | None:
+    """The department ids ``f`` covers, or None for every department."""
+    if f.department_path is None:
+        return None
+    departments = subtree_ids(session, f.department_path)
+    if len(departments) == session.scalar(select(func.count(Department.id))):
+        return None  # the whole tree: no filter to apply
+    return departments
+
+
 def counters(session: Session, f: Filters, by: str | None = None, today: date | None = None) -> dict[tuple, dict]:
-    """Summed counters per raw group key (``()`` when ``by`` is None), rollup and live."""
+    """Summed counters per raw group key (``()`` when ``by`` is None), rollup and live.
+
+    Beside the rollups' counters, ``default_total`` and ``default_good``: the ratings of
+    channel ``default``, which only the default-rating sweep makes (a device of that
+    channel cannot be added), so the rollups count default ratings exactly.
+    """
     today = today or local_date(utcnow())
-    departments = None
-    if f.department_path is not None:
-        departments = subtree_ids(session, f.department_path)
-        if len(departments) == session.scalar(select(func.count(Department.id))):
-            departments = None  # the whole tree: no filter to apply
+    departments = scope_ids(session, f)
     if _uses_detail(f, by):
         parts = [(StatsDailyDetail, (f.date_from, f.date_to))]
     elif by == "day":
@@ -154,13 +175,16 @@ def counters(session: Session, f: Filters, by: str | None = None, today: date | 
 
     for table, period in parts:
         keys = _rollup_keys(table, by)
-        stmt = select(*keys, *[func.sum(getattr(table, c)).label(c) for c in COUNTERS])
-        stmt = _where(stmt, table, f, departments, period)
-        if keys:
-            stmt = stmt.group_by(*keys)
+        is_default = (table.channel == DEFAULT_CHANNEL).label("is_default")
+        stmt = select(*keys, is_default, *[func.sum(getattr(table, c)).label(c) for c in COUNTERS])
+        stmt = _where(stmt, table, f, departments, period).group_by(*keys, is_default)
         for row in session.execute(stmt):
             values = row._mapping
-            _add(out[tuple(row[:len(keys)])], {c: int(values[c] or 0) for c in COUNTERS})
+            got = {c: int(values[c] or 0) for c in COUNTERS}
+            if values["is_default"]:
+                got["default_good"] = got["level_3"] + got["level_4"] + got["level_5"]
+                got["default_total"] = got["default_good"] + got["level_1"] + got["level_2"]
+            _add(out[tuple(row[:len(keys)])], got)
 
     # The clock-dependent counts, from the open-case rollup (the open cases are few, but
     # joining each to its rating among millions costs more than this).
@@ -189,11 +213,9 @@ def summary(session: Session, f: Filters, today: date | None = None) -> dict:
     """Every §3 figure over the ratings ``f`` selects, and the 一事一评 figures (§7)."""
     from service.stats import applications
 
-    rows = counters(session, f, None, today)
-    out = figures_from(rows.get((), {}))
-    departments = subtree_ids(session, f.department_path) if f.department_path is not None else None
-    out.update(applications.figures(session, f, departments, out["total"], out["good"]))
-    return out
+    c = counters(session, f, None, today).get((), {})
+    c.update(applications.counts(session, f, scope_ids(session, f)).get((), {"projects": 0, "rated_projects": 0}))
+    return figures_from(c)
 
 
 def _department_grouping(session: Session, f: Filters) -> tuple[dict[int, int], dict[int, Department], int | None]:
@@ -233,7 +255,12 @@ def breakdown(session: Session, f: Filters, by: str, today: date | None = None) 
     if by == "reason":  # overlapping groups, counted from the raw rows
         from service.stats import by_reason
         return by_reason.breakdown(session, f, today)
+    from service.stats import applications
+
     raw = counters(session, f, by, today)
+    departments = scope_ids(session, f)
+    for key, c in applications.counts(session, f, departments, by).items():
+        _add(raw.setdefault(key, {}), c)  # a group may have applications and no rating yet
     groups: dict = defaultdict(dict)
     labels: dict = {}
     if by == "department":
@@ -278,7 +305,11 @@ def breakdown(session: Session, f: Filters, by: str, today: date | None = None) 
     for gid, c in groups.items():
         _add(total, c)
         key, label = labels[gid]
+        if by in applications.GROUPED:
+            c = {"projects": 0, "rated_projects": 0, **c}
         rows.append({"key": key, "label": label, **figures_from(c)})
+    # An application reaching two rated stages on two days is in both days, once in the total.
+    total.update(applications.counts(session, f, departments).get((), {"projects": 0, "rated_projects": 0}))
     if by in ("month", "day"):
         rows.sort(key=lambda r: r["key"])
     else:

@@ -139,4 +139,10 @@ def differences(session: Session, limit: int = 20) -> list[dict]:
             f"SELECT 'rollup', 'stats_open', e.* FROM (SELECT * FROM ({kept}) k2 EXCEPT "
             f"SELECT * FROM ({OPEN_SELECT}) r2) e")
     out += [dict(r) for r in session.execute(text(f"SELECT * FROM ({diff}) d LIMIT {int(limit)}")).mappings()]
+    # The figures count default ratings as the rollups' channel ``default`` (figures.counters):
+    # that holds while every default rating, and nothing else, has that channel.
+    mixed = session.execute(text(
+        "SELECT id, channel, is_default FROM ratings WHERE (channel = 'default') <> is_default "
+        f"ORDER BY id LIMIT {int(limit)}")).mappings()
+    out += [{"side": "raw", "grain": "ratings.is_default", **dict(r)} for r in mixed]
     return out

@@ -72,6 +72,18 @@ class Figures(Schema):
     satisfied_yes = fields.Integer()
     satisfied_known = fields.Integer()
     extended = fields.Integer(metadata={"description": "cases whose 延期 (extension) was approved"})
+    default = fields.Integer(metadata={"description": "default ratings (默认评价)"})
+    rated_total = fields.Integer(metadata={"description": "ratings that are not default"})
+    rated_good = fields.Integer(metadata={"description": "good ratings that are not default"})
+    good_rate_rated = fields.Float(allow_none=True, metadata={"description": "rated_good / rated_total"})
+    active_rating_rate = fields.Float(allow_none=True, metadata={"description": "主动评价率: rated_total / total"})
+    projects = fields.Integer(allow_none=True, metadata={
+        "description": "applications that reached a rated stage in the period (its local date); "
+                       "null in the channel, window and reason breakdowns, which applications have none of"})
+    rated_projects = fields.Integer(allow_none=True,
+                                    metadata={"description": "of those, with a rating that is not default"})
+    rated_projects_rate = fields.Float(allow_none=True,
+                                       metadata={"description": "办件评价率: rated_projects / projects"})
 
 
 class Scope(Schema):
@@ -85,15 +97,7 @@ class Scope(Schema):
 
 
 class SummaryOut(Figures, Scope):
-    default = fields.Integer(metadata={"description": "default ratings (默认评价)"})
-    rated_total = fields.Integer(metadata={"description": "ratings that are not default"})
-    rated_good = fields.Integer(metadata={"description": "good ratings that are not default"})
-    good_rate_rated = fields.Float(allow_none=True, metadata={"description": "rated_good / rated_total"})
-    active_rating_rate = fields.Float(allow_none=True, metadata={"description": "主动评价率: rated_total / total"})
-    projects = fields.Integer(metadata={"description": "applications that reached a rated stage in the period"})
-    rated_projects = fields.Integer(metadata={"description": "of those, with a rating that is not default"})
-    rated_projects_rate = fields.Float(allow_none=True,
-                                       metadata={"description": "办件评价率: rated_projects / projects"})
+    pass
 
 
 class GroupOut(Figures):

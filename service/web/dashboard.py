@@ -38,6 +38,12 @@ class Kpi:
 KPIS = (
     Kpi("total", "评价总数", "评价时间在所选期间内的全部评价", "status=all"),
     Kpi("good_rate", "好评率", "好评（满意度3–5级）÷ 评价总数", "status=all", ("good", "total")),
+    Kpi("good_rate_rated", "好评率（不含默认评价）", "群众主动作出的好评 ÷ 群众主动作出的评价（不计系统默认评价）",
+        "status=all", ("rated_good", "rated_total")),
+    Kpi("active_rating_rate", "主动评价率", "非默认评价 ÷ 评价总数", "status=all", ("rated_total", "total")),
+    Kpi("rated_projects_rate", "办件评价率",
+        "期间内到达评价环节、且有群众主动评价的办件 ÷ 期间内到达评价环节的办件（按部门、事项筛选）",
+        "status=all", ("rated_projects", "projects")),
     Kpi("bad", "差评数", "满意度1–2级的评价；每条差评生成一件整改工单", "status=all"),
     Kpi("disposal_rate", "差评处置率", "已办结的差评工单 ÷ 差评数", "status=closed", ("closed", "bad")),
     Kpi("rectification_rate", "差评整改率", "整改后办结的工单 ÷（差评数 − 无效差评 − 解释说明办结）",

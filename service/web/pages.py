@@ -83,10 +83,10 @@ class Due:
         if d.day is None:
             return ""
         if d.is_overdue:
-            return f"已逾期{d.overdue}个工作日" if d.overdue else "已逾期"
+            return f"已逾期{d.overdue}{d.unit}" if d.overdue else "已逾期"
         if self.hours_left is not None:
             return f"今日到期，剩余{self.hours_left}小时"
-        return "今日到期" if d.left == 0 else f"剩余{d.left}个工作日"
+        return "今日到期" if d.left == 0 else f"剩余{d.left}{d.unit}"
 
 
 # ---------------------------------------------------------------- helpers
