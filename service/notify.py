@@ -167,27 +167,34 @@ def robot_text(content: str) -> dict:
 def send_webhook(payload: dict, settings: Settings, session: Session) -> None:
     """POST the robot JSON to the department's webhook; a non-zero ``errcode`` is a failure."""
     dept = session.get(Department, payload["department_id"])
-    url = dept.notify_webhook if dept else None
-    if not url:
+    if not (dept and dept.notify_webhook):
         raise Undeliverable("the department has no notify_webhook any more")
+    post_robot(dept, payload["content"], settings.notify_timeout)
+
+
+def post_robot(dept: Department, content: str, timeout: float) -> dict | None:
+    """POST ``content`` to the department's robot (signed when it has a 加签 secret) and
+    return the robot's JSON answer (None for a plain 2xx); SendError when it refused."""
+    url = dept.notify_webhook
     if dept.notify_webhook_secret_enc:
         url = signed_url(url, decrypt(dept.notify_webhook_secret_enc))
-    body = json.dumps(robot_text(payload["content"]), ensure_ascii=False).encode("utf-8")
+    body = json.dumps(robot_text(content), ensure_ascii=False).encode("utf-8")
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json; charset=utf-8"})
     try:
-        with urllib.request.urlopen(request, timeout=settings.notify_timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             answer = resp.read(65536)
     except (urllib.error.URLError, OSError) as err:  # HTTPError (4xx/5xx) is a URLError
         raise SendError(f"webhook {redact_url(url)}: {err}") from err
     try:
         data = json.loads(answer or b"{}")
     except ValueError:
-        return  # a plain 2xx from a relay that does not answer JSON
+        return None  # a plain 2xx from a relay that does not answer JSON
     # WeCom and DingTalk answer 200 with {"errcode": 45009, ...} when they refuse
     # (rate limit, bad key, keyword missing): that message did not go out.
     if isinstance(data, dict) and data.get("errcode", 0) not in (0, "0"):
         raise SendError(f"webhook {redact_url(url)}: errcode {data.get('errcode')} {data.get('errmsg', '')}")
+    return data if isinstance(data, dict) else None
 
 
 def signed_url(url: str, secret: str, now_ms: int | None = None) -> str:

@@ -1,16 +1,20 @@
-"""Building the organisation: departments, service items, devices and staff users.
+"""Building and changing the organisation: departments, service items, devices and staff users.
 
 The one way rows of the org are made, called by the ``hcp`` admin commands, ``hcp demo``,
 scripts/, bench/ and the tests. Each adds to ``db.session`` and leaves the commit to the caller.
 """
 from __future__ import annotations
 
+import re
+
+from sqlalchemy import func, literal, select, update
 from werkzeug.security import generate_password_hash
 
 from models import Department, Device, ServiceItem, User
 from service.auth.access import new_device_key
 from service.extensions import db
-from service.privacy import key_digest
+from service.notify import PREFIX, addresses, post_robot, redact_url
+from service.privacy import encrypt, key_digest
 
 
 def add_department(code: str, name: str, parent: Department | None) -> Department:
@@ -76,3 +80,85 @@ def set_credit_code(dept: Department, code: str | None) -> None:
         if problem:
             raise ValueError(problem)
     dept.credit_code = code or None
+
+
+# -- changing the organisation (the admin console and ``hcp departments …``) -----------
+
+class OrgError(ValueError):
+    """A refused change, typed: ``reason`` is taken | cycle | invalid, ``field`` what it concerns."""
+
+    def __init__(self, field: str, reason: str, detail: str = ""):
+        super().__init__(f"{field}: {reason} {detail}".strip())
+        self.field, self.reason, self.detail = field, reason, detail
+
+
+EMAIL_RE = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+")
+URL_RE = re.compile(r"https?://[^\s/]+\S*")
+
+
+def check_code_free(model, code: str, field: str = "code") -> None:
+    """Refuse a department or item code already in use (codes are what ratings and the CLI name)."""
+    if db.session.scalar(select(model.id).where(model.code == code)) is not None:
+        raise OrgError(field, "taken", code)
+
+
+def rename_department(dept: Department, name: str) -> None:
+    dept.name = name
+
+
+def move_department(session, dept: Department, parent: Department | None) -> int:
+    """Put ``dept`` under ``parent`` (None: a root). The materialised paths of the
+    department and of everything below it follow in one UPDATE, so every subtree query —
+    scopes and figures, which count per department id — is exact right after. Returns the
+    number of departments whose path changed; refuses a move under its own subtree."""
+    if parent is not None and parent.path.startswith(dept.path):
+        raise OrgError("parent", "cycle")
+    old = dept.path
+    new = (parent.path if parent else "/") + f"{dept.id}/"
+    dept.parent = parent
+    if new == old:
+        return 0
+    session.flush()
+    result = session.execute(
+        update(Department).where(Department.path.startswith(old))
+        .values(path=literal(new) + func.substr(Department.path, len(old) + 1))
+        .execution_options(synchronize_session=False))
+    session.expire_all()
+    return result.rowcount
+
+
+def emails(value: str) -> str:
+    """Comma-separated addresses, checked; '' stays '' (clearing the setting)."""
+    found = addresses(value)
+    bad = [a for a in found if not EMAIL_RE.fullmatch(a)]
+    if value and (bad or not found):
+        raise OrgError("email", "invalid", ", ".join(bad) or value)
+    return ",".join(found)
+
+
+def set_notify(dept: Department, webhook: str | None = None, secret: str | None = None,
+               email: str | None = None) -> None:
+    """Where the department's cards and digests go; None leaves a setting, '' clears it.
+    The 加签 secret is kept encrypted (it must be usable to sign)."""
+    if webhook is not None:
+        if webhook and not URL_RE.fullmatch(webhook):
+            raise OrgError("webhook", "invalid", webhook)
+        dept.notify_webhook = webhook or None
+    if secret is not None:
+        dept.notify_webhook_secret_enc = encrypt(secret) if secret else None
+    if email is not None:
+        dept.notify_email = emails(email) or None
+
+
+def notify_snapshot(dept: Department) -> dict:
+    """The notification settings as the 操作日志 keeps them: the webhook without its key, no secret."""
+    return {"webhook": redact_url(dept.notify_webhook) if dept.notify_webhook else None,
+            "加签": bool(dept.notify_webhook_secret_enc), "email": dept.notify_email}
+
+
+def send_test_message(dept: Department, timeout: float) -> dict | None:
+    """Post a test message to the department's robot now and return its answer
+    (``notify.SendError`` when it refused or was unreachable)."""
+    if not dept.notify_webhook:
+        raise OrgError("webhook", "missing")
+    return post_robot(dept, f"{PREFIX}测试消息：{dept.name}的好差评提醒将发送到本群。", timeout)

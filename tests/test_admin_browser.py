@@ -67,6 +67,8 @@ def test_add_a_device_and_pair_a_tablet_with_its_code(server, desk, tablet, hall
     page = desk.new_page()
     sign_in(page, server, "admin")
     page.click("text=系统管理")
+    page.wait_for_selector("h1:has-text('组织机构')")
+    page.click("nav.subnav >> text=设备")
     page.wait_for_selector("h1:has-text('设备')")
     page.fill("input[name=name]", "8号窗口平板")
     page.select_option("select[name=department]", "hall")
@@ -115,7 +117,7 @@ def test_the_pages_fit_a_phone(server, phone, hall, org):
     org.device(hall, name="大厅评价器（一楼东侧）", window="12")
     page = phone.new_page()
     sign_in(page, server, "admin")
-    for path in ("/admin/devices", "/admin/audit"):
+    for path in ("/admin/devices", "/admin/audit", "/admin/org", "/admin/org/hall"):
         page.goto(server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
     page.goto(server.url + "/admin/devices")
@@ -123,3 +125,25 @@ def test_the_pages_fit_a_phone(server, phone, hall, org):
     assert page.is_visible("text=请填写设备名称")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "admin-devices-phone.png")
+
+
+def test_add_a_department_and_an_item_through_the_pages(server, desk, hall, query):
+    from models import Department, ServiceItem
+
+    page = desk.new_page()
+    sign_in(page, server, "admin")
+    page.goto(server.url + "/admin/org")
+    page.fill("#dept-code", "license")
+    page.fill("#dept-name", "证照科")
+    page.select_option("#dept-parent", "hall")
+    page.click("button:has-text('新增部门')")
+    page.wait_for_selector(".flash.success")
+    page.click("table.org-tree a:has-text('证照科')")
+    page.fill("#item-code", "biz-license")
+    page.fill("#item-name", "营业执照办理")
+    page.click("button:has-text('新增事项')")
+    page.wait_for_selector("table.items:has-text('营业执照办理')")
+    dept_id = query(lambda s: s.scalar(select(Department.id).where(Department.code == "license")))
+    item_dept = query(lambda s: s.scalar(select(ServiceItem.department_id).where(ServiceItem.code == "biz-license")))
+    assert item_dept == dept_id
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366

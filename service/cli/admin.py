@@ -15,9 +15,9 @@ from models.clock import SHANGHAI
 from service.auth.access import revoke_tokens
 from service.devices import health, registry
 from service.extensions import db
-from service.notify import addresses, redact_url
-from service.org import add_department, add_device, add_item, add_user, set_credit_code
-from service.privacy import encrypt
+from service.notify import redact_url
+from service.org import (OrgError, add_department, add_device, add_item, add_user, emails, move_department,
+                         rename_department, set_credit_code, set_notify)
 
 
 def department_by_code(code: str) -> Department:
@@ -66,6 +66,31 @@ def departments_set(code, credit_code):
     click.echo(f"department {dept.code}: credit code {dept.credit_code or '-'}")
 
 
+@departments.command("rename")
+@click.argument("code")
+@click.argument("name")
+@with_appcontext
+def departments_rename(code, name):
+    """Give department CODE a new NAME."""
+    rename_department(department_by_code(code), name)
+    db.session.commit()
+    click.echo(f"department {code} is now {name}")
+
+
+@departments.command("move")
+@click.argument("code")
+@click.option("--parent", help="code of the new parent; omitted: a top-level department")
+@with_appcontext
+def departments_move(code, parent):
+    """Put department CODE (and everything under it) under another parent."""
+    try:
+        moved = move_department(db.session, department_by_code(code), department_by_code(parent) if parent else None)
+    except OrgError as err:
+        raise click.ClickException(f"{code} cannot move under its own subtree") from err
+    db.session.commit()
+    click.echo(f"department {code} moved under {parent or '(top level)'}; {moved} department path(s) updated")
+
+
 @departments.command("list")
 @with_appcontext
 def departments_list():
@@ -80,11 +105,10 @@ def _email(ctx, param, value):
     """Addresses separated by commas; an empty string clears the setting."""
     if value is None or value == "":
         return value
-    found = addresses(value)
-    bad = [a for a in found if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", a)]
-    if bad or not found:
-        raise click.BadParameter(f"not an e-mail address: {', '.join(bad) or value}")
-    return ",".join(found)
+    try:
+        return emails(value)
+    except OrgError as err:
+        raise click.BadParameter(f"not an e-mail address: {err.detail}") from err
 
 
 def http_url(ctx, param, value):
@@ -109,16 +133,14 @@ def departments_notify(code, webhook, secret, email):
     Without options, prints the current settings.
     """
     dept = department_by_code(code)
-    if webhook is not None:
-        dept.notify_webhook = webhook or None
     if secret == "-":
         secret = sys.stdin.readline().strip()
         if not secret:
             raise click.BadParameter("no secret on stdin", param_hint="--secret")
-    if secret is not None:
-        dept.notify_webhook_secret_enc = encrypt(secret) if secret else None
-    if email is not None:
-        dept.notify_email = email or None
+    try:
+        set_notify(dept, webhook, secret, email)
+    except OrgError as err:
+        raise click.BadParameter(f"not valid: {err.detail}", param_hint=f"--{err.field}") from err
     db.session.commit()
     hook = redact_url(dept.notify_webhook) if dept.notify_webhook else "-"
     signed = " (signed, 加签)" if dept.notify_webhook_secret_enc else ""

@@ -19,6 +19,7 @@ blp = Blueprint("admin", __name__, url_prefix="/admin")
 
 # The console's sections in the order of its sub-navigation: (endpoint, label, roles).
 SECTIONS = [
+    ("admin.org", "组织机构", ("admin",)),
     ("admin.devices", "设备", ("admin", "manager")),
     ("admin.audit_log", "操作日志", ("admin",)),
 ]
@@ -59,4 +60,4 @@ def _sections():
     return {"ADMIN_SECTIONS": SECTIONS}
 
 
-from service.web.admin import audit, devices  # noqa: E402,F401  (views register on blp)
+from service.web.admin import audit, devices, org  # noqa: E402,F401  (views register on blp)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from limits import parse
-from wtforms import SelectField, StringField
+from wtforms import BooleanField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 CODE = Regexp(r"^[A-Za-z0-9_.-]+$", message="只能包含字母、数字、下划线、点和短横线")
@@ -36,3 +36,32 @@ class DeviceForm(FlaskForm):
     channel = SelectField("评价渠道", validators=[chosen("评价渠道")], validate_choice=False)
     window = StringField("窗口号", validators=[Optional(), Length(max=64, message="不能超过64字")])
     rate_limit = StringField("限速（选填）", validators=[Optional(), Length(max=64, message="不能超过64字"), rate])
+
+
+class DepartmentForm(FlaskForm):
+    code = StringField("部门代码", validators=[required("部门代码"), Length(max=64, message="不能超过64字"), CODE])
+    name = StringField("部门名称", validators=[required("部门名称"), Length(max=200, message="不能超过200字")])
+    parent = SelectField("上级部门", validate_choice=False)
+
+
+class ItemForm(FlaskForm):
+    code = StringField("事项代码", validators=[required("事项代码"), Length(max=64, message="不能超过64字"), CODE])
+    name = StringField("事项名称", validators=[required("事项名称"), Length(max=200, message="不能超过200字")])
+    department = SelectField("所属部门", validators=[chosen("所属部门")], validate_choice=False)
+
+
+class RenameForm(FlaskForm):
+    name = StringField("新名称", validators=[required("新名称"), Length(max=200, message="不能超过200字")])
+
+
+class MoveForm(FlaskForm):
+    parent = SelectField("新的上级部门", validate_choice=False)
+
+
+class NotifyForm(FlaskForm):
+    webhook = StringField("群机器人地址（企业微信/钉钉）",
+                          validators=[Optional(), Length(max=500, message="不能超过500字")])
+    secret = PasswordField("加签密钥（SEC…，留空则不变）",
+                           validators=[Optional(), Length(max=200, message="不能超过200字")])
+    clear_secret = BooleanField("清除加签密钥")
+    email = StringField("部门邮箱（多个用逗号分隔）", validators=[Optional(), Length(max=500, message="不能超过500字")])
