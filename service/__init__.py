@@ -15,6 +15,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.citizen import pages as citizen_pages
     from service.clients import api as clients_api
     from service.devices import api as devices_api
+    from service.exchange import api as exchange_api
     from service.extensions import api, csrf, db, login, migrate
     from service.projects import api as projects_api
     from service.ratings import api as ratings_api
@@ -50,7 +51,8 @@ def create_app(config: dict | None = None) -> Flask:
     openapi.init_app(app, api)  # before any route: bounded path ids
     api.init_app(app)
     for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp, clients_api.blp,
-                reasons_api.blp, projects_api.blp, insights_api.blp, reports_api.blp, devices_api.blp):
+                reasons_api.blp, projects_api.blp, insights_api.blp, reports_api.blp, devices_api.blp,
+                exchange_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)

@@ -84,7 +84,8 @@ class FakePlatform:
                 status = 503 if self.is_down else self.fail_next.pop(0)
                 self.refused += 1
                 return status, {"error": "unavailable"}, delay
-            if self.token and auth != f"Bearer {self.token}":
+            # The platform's own URL wants its token; a source's callback URL is another system.
+            if self.token and path == "/exchange" and auth != f"Bearer {self.token}":
                 self.refused += 1
                 return 401, {"error": "bad token"}, delay
             body = json.loads(raw.decode("utf-8"))

@@ -211,6 +211,10 @@ ENDPOINTS = {
     "GET /api/v1/reports?department={id}": (stats("/api/v1/reports", "&format=md"), figures_viewer),
     "GET /api/v1/reasons": (api("get", "/api/v1/reasons"), lambda who, where: 401 if who == "anonymous" else 200),
     "GET /api/v1/clients/me": (api("get", "/api/v1/clients/me"), lambda who, where: 200 if who == "client" else 401),
+    # Upstream and hotline clients only: the matrix's client is the approval system's.
+    "POST /api/v1/exchange/inbound": (lambda w, who, where: w.app.test_client().post(
+        "/api/v1/exchange/inbound", json={"records": [{"ticket_no": "T-1"}]}, headers=w.bearer(who)),
+        lambda who, where: 403 if who == "client" else 401),
     # The hall's approval client updates its own application (200); items elsewhere are unknown to it.
     "PUT /api/v1/projects/{id}": (api("put", "/api/v1/projects/{project}"),
                                   lambda who, where: (200 if where == "own" else 422) if who == "client" else 401),

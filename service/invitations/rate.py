@@ -72,16 +72,18 @@ def standing(session: Session, invitation: Invitation) -> Standing:
     return Standing(first, rows.get(2), utcnow() >= invitation.expires_at, until)
 
 
-def system_device(session: Session, department_id: int, channel: str) -> Device:
-    """The department's device for ratings hcp itself takes on ``channel`` (made once).
+def system_device(session: Session, department_id: int, channel: str, name: str | None = None) -> Device:
+    """The department's device for ratings hcp itself takes on ``channel`` (made once), by
+    ``name`` (default SYSTEM_NAMES[channel]; the exchange names one per integration client).
 
     Disabled from birth, with a key nobody is given: it can never post through the API.
     """
+    name = name or SYSTEM_NAMES[channel]
     device = session.scalar(select(Device).where(
         Device.department_id == department_id, Device.channel == channel,
-        Device.name == SYSTEM_NAMES[channel]).order_by(Device.id).limit(1))
+        Device.name == name).order_by(Device.id).limit(1))
     if device is None:
-        device = Device(name=SYSTEM_NAMES[channel], department_id=department_id, channel=channel,
+        device = Device(name=name, department_id=department_id, channel=channel,
                         key_hash=key_digest(new_device_key()), active=False)
         session.add(device)
         session.flush()
