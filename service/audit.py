@@ -38,6 +38,7 @@ ACTION_LABELS = {
     "calendar.workday": "设为调休工作日",
     "calendar.remove": "删除日历调整",
     "reasons.import": "导入评价原因代码表",
+    "exchange.requeue": "重新上报",
 }
 
 

@@ -247,6 +247,11 @@ ENDPOINTS = {
                             else 422 if who == "admin" else 403),
     "GET /admin/audit": (web("get", "/admin/audit"), lambda who, where: 302 if who in NOT_STAFF
                          else 200 if who == "admin" else 403),
+    "GET /admin/exchange": (web("get", "/admin/exchange"), lambda who, where: 302 if who in NOT_STAFF
+                            else 200 if who == "admin" else 403),
+    # The admin's requeue goes back to the page (302, not to the sign-in).
+    "POST /admin/exchange/requeue": (web("post", "/admin/exchange/requeue"),
+                                     lambda who, where: 302 if who in NOT_STAFF or who == "admin" else 403),
 }
 # Endpoints without a department dimension are probed once per caller.
 SCOPED = {name for name in ENDPOINTS if "{id}" in name}
