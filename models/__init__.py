@@ -6,8 +6,8 @@ from models.clients import CLIENT_KINDS, IntegrationClient
 from models.exchange import OUTBOX_STATE_LABELS, OUTBOX_STATES, InboundSource, OutboxRecord, rating_record_id
 from models.invitations import INVITATION_STATES, Invitation
 from models.insights import InsightCounted, InsightTerm, InsightTermMonthly
-from models.org import (CHANNEL_LABELS, CHANNELS, ROLES, ApiToken, Department, Device, PairCode, ServiceItem,
-                        User)
+from models.org import (CHANNEL_LABELS, CHANNELS, ROLES, ApiToken, Department, Device, PairCode, PasswordLink,
+                        ServiceItem, User)
 from models.projects import APPLICANT_KINDS, STAGE_LABELS, STAGES, Project
 from models.reasons import REASON_SCOPES, Reason, ReasonVersion
 from models.ratings import LEVEL_LABELS, Rating, is_bad
@@ -23,7 +23,9 @@ __all__ = [
     "Project",
     "rating_record_id",
     "STAGES", "STAGE_LABELS",
-    "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "PairCode", "REASON_SCOPES", "ROLES", "Rating",
+    "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "PairCode", "PasswordLink",
+    "REASON_SCOPES", "ROLES",
+    "Rating",
     "Reason", "ReasonVersion",
     "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen",
     "User", "is_bad",

@@ -135,6 +135,21 @@ class User(db.Model):
         return str(self.id)
 
 
+class PasswordLink(db.Model):
+    """A one-time set-password link for a staff user (new, or a reset by an admin): only
+    its token's hash is kept; it works once and until ``expires_at``."""
+
+    __tablename__ = "password_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
 class ApiToken(db.Model):
     """A staff bearer token; only its hash is stored, and it expires or is revoked."""
 

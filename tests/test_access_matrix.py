@@ -245,6 +245,10 @@ ENDPOINTS = {
                            else 200 if who in ("manager", "admin") else 403),
     "POST /admin/devices": (web("post", "/admin/devices"), lambda who, where: 302 if who in NOT_STAFF
                             else 422 if who == "admin" else 403),
+    "GET /admin/staff": (web("get", "/admin/staff"), lambda who, where: 302 if who in NOT_STAFF
+                         else 200 if who == "admin" else 403),
+    "GET /admin/org": (web("get", "/admin/org"), lambda who, where: 302 if who in NOT_STAFF
+                       else 200 if who == "admin" else 403),
     "GET /admin/audit": (web("get", "/admin/audit"), lambda who, where: 302 if who in NOT_STAFF
                          else 200 if who == "admin" else 403),
     "GET /admin/exchange": (web("get", "/admin/exchange"), lambda who, where: 302 if who in NOT_STAFF

@@ -117,7 +117,7 @@ def test_the_pages_fit_a_phone(server, phone, hall, org):
     org.device(hall, name="大厅评价器（一楼东侧）", window="12")
     page = phone.new_page()
     sign_in(page, server, "admin")
-    for path in ("/admin/devices", "/admin/audit", "/admin/org", "/admin/org/hall"):
+    for path in ("/admin/devices", "/admin/audit", "/admin/org", "/admin/org/hall", "/admin/staff"):
         page.goto(server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
     page.goto(server.url + "/admin/devices")
@@ -147,3 +147,29 @@ def test_add_a_department_and_an_item_through_the_pages(server, desk, hall, quer
     item_dept = query(lambda s: s.scalar(select(ServiceItem.department_id).where(ServiceItem.code == "biz-license")))
     assert item_dept == dept_id
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+
+
+def test_add_a_user_who_sets_a_password_through_the_link(server, desk, browser, hall):
+    page = desk.new_page()
+    sign_in(page, server, "admin")
+    page.goto(server.url + "/admin/staff")
+    page.fill("#user-username", "qian")
+    page.fill("#user-display_name", "钱七")
+    page.select_option("#user-role", "handler")
+    page.select_option("#user-department", "hall")
+    page.click("button:has-text('添加用户')")
+    link = page.inner_text("#password-link").strip()
+    assert link.startswith(server.url + "/set-password/")
+
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True)
+    try:
+        person = ctx.new_page()
+        person.goto(link)
+        person.fill("#password", "qian-pass-2026")
+        person.fill("#confirm", "qian-pass-2026")
+        person.click("button:has-text('设置密码')")
+        person.wait_for_selector("text=密码已设置，请使用新密码登录")
+        sign_in(person, server, "qian", "qian-pass-2026")
+        assert "钱七" in person.inner_text(".whoami")
+    finally:
+        ctx.close()

@@ -96,3 +96,17 @@ class Token(MethodView):
             abort(400, message="only bearer tokens can be revoked here")
         token.revoked_at = utcnow()
         db.session.commit()
+
+
+def is_locked(username: str) -> bool:
+    """Whether the user's sign-in is held from every address (the global cap of failures
+    reached within the window). Five failures from one address hold that address only,
+    and only for the window; they are not a lock an admin needs to lift."""
+    settings = current_app.config["HCP_SETTINGS"]
+    return not ratelimit.within(ratelimit.limit(_ACCOUNT), settings.instance, "login", username)
+
+
+def unlock(username: str) -> None:
+    """Forget the user's counted failures (the global cap), so they may sign in again now."""
+    settings = current_app.config["HCP_SETTINGS"]
+    ratelimit.clear(ratelimit.limit(_ACCOUNT), settings.instance, "login", username)

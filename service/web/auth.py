@@ -69,3 +69,26 @@ def logout():
     logout_user()
     session.pop(SESSION_KEY, None)
     return redirect(url_for("web_auth.login"))
+
+
+@blp.route("/set-password/<token>", methods=["GET", "POST"])
+def set_password(token: str):
+    """The one-time link an admin gave a new (or locked-out) user: choose a password, once."""
+    from service import audit, staff
+    from service.web.admin.forms import SetPasswordForm
+
+    link = staff.live_link(db.session, token) if len(token) <= 100 else None
+    if link is None:
+        return render_template("set_password.html", form=None), 404
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            person = staff.set_password_by_link(db.session, token, form.password.data)
+        except staff.StaffError:
+            db.session.rollback()
+            return render_template("set_password.html", form=None), 404
+        audit.record(db.session, person, "user.password_set", f"用户 {person.username}")
+        db.session.commit()
+        flash("密码已设置，请使用新密码登录", "success")
+        return redirect(url_for("web_auth.login"))
+    return render_template("set_password.html", form=form, person=link.user), (422 if form.errors else 200)

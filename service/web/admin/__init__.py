@@ -21,6 +21,7 @@ blp = Blueprint("admin", __name__, url_prefix="/admin")
 SECTIONS = [
     ("admin.org", "组织机构", ("admin",)),
     ("admin.devices", "设备", ("admin", "manager")),
+    ("admin.staff_list", "人员", ("admin",)),
     ("admin.exchange", "数据上报", ("admin",)),
     ("admin.audit_log", "操作日志", ("admin",)),
 ]
@@ -61,4 +62,4 @@ def _sections():
     return {"ADMIN_SECTIONS": SECTIONS}
 
 
-from service.web.admin import audit, devices, exchange, org  # noqa: E402,F401  (views register on blp)
+from service.web.admin import audit, devices, exchange, org, staff  # noqa: E402,F401  (views register on blp)

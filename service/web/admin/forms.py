@@ -65,3 +65,24 @@ class NotifyForm(FlaskForm):
                            validators=[Optional(), Length(max=200, message="不能超过200字")])
     clear_secret = BooleanField("清除加签密钥")
     email = StringField("部门邮箱（多个用逗号分隔）", validators=[Optional(), Length(max=500, message="不能超过500字")])
+
+
+class UserForm(FlaskForm):
+    username = StringField("用户名", validators=[required("用户名"), Length(max=64, message="不能超过64字"), CODE])
+    display_name = StringField("姓名", validators=[Optional(), Length(max=100, message="不能超过100字")])
+    role = SelectField("角色", validators=[chosen("角色")], validate_choice=False)
+    department = SelectField("所属部门", validators=[chosen("所属部门")], validate_choice=False)
+    email = StringField("邮箱（选填，接收提醒）", validators=[Optional(), Length(max=200, message="不能超过200字")])
+
+
+class MoveUserForm(FlaskForm):
+    department = SelectField("调往部门", validators=[chosen("部门")], validate_choice=False)
+
+
+class SetPasswordForm(FlaskForm):
+    password = PasswordField("新密码", validators=[required("新密码"), Length(min=8, max=256, message="密码至少8位")])
+    confirm = PasswordField("再次输入新密码", validators=[required("确认密码")])
+
+    def validate_confirm(self, field):
+        if field.data != self.password.data:
+            raise ValidationError("两次输入的密码不一致")
