@@ -6,8 +6,8 @@ from datetime import date, datetime, timezone
 import click
 from flask.cli import with_appcontext
 
-from models import CalendarOverride
 from models.clock import SHANGHAI
+from service.cases.calendar_admin import remove_override, set_override
 from service.cases.deadlines import WorkCalendar
 from service.extensions import db
 
@@ -42,10 +42,7 @@ def due(received_at, working_days):
 
 
 def _override(day: str, kind: str, note: str | None) -> None:
-    d = _day(day)
-    row = db.session.get(CalendarOverride, d) or CalendarOverride(day=d)
-    row.kind, row.note = kind, note
-    db.session.add(row)
+    set_override(db.session, _day(day), kind, note)
     db.session.commit()
 
 
@@ -74,9 +71,7 @@ def add_workday(day, note):
 @with_appcontext
 def remove(day):
     """Remove the override of DAY."""
-    row = db.session.get(CalendarOverride, _day(day))
-    if row is None:
+    if remove_override(db.session, _day(day)) is None:
         raise click.ClickException(f"no override for {day}")
-    db.session.delete(row)
     db.session.commit()
     click.echo(f"override of {day} removed")

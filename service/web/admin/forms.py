@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from limits import parse
-from wtforms import BooleanField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms import BooleanField, DateField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp, ValidationError
 
 CODE = Regexp(r"^[A-Za-z0-9_.-]+$", message="只能包含字母、数字、下划线、点和短横线")
 
@@ -86,3 +86,21 @@ class SetPasswordForm(FlaskForm):
     def validate_confirm(self, field):
         if field.data != self.password.data:
             raise ValidationError("两次输入的密码不一致")
+
+
+class Day(DateField):
+    """A date typed as 2027-01-01; anything else is refused in Chinese, what was typed kept."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError:
+            raise ValueError("日期格式应如 2027-01-01") from None
+
+
+class CalendarForm(FlaskForm):
+    # InputRequired, not DataRequired: the latter would replace "日期格式应如…" for a typed bad date.
+    day = Day("日期", validators=[InputRequired(message="请填写日期，如 2027-01-01")])
+    kind = SelectField("类型", validators=[chosen("类型")], validate_choice=False)
+    note = StringField("说明（选填，如 元旦、国庆调休）",
+                       validators=[Optional(), Length(max=200, message="不能超过200字")])
