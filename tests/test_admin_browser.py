@@ -117,7 +117,8 @@ def test_the_pages_fit_a_phone(server, phone, hall, org):
     org.device(hall, name="大厅评价器（一楼东侧）", window="12")
     page = phone.new_page()
     sign_in(page, server, "admin")
-    for path in ("/admin/devices", "/admin/audit", "/admin/org", "/admin/org/hall", "/admin/staff", "/admin/calendar"):
+    for path in ("/admin/devices", "/admin/audit", "/admin/org", "/admin/org/hall", "/admin/staff", "/admin/calendar",
+                 "/admin/reasons"):
         page.goto(server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
     page.goto(server.url + "/admin/devices")

@@ -30,7 +30,12 @@ class Option:
 
 
 class ReasonFileError(ValueError):
-    """A reason file that cannot become the active table; the message names the line."""
+    """A reason file that cannot become the active table; the message names the line, and
+    ``chinese`` says the same for the admin console."""
+
+    def __init__(self, message: str, chinese: str = ""):
+        super().__init__(message)
+        self.chinese = chinese or message
 
 
 def parse(text: str) -> list[Option]:
@@ -41,31 +46,34 @@ def parse(text: str) -> list[Option]:
     """
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     if tuple(reader.fieldnames or ()) != COLUMNS:
-        raise ReasonFileError(f"line 1: the header must be {','.join(COLUMNS)}")
+        raise ReasonFileError(f"line 1: the header must be {','.join(COLUMNS)}",
+                              f"第1行：表头应为 {','.join(COLUMNS)}")
     options, seen = [], set()
     for line, row in enumerate(reader, start=2):
         values = {k: (row.get(k) or "").strip() for k in COLUMNS}
         problem = None
         if not CODE.match(values["code"]):
-            problem = "code must be 1–32 letters, digits, '_', '.' or '-'"
+            problem = ("code must be 1–32 letters, digits, '_', '.' or '-'",
+                       "代码须为1–32位字母、数字、下划线、点或短横线")
         elif values["code"] in seen:
-            problem = f"code {values['code']} appears twice"
+            problem = f"code {values['code']} appears twice", f"代码 {values['code']} 重复"
         elif not 1 <= len(values["label"]) <= 100:
-            problem = "label must be 1–100 characters"
+            problem = "label must be 1–100 characters", "名称须为1–100字"
         elif not 1 <= len(values["dimension"]) <= 50:
-            problem = "dimension must be 1–50 characters"
+            problem = "dimension must be 1–50 characters", "指标维度须为1–50字"
         elif values["scope"] not in REASON_SCOPES:
-            problem = f"scope must be one of {', '.join(REASON_SCOPES)}"
+            problem = (f"scope must be one of {', '.join(REASON_SCOPES)}",
+                       f"适用范围须为 {'、'.join(REASON_SCOPES)} 之一")
         elif (not values["levels"] or not set(values["levels"]) <= set("12345")
               or len(set(values["levels"])) != len(values["levels"])):
-            problem = "levels must be distinct digits 1–5, e.g. 12"
+            problem = "levels must be distinct digits 1–5, e.g. 12", "适用等级须为不重复的1–5数字，如 12"
         if problem:
-            raise ReasonFileError(f"line {line}: {problem}")
+            raise ReasonFileError(f"line {line}: {problem[0]}", f"第{line}行：{problem[1]}")
         seen.add(values["code"])
         options.append(Option(values["code"], values["label"], values["dimension"], values["scope"],
                               tuple(sorted(int(d) for d in values["levels"]))))
     if not options:
-        raise ReasonFileError("the file holds no reasons")
+        raise ReasonFileError("the file holds no reasons", "文件中没有任何原因代码")
     return options
 
 
@@ -145,3 +153,22 @@ def import_table(session, text: str, source: str | None = None) -> tuple[int, in
         {"version_id": version.id, "code": o.code, "label": o.label, "dimension": o.dimension,
          "scope": o.scope, "levels": "".join(str(d) for d in o.levels)} for o in options])
     return version.id, len(options)
+
+
+@dataclass
+class Change:
+    """One option of the preview: added, removed, or changed (``before`` → ``after``)."""
+
+    code: str
+    before: Option | None
+    after: Option | None
+
+
+def diff(old: list[Option], new: list[Option]) -> dict[str, list[Change]]:
+    """What importing ``new`` over ``old`` changes, for the console's preview."""
+    before, after = {o.code: o for o in old}, {o.code: o for o in new}
+    return {
+        "added": [Change(c, None, o) for c, o in after.items() if c not in before],
+        "removed": [Change(c, o, None) for c, o in before.items() if c not in after],
+        "changed": [Change(c, before[c], o) for c, o in after.items() if c in before and before[c] != o],
+    }

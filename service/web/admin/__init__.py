@@ -23,6 +23,7 @@ SECTIONS = [
     ("admin.devices", "设备", ("admin", "manager")),
     ("admin.staff_list", "人员", ("admin",)),
     ("admin.calendar", "工作日历", ("admin",)),
+    ("admin.reasons", "评价原因", ("admin",)),
     ("admin.exchange", "数据上报", ("admin",)),
     ("admin.audit_log", "操作日志", ("admin",)),
 ]
@@ -63,4 +64,4 @@ def _sections():
     return {"ADMIN_SECTIONS": SECTIONS}
 
 
-from service.web.admin import audit, calendar, devices, exchange, org, staff  # noqa: E402,F401  (views register on blp)
+from service.web.admin import audit, calendar, devices, exchange, org, reasons, staff  # noqa: E402,F401  (views register on blp)
