@@ -22,6 +22,10 @@ Rows of the table (each ratio from numbers measured in this run):
 - hot spots: ``bench/hotspots.py`` — a year's ``GET /api/v1/insights/hotspots`` answered
   from the daily term counts, p50/p95, against recounting the same terms from the raw rows
   in the same run (``BENCH_HOTSPOTS_RATINGS``, default 1 M). Target p95 < 500 ms.
+- 上报: ``bench/exchange.py`` — the push draining a backlog of outbox records to a local
+  receiver against a bare loop POSTing the same batches (target ≥ 0.5×), and the single
+  intake with the outbox on vs off (target: costs ≤ 10 %), same run
+  (``BENCH_EXCHANGE_BACKLOG``, default 20,000).
 - memory: peak RSS (VmHWM) of a gunicorn web worker and of a Celery worker process.
   Targets < 150 MB / < 200 MB.
 
@@ -504,6 +508,12 @@ class Bench:
         for row in hotspots.run(self):
             self.rows.append(Row(**row))
 
+    def exchange(self) -> None:
+        from bench import exchange
+
+        for row in exchange.run(self):
+            self.rows.append(Row(**row))
+
     def staff_token(self) -> str:
         return self.org["token"]
 
@@ -648,6 +658,7 @@ def main(argv=None) -> int:
             bench.figures()
             bench.case_export()
             bench.hotspots()
+            bench.exchange()
         bench.memory()
         print()
         print(bench.machine())

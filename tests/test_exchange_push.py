@@ -194,12 +194,12 @@ def test_concurrent_senders_skip_each_others_records(app, client, hall, platform
     rate(client, hall[1], 30)
     settings = app.config["HCP_SETTINGS"]
     with settings_as(app, exchange_batch=10), app.app_context():
-        first = [r.id for r in push.claim(db.session, settings, utcnow())]  # not committed: rows locked
+        first = push.claim(db.session, settings, utcnow())  # not committed: rows locked
         got = {}
 
         def other():
             with app.app_context():
-                got["ids"] = [r.id for r in push.claim(db.session, settings, utcnow())]
+                got["ids"] = push.claim(db.session, settings, utcnow())
                 db.session.commit()
 
         thread = threading.Thread(target=other)

@@ -2,12 +2,14 @@
 
 One batch: claim up to HCP_EXCHANGE_BATCH due records (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, so concurrent pushes never take the same record) by moving their ``due_at``
-a lease ahead, and commit — no row lock is held over the HTTP call; a sender that dies
-leaves its records to come due again when the lease runs out, and the receiver drops the
-resend by its record id. Then code each record in the target's profile (one that cannot
-be coded is ``held``), POST them, and write what the answer says: ``ok`` → ``sent``,
-``rejected`` → ``rejected`` with the reason, nothing (a timeout, a 5xx, a record missing
-from the answer) → pending again after an exponential backoff with jitter.
+a lease ahead. On PostgreSQL the claimed rows stay locked until the batch's outcome
+commits (other senders skip them; a sender that dies frees them at once); on SQLite the
+claim is committed first, so its single writer is not held over the HTTP call, and a
+sender that dies leaves its records to come due when the lease runs out. Either way a
+resend carries the same record id, which the receiver drops. Then code each record in
+the target's profile (one that cannot be coded is ``held``), POST them, and write what
+the answer says: ``ok`` → ``sent``, ``rejected`` → ``rejected`` with the reason,
+nothing (a timeout, a 5xx, a record missing from the answer) → pending again after an exponential backoff with jitter.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -79,17 +81,14 @@ def lease(settings: Settings) -> timedelta:
     return timedelta(seconds=3 * settings.exchange_timeout + 30)
 
 
-def claim(session: Session, settings: Settings, now: datetime) -> list[OutboxRecord]:
-    """Up to a batch of due pending records, leased to this sender; the caller commits."""
+def claim(session: Session, settings: Settings, now: datetime) -> list[int]:
+    """The ids of up to a batch of due pending records, leased to this sender; the caller commits."""
     due = (select(OUTBOX.c.id).where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now)
            .order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(settings.exchange_batch))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    ids = list(session.scalars(update(OutboxRecord).where(OutboxRecord.id.in_(due.scalar_subquery()))
-                               .values(due_at=now + lease(settings)).returning(OutboxRecord.id)))
-    if not ids:
-        return []
-    return list(session.scalars(select(OutboxRecord).where(OutboxRecord.id.in_(ids)).order_by(OutboxRecord.id)))
+    return sorted(session.scalars(update(OutboxRecord).where(OutboxRecord.id.in_(due.scalar_subquery()))
+                                  .values(due_at=now + lease(settings)).returning(OutboxRecord.id)))
 
 
 def _targets(session: Session, settings: Settings, claimed: list[OutboxRecord]) -> dict[int | None, Target]:
@@ -158,18 +157,22 @@ def _send(session: Session, settings: Settings, target: Target, recs: list[Outbo
         done.errors.append(str(err))
         return done
     answered = utcnow()
-    missing = []
+    missing, sent = [], []
     for rec in sending:
         result = results.get(rec.record_id)
         status = result.get("status") if result else None
         if status == "ok":
-            rec.status, rec.sent_at, rec.reason = "sent", answered, None
-            done.sent += 1
+            sent.append(rec.id)
         elif status == "rejected":
             rec.status, rec.reason = "rejected", str(result.get("reason") or "rejected by the receiver")[:500]
             done.rejected += 1
         else:
             missing.append(rec)
+    if sent:  # the common case, set-based: one UPDATE for the batch, not one per record
+        session.execute(update(OutboxRecord).where(OutboxRecord.id.in_(sent))
+                        .values(status="sent", sent_at=answered, reason=None)
+                        .execution_options(synchronize_session=False))
+        done.sent += len(sent)
     if missing:
         _fail(session, settings, missing, "no result for this record in the receiver's answer", answered)
         done.failed += len(missing)
@@ -179,10 +182,22 @@ def _send(session: Session, settings: Settings, target: Target, recs: list[Outbo
 def push_batch(session: Session, settings: Settings, now: datetime | None = None) -> Pushed:
     """Claim, send and settle one batch, committing the claim and the outcome; counts by outcome."""
     now = now or utcnow()
-    claimed = claim(session, settings, now)
-    session.commit()  # the claim stands on its own: no lock is held over the HTTP call
-    if not claimed:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # A "sent" lost in a crash only means the record is sent again under its record id,
+        # which the receiver drops: the push's own commits need not wait for the disk.
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    ids = claim(session, settings, now)
+    if not postgres:
+        # SQLite has one writer: the claim (its lease) is committed before the HTTP call, so
+        # the intake is not held up meanwhile. PostgreSQL keeps the claimed rows locked until
+        # the outcome commits (one transaction per batch; a dead sender's rows come free at once).
+        session.commit()
+    if not ids:
+        session.commit()
         return Pushed()
+    # Read after the commit, which would have expired them (a reload per attribute).
+    claimed = list(session.scalars(select(OutboxRecord).where(OutboxRecord.id.in_(ids)).order_by(OutboxRecord.id)))
     done = Pushed()
     neutral = records.neutral(session, claimed, settings.area_code)
     targets = _targets(session, settings, claimed)
