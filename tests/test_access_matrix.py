@@ -249,6 +249,12 @@ ENDPOINTS = {
                          else 200 if who == "admin" else 403),
     "GET /admin/org": (web("get", "/admin/org"), lambda who, where: 302 if who in NOT_STAFF
                        else 200 if who == "admin" else 403),
+    "GET /admin/calendar": (web("get", "/admin/calendar"), lambda who, where: 302 if who in NOT_STAFF
+                            else 200 if who == "admin" else 403),
+    "GET /admin/reasons": (web("get", "/admin/reasons"), lambda who, where: 302 if who in NOT_STAFF
+                           else 200 if who == "admin" else 403),
+    "POST /admin/staff/handler/unlock": (web("post", "/admin/staff/handler/unlock"), lambda who, where: 302
+                                      if who in NOT_STAFF or who == "admin" else 403),
     "GET /admin/audit": (web("get", "/admin/audit"), lambda who, where: 302 if who in NOT_STAFF
                          else 200 if who == "admin" else 403),
     "GET /admin/exchange": (web("get", "/admin/exchange"), lambda who, where: 302 if who in NOT_STAFF

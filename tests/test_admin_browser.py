@@ -174,3 +174,14 @@ def test_add_a_user_who_sets_a_password_through_the_link(server, desk, browser, 
         assert "钱七" in person.inner_text(".whoami")
     finally:
         ctx.close()
+
+
+def test_the_pages_fit_an_office_screen(server, desk, hall, org):
+    org.device(hall, name="大厅评价器", window="3")
+    page = desk.new_page()
+    sign_in(page, server, "admin")
+    for path in ("/admin/org", "/admin/org/hall", "/admin/devices", "/admin/staff", "/admin/calendar",
+                 "/admin/reasons", "/admin/audit"):
+        page.goto(server.url + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1366, path
+        assert page.is_visible("nav.subnav"), path
