@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
 from models.clock import SHANGHAI
-from service.auth.access import revoke_tokens
+from service import staff
+from service.auth.api import unlock
 from service.devices import health, registry
 from service.extensions import db
 from service.notify import redact_url
@@ -312,13 +313,20 @@ def users_add(username, role, department, display_name, email):
     click.echo(f"user {username} ({role}, {dept.code}) added")
 
 
+def _user(username: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user {username}")
+    return user
+
+
 @users.command("disable")
 @click.argument("username")
 @with_appcontext
 def users_disable(username):
     """Sign a user out everywhere and refuse their password, tokens and sessions; their cases stay."""
-    user = _set_active(User, User.username, username, "user", False)
-    revoke_tokens(user)  # enabling the user again does not bring old tokens or sessions back
+    # Enabling the user again does not bring old tokens or sessions back.
+    staff.set_active(_user(username), False)
     db.session.commit()
     click.echo(f"user {username} disabled")
 
@@ -328,5 +336,39 @@ def users_disable(username):
 @with_appcontext
 def users_enable(username):
     """Let a disabled user sign in again."""
-    _set_active(User, User.username, username, "user", True)
+    staff.set_active(_user(username), True)
+    db.session.commit()
     click.echo(f"user {username} enabled")
+
+
+@users.command("unlock")
+@click.argument("username")
+@with_appcontext
+def users_unlock(username):
+    """Forget a user's counted sign-in failures (the lock over all addresses)."""
+    unlock(_user(username).username)
+    click.echo(f"user {username} unlocked")
+
+
+@users.command("password-link")
+@click.argument("username")
+@with_appcontext
+def users_password_link(username):
+    """Print a one-time set-password link for the user (72 hours, once)."""
+    raw = staff.issue_link(db.session, _user(username))
+    db.session.commit()
+    click.echo(f"{current_app.config['HCP_SETTINGS'].public_url}/set-password/{raw}")
+
+
+@users.command("move")
+@click.argument("username")
+@click.option("--department", required=True, help="code of the new department")
+@click.option("--by", "actor", default="admin", show_default=True,
+              help="username recorded in the returned cases' history")
+@with_appcontext
+def users_move(username, department, actor):
+    """Move a user to another department; open cases outside its scope return to 待分派."""
+    returned = staff.move_user(db.session, _user(username), department_by_code(department), _user(actor))
+    db.session.commit()
+    click.echo(f"user {username} moved to {department}; {len(returned)} open case(s) returned to unassigned"
+               + (f": {', '.join(map(str, returned))}" if returned else ""))
