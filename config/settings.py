@@ -163,6 +163,14 @@ class Settings:
     exchange_sweep_seconds: float = 60.0
     exchange_backoff_seconds: float = 5.0
     exchange_backoff_max_seconds: float = 900.0
+    # Suspicious ratings (SPEC §10, docs/insights.md): the rules run per stored batch in the
+    # worker; a group over its threshold opens a flag for a supervisor.
+    suspicious_rules: bool = True
+    burst_ratings: int = 10  # more than this many ratings from one device …
+    burst_seconds: int = 60  # … within this many seconds
+    phone_daily_max: int = 5  # more ratings than this from one rater phone in a day
+    same_comment_daily_max: int = 5  # more than this many identical comments in a day
+    same_comment_min_chars: int = 6  # shorter comments (好, 很满意) are alike by nature
     extra: dict = field(default_factory=dict)
 
     def flask_config(self) -> dict:
@@ -300,6 +308,14 @@ def load_settings(overrides: dict | None = None) -> Settings:
         exchange_sweep_seconds=float(env.get("HCP_EXCHANGE_SWEEP_SECONDS", "60")),
         exchange_backoff_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_SECONDS", "5")),
         exchange_backoff_max_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_MAX_SECONDS", "900")),
+        suspicious_rules=_flag("HCP_SUSPICIOUS_RULES", env.get("HCP_SUSPICIOUS_RULES", "on")),
+        burst_ratings=_positive("HCP_BURST_RATINGS", env.get("HCP_BURST_RATINGS", "10"), 100000),
+        burst_seconds=_positive("HCP_BURST_SECONDS", env.get("HCP_BURST_SECONDS", "60"), 86400),
+        phone_daily_max=_positive("HCP_PHONE_DAILY_MAX", env.get("HCP_PHONE_DAILY_MAX", "5"), 100000),
+        same_comment_daily_max=_positive("HCP_SAME_COMMENT_DAILY_MAX", env.get("HCP_SAME_COMMENT_DAILY_MAX", "5"),
+                                         100000),
+        same_comment_min_chars=_positive("HCP_SAME_COMMENT_MIN_CHARS", env.get("HCP_SAME_COMMENT_MIN_CHARS", "6"),
+                                         500),
     )
 
 

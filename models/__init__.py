@@ -13,6 +13,8 @@ from models.reasons import REASON_SCOPES, Reason, ReasonVersion
 from models.ratings import LEVEL_LABELS, Rating, is_bad
 from models.routing import RouteResend
 from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
+from models.suspicious import (FLAG_STATE_LABELS, FLAG_STATES, RULE_LABELS, RULES, SuspiciousFlag,
+                               SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark)
 
 __all__ = [
     "APPLICANT_KINDS", "ApiToken", "AuditEntry", "CHANNEL_LABELS", "CHANNELS", "CLIENT_KINDS", "CalendarOverride",
@@ -28,5 +30,7 @@ __all__ = [
     "Rating",
     "Reason", "ReasonVersion",
     "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen",
+    "FLAG_STATES", "FLAG_STATE_LABELS", "RULES", "RULE_LABELS", "SuspiciousFlag", "SuspiciousFlagEvent",
+    "SuspiciousFlagRating", "SuspiciousMark",
     "User", "is_bad",
 ]

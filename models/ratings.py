@@ -1,4 +1,4 @@
-"""Ratings as received from devices: one row per ``client_id``, never updated."""
+"""Ratings as received from devices: one row per ``client_id``, never updated but for ``excluded_at``."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -62,6 +62,9 @@ class Rating(db.Model):
     assess_number: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
     followup_of: Mapped[int | None] = mapped_column(BigId)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set when a supervisor confirms a suspicious flag holding this (good) rating: it then
+    # counts in no figure; cleared by a restore (service/suspicious/decisions.py).
+    excluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     device: Mapped[Device] = relationship()
     department: Mapped[Department] = relationship()
@@ -83,5 +86,8 @@ class Rating(db.Model):
               sqlite_where=text("is_default")),
         Index("ix_ratings_invitation_id", "invitation_id", postgresql_where=text("invitation_id IS NOT NULL"),
               sqlite_where=text("invitation_id IS NOT NULL")),
+        # The summary's ``excluded`` count; excluded ratings are few.
+        Index("ix_ratings_excluded_rated_date", "rated_date", postgresql_where=text("excluded_at IS NOT NULL"),
+              sqlite_where=text("excluded_at IS NOT NULL")),
         {"sqlite_autoincrement": True},  # ids never reused (see Case)
     )

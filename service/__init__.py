@@ -23,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.insights import api as insights_api
     from service.reports import api as reports_api
     from service.stats import api as stats_api
+    from service.suspicious import api as suspicious_api
     from service.web import admin as web_admin
     from service.web import auth as web_auth
     from service.web import kiosk as web_kiosk
@@ -52,7 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
     api.init_app(app)
     for blp in (ratings_api.blp, cases_api.blp, auth_api.blp, stats_api.blp, clients_api.blp,
                 reasons_api.blp, projects_api.blp, insights_api.blp, reports_api.blp, devices_api.blp,
-                exchange_api.blp):
+                exchange_api.blp, suspicious_api.blp):
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer-token APIs; forms on web pages keep CSRF
     app.register_blueprint(health.blp)

@@ -54,6 +54,7 @@ class World:
         with app.app_context():
             self.ratings = {w: db.session.get(Case, cid).rating_id for w, cid in self.cases.items()}
         self.tokens = {role: org.token(_user(app, role)) for role in STAFF}
+        self.flags = self._flags(app, {"own": hall, "sibling": market, "parent": district})
         self._projects(app, org, {"own": hall, "sibling": market, "parent": district})
         self.web = {who: self._web_client(who) for who in CALLERS}
 
@@ -83,6 +84,24 @@ class World:
                 register.upsert(db.session, db.session.merge(district), f"P-{where}",
                                 register_body(body, where))
                 db.session.commit()
+
+    def _flags(self, app, departments) -> dict:
+        """A dismissed suspicious flag per department, holding that department's rating:
+        confirm, dismiss and restore are then 409 for whoever may decide, and change nothing."""
+        from models import SuspiciousFlag, SuspiciousFlagRating
+        from service.extensions import db
+
+        out = {}
+        with app.app_context():
+            for where, dept in departments.items():
+                flag = SuspiciousFlag(rule="burst", group_key=f"device:0@{where}", department_id=dept.id,
+                                      generation=1, subject=f"kiosk-{where}", state="dismissed")
+                db.session.add(flag)
+                db.session.flush()
+                db.session.add(SuspiciousFlagRating(flag_id=flag.id, rating_id=self.ratings[where]))
+                out[where] = flag.id
+            db.session.commit()
+        return out
 
     def bearer(self, who: str) -> dict:
         if who == "device":
@@ -125,7 +144,7 @@ def world(tmp_path_factory):
 
 def api(method, path):
     def call(w, who, where):
-        url = path.format(case=w.cases[where], rating=w.ratings[where], project=f"P-{where}")
+        url = path.format(case=w.cases[where], rating=w.ratings[where], project=f"P-{where}", flag=w.flags[where])
         body = {"action": "verify"} if url.endswith("/actions") else None
         if method == "put":
             from tests.test_projects import body as project_body
@@ -209,6 +228,15 @@ ENDPOINTS = {
                                  lambda who, where: 401 if who in NOT_STAFF else 403 if who == "handler" else 200),
     "GET /api/v1/insights/hotspots?department={id}": (stats("/api/v1/insights/hotspots"), figures_viewer),
     "GET /api/v1/reports?department={id}": (stats("/api/v1/reports", "&format=md"), figures_viewer),
+    "GET /api/v1/insights/suspicious": (api("get", "/api/v1/insights/suspicious"),
+                                        lambda who, where: figures_viewer(who, "own")),
+    "GET /api/v1/insights/suspicious/{id}": (api("get", "/api/v1/insights/suspicious/{flag}"), figures_viewer),
+    # Supervisors and managers decide (handlers and admins 403); the probed flags are dismissed: 409.
+    **{f"POST /api/v1/insights/suspicious/{{id}}/{verb}": (
+        api("post", f"/api/v1/insights/suspicious/{{flag}}/{verb}"),
+        lambda who, where: 401 if who in NOT_STAFF else 403 if who in ("handler", "admin")
+        else 409 if where == "own" else 404)
+       for verb in ("confirm", "dismiss", "restore")},
     "GET /api/v1/reasons": (api("get", "/api/v1/reasons"), lambda who, where: 401 if who == "anonymous" else 200),
     "GET /api/v1/clients/me": (api("get", "/api/v1/clients/me"), lambda who, where: 200 if who == "client" else 401),
     # Upstream and hotline clients only: the matrix's client is the approval system's.

@@ -21,6 +21,7 @@ from service.insights import counting
 from service.invitations import sms  # noqa: F401 — registers the outbox's "sms" sender
 from service.observability.jsonlog import request_id_var
 from service.stats import floor
+from service.suspicious import rules
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,15 @@ def count_terms(self, rating_ids: list[int]) -> int:
     counted = counting.count(db.session, rating_ids)
     db.session.commit()
     return counted
+
+
+@shared_task(bind=True, autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=60,
+             max_retries=20, acks_late=True)
+def check_suspicious(self, rating_ids: list[int]) -> int:
+    """Run the suspicious-rating rules on one stored batch. Safe to run twice (marks are unique)."""
+    flags = rules.check(db.session, rating_ids)
+    db.session.commit()
+    return len(flags)
 
 
 @shared_task

@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from datetime import date, timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -118,13 +118,38 @@ def count(session: Session, rating_ids: list[int]) -> int:
         return 0
     claimed = session.execute(text(
         f"INSERT INTO insight_counted (rating_id) SELECT r.id FROM ratings r "
-        f"WHERE r.id IN :ids AND {HAS_TEXT} ON CONFLICT (rating_id) DO NOTHING RETURNING rating_id"
+        f"WHERE r.id IN :ids AND {HAS_TEXT} AND r.excluded_at IS NULL "
+        f"ON CONFLICT (rating_id) DO NOTHING RETURNING rating_id"
     ).bindparams(bindparam("ids", expanding=True)), {"ids": ids}).scalars().all()
     if not claimed:
         return 0
     rows = session.execute(select(*_COLUMNS).where(_R.id.in_(sorted(claimed))))
     _add(session, tally(session, rows))
     return len(claimed)
+
+
+def discount(session: Session, rating_ids: list[int]) -> int:
+    """Take the terms of those of ``rating_ids`` that were counted back out; the caller commits.
+
+    For a suspicious flag's exclusion (``count`` adds them again on a restore, once the
+    ratings are no longer excluded). Returns how many ratings were taken out.
+    """
+    ids = sorted({int(i) for i in rating_ids})
+    released = []
+    for start in range(0, len(ids), _CHUNK):
+        released += session.execute(delete(InsightCounted).where(InsightCounted.rating_id.in_(
+            ids[start:start + _CHUNK])).returning(InsightCounted.rating_id)).scalars().all()
+    if not released:
+        return 0
+    counts = {}
+    for start in range(0, len(released), _CHUNK):
+        rows = session.execute(select(*_COLUMNS).where(_R.id.in_(sorted(released)[start:start + _CHUNK])))
+        for key, (ratings, bad) in tally(session, rows).items():
+            c = counts.setdefault(key, [0, 0])
+            c[0] -= ratings
+            c[1] -= bad
+    _add(session, counts)
+    return len(released)
 
 
 def _in_period(column, date_from: date | None, date_to: date | None) -> list:
@@ -137,7 +162,9 @@ def _in_period(column, date_from: date | None, date_to: date | None) -> list:
     return out
 
 
-_HAS_TEXT = or_(_R.comment.is_not(None), _R.tags.is_not(None), _R.reasons.is_not(None))
+# Excluded ratings (a confirmed suspicious flag's) count in no figure, terms included.
+_HAS_TEXT = and_(or_(_R.comment.is_not(None), _R.tags.is_not(None), _R.reasons.is_not(None)),
+                 _R.excluded_at.is_(None))
 
 
 def recount(session: Session, date_from: date | None = None, date_to: date | None = None):

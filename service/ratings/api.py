@@ -14,6 +14,7 @@ from service.insights import counting
 from service.pooling import intake_engine
 from service.ratings.intake import Outcome, insert_group, route_created, store
 from service.ratings.schemas import BatchIn, BatchOut, RatingCreated, RatingIn, RatingOut
+from service.suspicious import rules
 
 RATING_IN = RatingIn()  # schemas are built once: building one costs more than a load
 blp = Blueprint("ratings", __name__, url_prefix="/api/v1/ratings", description="Rating intake")
@@ -28,6 +29,7 @@ def _intake(bodies: list) -> list[Outcome]:
     g.intake_outcomes = outcomes  # counted by service.observability.metrics
     route_created(outcomes, g.get("request_id"))
     counting.send_stored(outcomes, bodies)
+    rules.send_stored(outcomes)
     return outcomes
 
 

@@ -108,7 +108,8 @@ def _pg_inserts() -> dict[tuple[bool, bool], str]:
     outbox, each is wrapped in a CTE that also writes the created ratings' outbox rows.
     """
     dialect = postgresql.dialect()
-    columns = [c for c in RATINGS.columns if c.name != "id"]
+    # excluded_at is only ever set later, by a supervisor's decision (service/suspicious).
+    columns = [c for c in RATINGS.columns if c.name not in ("id", "excluded_at")]
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
     scalars, arrays, selected = [], [], []
     for c in columns:

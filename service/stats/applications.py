@@ -46,8 +46,9 @@ def counts(session: Session, f, departments: list[int] | None, by: str | None = 
     start = datetime.combine(f.date_from, time(), SHANGHAI)
     end = datetime.combine(f.date_to + timedelta(days=1), time(), SHANGHAI)
     group = _group_column(session.get_bind().dialect.name, by)
-    rated = (select(Rating.id).where(Rating.invitation_id == Invitation.id, Rating.is_default.is_(False))
-             .exists())
+    # (a rating a confirmed suspicious flag excluded does not make its application rated)
+    rated = (select(Rating.id).where(Rating.invitation_id == Invitation.id, Rating.is_default.is_(False),
+                                     Rating.excluded_at.is_(None)).exists())
     keys = [group.label("g")] if group is not None else []
     stmt = (select(*keys, func.count(func.distinct(Invitation.project_id)).label("projects"),
                    # the project's id when rated, else NULL (which count() skips)

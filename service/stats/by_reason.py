@@ -57,7 +57,8 @@ def counters(session: Session, f: figures.Filters, today: date) -> dict[str, dic
     conditions.update(_card_conditions(session, today))
     sums = ", ".join(f"SUM(CASE WHEN {cond} THEN 1 ELSE 0 END) AS {name}" for name, cond in conditions.items())
     elements, is_array = _elements(dialect)
-    where = ["r.rated_date >= :lo", "r.rated_date <= :hi", is_array]
+    # Excluded ratings (a confirmed suspicious flag's) count in no figure.
+    where = ["r.rated_date >= :lo", "r.rated_date <= :hi", is_array, "r.excluded_at IS NULL"]
     params: dict = {"lo": f.date_from, "hi": f.date_to, "today": today}
     binds = []
     if f.department_path is not None:

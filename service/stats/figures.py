@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from sqlalchemy import case as sql_case, func, select
 from sqlalchemy.orm import Session
 
-from models import CHANNEL_LABELS, Department, ServiceItem
+from models import CHANNEL_LABELS, Department, Rating, ServiceItem
 from models.stats import COUNTERS, StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
 from models.types import utcnow
 from models.clock import local_date
@@ -213,9 +213,23 @@ def summary(session: Session, f: Filters, today: date | None = None) -> dict:
     """Every §3 figure over the ratings ``f`` selects, and the 一事一评 figures (§7)."""
     from service.stats import applications
 
+    departments = scope_ids(session, f)
     c = counters(session, f, None, today).get((), {})
-    c.update(applications.counts(session, f, scope_ids(session, f)).get((), {"projects": 0, "rated_projects": 0}))
-    return figures_from(c)
+    c.update(applications.counts(session, f, departments).get((), {"projects": 0, "rated_projects": 0}))
+    return {**figures_from(c), "excluded": excluded(session, f, departments)}
+
+
+def excluded(session: Session, f: Filters, departments: list[int] | None) -> int:
+    """Ratings ``f`` selects that a confirmed suspicious flag excluded (from the raw rows: they are
+    in no rollup; few, and under a partial index)."""
+    stmt = select(func.count()).select_from(Rating).where(
+        Rating.excluded_at.is_not(None), Rating.rated_date >= f.date_from, Rating.rated_date <= f.date_to)
+    if departments is not None:
+        stmt = stmt.where(Rating.department_id.in_(departments))
+    for column, value in ((Rating.channel, f.channel), (Rating.item_id, f.item_id), (Rating.window, f.window)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return int(session.scalar(stmt) or 0)
 
 
 def _department_grouping(session: Session, f: Filters) -> tuple[dict[int, int], dict[int, Department], int | None]:

@@ -74,15 +74,46 @@ def month_sql(dialect: str, column: str) -> str:
     return f"date({column}, 'start of month')"
 
 
-def _counts_select(dialect: str) -> str:
-    """One row per detail key with every counter, counted from ratings ⟕ cases."""
+def _counts_select(dialect: str, where: str = "r.excluded_at IS NULL") -> str:
+    """One row per detail key with every counter, counted from ratings ⟕ cases.
+
+    By default over the ratings not excluded (a confirmed suspicious flag's): those count in
+    no figure. ``where`` selects other ratings (``adjust``).
+    """
     flags = [f"SUM(CASE WHEN {c.format(r='r')} THEN 1 ELSE 0 END)" for c in RATING_CONDITIONS.values()]
     flags += [f"SUM(CASE WHEN {c.format(x='c', r='r', closed_day=closed_day_sql(dialect, 'c.closed_at'))} "
               f"THEN 1 ELSE 0 END)" for c in CASE_CONDITIONS.values()]
     keys = ", ".join(f"{KEY_EXPR[k]} AS {_q(k)}" for k in DETAIL_KEYS)
     group = ", ".join(str(i + 1) for i in range(len(DETAIL_KEYS)))
     return (f"SELECT {keys}, {', '.join(f'{f} AS {c}' for f, c in zip(flags, COUNTERS))} "
-            f"FROM ratings r LEFT JOIN cases c ON c.rating_id = r.id GROUP BY {group}")
+            f"FROM ratings r LEFT JOIN cases c ON c.rating_id = r.id WHERE {where} GROUP BY {group}")
+
+
+def adjust(session: Session, rating_ids: list[int], sign: int) -> None:
+    """Subtract (``sign`` -1) or add back (+1) the counters of ``rating_ids`` in every grain.
+
+    For a suspicious flag's exclusion and its restore, in the caller's transaction: the
+    ratings' contributions are counted from the raw rows (ratings ⟕ cases) exactly as
+    ``rebuild`` counts them, and upserted in key order. Excluded ratings are good ones
+    without a case (service/suspicious/decisions.py), so ``stats_open`` is not touched.
+    """
+    dialect = session.get_bind().dialect.name
+    grains = {"stats_daily_detail": DETAIL_KEYS, "stats_daily": DETAIL_KEYS[:3],
+              "stats_monthly": ("month",) + DETAIL_KEYS[1:3]}
+    ids = sorted({int(i) for i in rating_ids})
+    for start in range(0, len(ids), 1000):
+        chunk = ", ".join(str(i) for i in ids[start:start + 1000])  # ints: no quoting to get wrong
+        counted = _counts_select(dialect, f"r.id IN ({chunk})")
+        for table, keys in grains.items():
+            key_cols = ", ".join(_q(k) for k in keys)
+            raw_keys = key_cols.replace("month", f"{month_sql(dialect, 'rated_date')} AS month")
+            group = ", ".join(str(i + 1) for i in range(len(keys)))
+            sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)
+            session.execute(text(
+                f"INSERT INTO {table} ({key_cols}, {', '.join(COUNTERS)}) "
+                f"SELECT {raw_keys}, {', '.join(f'{int(sign)} * SUM({c})' for c in COUNTERS)} "
+                f"FROM ({counted}) x WHERE 1 = 1 GROUP BY {group} ORDER BY {group} "
+                f"ON CONFLICT ({key_cols}) DO UPDATE SET {sets}"))
 
 
 def rebuild(session: Session) -> None:

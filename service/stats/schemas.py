@@ -97,7 +97,8 @@ class Scope(Schema):
 
 
 class SummaryOut(Figures, Scope):
-    pass
+    excluded = fields.Integer(metadata={"description": "ratings excluded from every figure by a confirmed "
+                                                      "suspicious flag (/api/v1/insights/suspicious)"})
 
 
 class GroupOut(Figures):

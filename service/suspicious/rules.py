@@ -1,0 +1,214 @@
+"""The suspicious-rating rules, run on each stored batch; their state is bounded and expires.
+
+Each created rating leaves marks (``suspicious_marks``) in the windows of the rules it falls
+under: its device's burst windows, its rater phone's day (the phone's blind index, never the
+number), its comment's day (a hash of the comment), and a rating on a registered application
+before that application was accepted is flagged at once. A window over its threshold sends
+all its marked ratings to a flag of its group, one flag per department. Marks are inserted
+``ON CONFLICT DO NOTHING``, so a task delivered twice counts nothing twice; they are deleted
+once their window can no longer grow.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models import Device, Project, Rating, SuspiciousFlag, SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark
+from models.types import utcnow
+from service import dispatch
+
+log = logging.getLogger(__name__)
+
+_R = Rating.__table__.c
+# A window's marks are kept this long after it closes (or after now, for ratings a kiosk
+# posts late from its offline buffer), then deleted.
+KEEP = timedelta(days=2)
+_CHUNK = 1000
+
+
+def send_stored(outcomes) -> None:
+    """After commit: send the ratings one stored batch created to ``check_suspicious``.
+
+    One task per batch. A broker that is down must not fail the intake: the ratings are
+    stored; their marks are missing, so a burst among them may go unflagged.
+    """
+    if not current_app.config["HCP_SETTINGS"].suspicious_rules:
+        return
+    ids = [o.rating["id"] for o in outcomes if o.status == "created"]
+    if not ids:
+        return
+    try:
+        dispatch.send("check_suspicious", ids, retry=False)
+    except Exception:  # noqa: BLE001 — never lose the 201 for a check
+        log.warning("broker unavailable; ratings %s not checked for suspicious patterns", ids, exc_info=True)
+
+
+def normal_comment(comment: str | None) -> str:
+    """The comment as compared: whitespace removed (pasted copies differ in spaces only)."""
+    return "".join((comment or "").split())
+
+
+def _marks(rows, settings, now) -> list[dict]:
+    """The marks of ``rows``: (rule, key, window, rating_id, group_key, expires_at)."""
+    seconds = settings.burst_seconds
+    out = []
+    for r in rows:
+        day = r.rated_date.isoformat()
+        day_expires = max(now, r.rated_at) + timedelta(days=1) + KEEP
+        t = int(r.rated_at.timestamp())
+        # Two tilings of the time line, the second shifted by half a window: any run of
+        # ratings within half a window lies whole in one window of one of them.
+        for tiling, offset in (("a", 0), ("b", seconds // 2)):
+            start = (t - offset) // seconds * seconds + offset
+            out.append({"rule": "burst", "key": f"device:{r.device_id}", "window": f"{tiling}{start}",
+                        "rating_id": r.id, "group_key": f"device:{r.device_id}@{day}",
+                        "expires_at": max(now, r.rated_at) + timedelta(seconds=seconds) + KEEP})
+        if r.rater_phone_index:
+            key = f"phone:{r.rater_phone_index}"
+            out.append({"rule": "phone", "key": key, "window": day, "rating_id": r.id,
+                        "group_key": f"{key}@{day}", "expires_at": day_expires})
+        text = normal_comment(r.comment)
+        if len(text) >= settings.same_comment_min_chars:
+            key = "comment:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+            out.append({"rule": "comment", "key": key, "window": day, "rating_id": r.id,
+                        "group_key": f"{key}@{day}", "expires_at": day_expires})
+    return out
+
+
+def _insert_ignore(session: Session, table, values: list[dict]) -> None:
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    for start in range(0, len(values), _CHUNK):
+        session.execute(insert(table).on_conflict_do_nothing(), values[start:start + _CHUNK])
+
+
+def _over(session: Session, marks: list[dict], limits: dict) -> dict[tuple, set[int]]:
+    """``{(rule, group_key): rating ids}`` of the windows ``marks`` touched that are over their limit."""
+    touched = {(m["rule"], m["key"], m["window"]) for m in marks}
+    keys = sorted({k for _r, k, _w in touched})
+    m = SuspiciousMark.__table__.c
+    over = set()
+    for start in range(0, len(keys), _CHUNK):
+        for rule, key, window, n in session.execute(
+                select(m.rule, m.key, m.window, func.count()).where(m.key.in_(keys[start:start + _CHUNK]))
+                .group_by(m.rule, m.key, m.window)):
+            if (rule, key, window) in touched and n > limits[rule]:
+                over.add((rule, key, window))
+    groups: dict[tuple, set[int]] = defaultdict(set)
+    over_keys = sorted({k for _r, k, _w in over})
+    for start in range(0, len(over_keys), _CHUNK):
+        for rule, key, window, rating_id, group_key in session.execute(
+                select(m.rule, m.key, m.window, m.rating_id, m.group_key)
+                .where(m.key.in_(over_keys[start:start + _CHUNK]))):
+            if (rule, key, window) in over:
+                groups[(rule, group_key)].add(rating_id)
+    return groups
+
+
+def _before_acceptance(session: Session, rows) -> dict[tuple, set[int]]:
+    """Ratings on a registered application rated before its acceptance (受理)."""
+    numbers = {r.project_no for r in rows if r.project_no}
+    if not numbers:
+        return {}
+    accepted = dict(session.execute(select(Project.project_no, Project.accepted_at).where(
+        Project.project_no.in_(sorted(numbers)), Project.accepted_at.is_not(None))).all())
+    groups: dict[tuple, set[int]] = defaultdict(set)
+    for r in rows:
+        at = accepted.get(r.project_no)
+        if at is not None and r.rated_at < at:
+            groups[("project", f"project:{r.project_no}")].add(r.id)
+    return groups
+
+
+def _subject(session: Session, rule: str, group_key: str, sample) -> str:
+    """What a flag's ratings have in common, for the queue (never a clear phone number)."""
+    if rule == "burst":
+        device = session.get(Device, sample.device_id)
+        return f"{device.name}（设备 {device.id}）" if device else f"设备 {sample.device_id}"
+    if rule == "phone":
+        return sample.rater_phone_masked or "实名评价人"
+    if rule == "comment":
+        return (sample.comment or "")[:100]
+    return group_key.split(":", 1)[1]
+
+
+def _flag(session: Session, rule: str, group_key: str, department_id: int, ids: set[int], info: dict,
+          now) -> int | None:
+    """Put ``ids`` not yet in a flag of the group into its open flag (opened if there is none)."""
+    f, fr = SuspiciousFlag.__table__.c, SuspiciousFlagRating.__table__.c
+    flags = session.execute(select(f.id, f.state, f.generation).where(
+        f.rule == rule, f.group_key == group_key, f.department_id == department_id).order_by(f.id)).all()
+    if flags:
+        known = set(session.scalars(select(fr.rating_id).where(fr.flag_id.in_([x.id for x in flags]))))
+        ids = ids - known
+    if not ids:
+        return None
+    open_ = [x for x in flags if x.state == "open"]
+    if open_:
+        flag_id, action = open_[0].id, "join"
+    else:
+        # A group decided before and joined by more ratings: a new flag, so no decision is
+        # widened to ratings nobody looked at.
+        flag = SuspiciousFlag(rule=rule, group_key=group_key, department_id=department_id,
+                              generation=max((x.generation for x in flags), default=0) + 1,
+                              subject=_subject(session, rule, group_key, info[min(ids)]), state="open",
+                              opened_at=now)
+        session.add(flag)
+        session.flush()
+        flag_id, action = flag.id, "open"
+    _insert_ignore(session, SuspiciousFlagRating.__table__, [{"flag_id": flag_id, "rating_id": i} for i in sorted(ids)])
+    session.add(SuspiciousFlagEvent(flag_id=flag_id, at=now, actor_id=None, action=action,
+                                    from_state=None if action == "open" else "open", to_state="open",
+                                    ratings=len(ids)))
+    return flag_id
+
+
+def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
+    """Run the rules on the ratings ``rating_ids``; the caller commits. Returns the flags opened or grown."""
+    settings = settings or current_app.config["HCP_SETTINGS"]
+    ids = sorted({int(i) for i in rating_ids})
+    if not ids:
+        return []
+    now = utcnow()
+    rows = []
+    for start in range(0, len(ids), _CHUNK):
+        rows += session.execute(select(
+            _R.id, _R.device_id, _R.department_id, _R.rated_at, _R.rated_date, _R.rater_phone_index,
+            _R.rater_phone_masked, _R.comment, _R.project_no).where(_R.id.in_(ids[start:start + _CHUNK]))).all()
+    session.execute(delete(SuspiciousMark).where(SuspiciousMark.expires_at < now))
+    marks = sorted(_marks(rows, settings, now), key=lambda m: (m["rule"], m["key"], m["window"], m["rating_id"]))
+    _insert_ignore(session, SuspiciousMark.__table__, marks)
+    limits = {"burst": settings.burst_ratings, "phone": settings.phone_daily_max,
+              "comment": settings.same_comment_daily_max}
+    groups = _over(session, marks, limits) if marks else {}
+    for key, members in _before_acceptance(session, rows).items():
+        groups.setdefault(key, set()).update(members)
+    if not groups:
+        return []
+
+    # The members' departments and what the flag's subject is made from.
+    every = sorted({i for members in groups.values() for i in members})
+    info = {}
+    for start in range(0, len(every), _CHUNK):
+        for r in session.execute(select(_R.id, _R.department_id, _R.device_id, _R.rater_phone_masked, _R.comment)
+                                 .where(_R.id.in_(every[start:start + _CHUNK]))):
+            info[r.id] = r
+    touched = []
+    for (rule, group_key), members in sorted(groups.items()):
+        by_department: dict[int, set[int]] = defaultdict(set)
+        for i in members:
+            if i in info:
+                by_department[info[i].department_id].add(i)
+        for department_id, dept_ids in sorted(by_department.items()):
+            flag_id = _flag(session, rule, group_key, department_id, dept_ids, info, now)
+            if flag_id is not None:
+                touched.append(flag_id)
+    if touched:
+        log.info("suspicious ratings: flags %s opened or grown", touched)
+    return touched
