@@ -26,6 +26,9 @@ Rows of the table (each ratio from numbers measured in this run):
   receiver against a bare loop POSTing the same batches (target ≥ 0.5×), and the single
   intake with the outbox on vs off (target: costs ≤ 10 %), same run
   (``BENCH_EXCHANGE_BACKLOG``, default 20,000).
+- suspicious rules: the single intake with the suspicious-rating rules on (a
+  ``check_suspicious`` task sent per stored rating) against a second hcp gunicorn on the
+  same database with ``HCP_SUSPICIOUS_RULES=off``, rounds alternating. Target ≥ 0.9×.
 - memory: peak RSS (VmHWM) of a gunicorn web worker and of a Celery worker process.
   Targets < 150 MB / < 200 MB.
 
@@ -514,6 +517,28 @@ class Bench:
         for row in exchange.run(self):
             self.rows.append(Row(**row))
 
+    def suspicious_cost(self) -> None:
+        """The single intake with the suspicious rules on vs off, in alternating rounds of this run."""
+        gunicorn = [PYTHON, "-m", "gunicorn", "-c", "python:config.gunicorn"]
+        port = free_port()
+        off = self.procs.start("web-hcp-rules-off", gunicorn + ["--bind", f"127.0.0.1:{port}", "service:create_app()"],
+                               {**self.env, "HCP_SUSPICIOUS_RULES": "off",
+                                "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "metrics-off")})
+        off_url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_ok(off_url + "/readyz"), 60, "hcp gunicorn (rules off)")
+        self.wrk(off_url, "/api/v1/ratings", self.org["key"], 2, self._nonce())  # warm up
+        on_runs, off_runs = [], []
+        for _ in range(self.args.rounds):
+            off_runs.append(self._wrk(off_url, "/api/v1/ratings", self.org["key"], self.args.seconds, self._nonce()))
+            on_runs.append(self._wrk(self.hcp_url, "/api/v1/ratings", self.org["key"], self.args.seconds,
+                                     self._nonce()))
+        off.send_signal(signal.SIGTERM)
+        best_on, best_off = (max(r, key=lambda x: x["rps"]) for r in (on_runs, off_runs))
+        ratio = best_on["rps"] / best_off["rps"]
+        self.rows.append(Row("intake req/s, suspicious rules on vs off", f"{best_on['rps']:.0f}",
+                             f"{best_off['rps']:.0f}", ratio, "≥ 0.9×", ratio >= 0.9,
+                             {"on": on_runs, "off": off_runs}))
+
     def staff_token(self) -> str:
         return self.org["token"]
 
@@ -637,7 +662,7 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-class", help="gunicorn worker class")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the hcp web workers in the first intake round")
     parser.add_argument("--profile-mode", choices=["wall", "gil"], default="wall")
-    parser.add_argument("--only", choices=["intake", "batch"], help="run one measurement (plus memory)")
+    parser.add_argument("--only", choices=["intake", "batch", "suspicious"], help="run one measurement (plus memory)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
     args = parser.parse_args(argv)
@@ -654,6 +679,8 @@ def main(argv=None) -> int:
             bench.routing()
         if args.only in (None, "batch"):
             bench.batch_intake()
+        if args.only in (None, "suspicious"):
+            bench.suspicious_cost()
         if args.only is None:
             bench.figures()
             bench.case_export()

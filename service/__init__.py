@@ -31,6 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     from service.web import security as web_security
     from service.web import dashboard as web_dashboard
     from service.web import insights as web_insights
+    from service.web import suspicious as web_suspicious
 
     settings = load_settings(config)
     app = Flask(__name__, template_folder="web/templates")
@@ -65,6 +66,7 @@ def create_app(config: dict | None = None) -> Flask:
     web_security.init_app(app)
     app.register_blueprint(web_dashboard.blp)
     app.register_blueprint(web_insights.blp)
+    app.register_blueprint(web_suspicious.blp)
     app.register_blueprint(web_admin.blp)
     login.login_view = "web_auth.login"
     login.login_message = "请先登录"

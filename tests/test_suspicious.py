@@ -293,3 +293,41 @@ def test_access_handler_403_out_of_scope_404_and_bad_input_422(app, client, org,
     assert resp.status_code == 422 and "note" in resp.get_json()["errors"]["json"]
     # nothing was decided by the refused requests
     assert client.get(FLAGS, headers=sup_a).get_json()["items"][0]["state"] == "open"
+
+
+# --- the page -----------------------------------------------------------------------------
+
+def test_the_page_lists_flags_and_a_supervisor_confirms_with_the_csrf_form(app, org, district, query):  # noqa: F811
+    from tests.web_support import CSRF_RE
+
+    ids = store(app, district["devices"]["a1-hall"],
+                [good(at=START + timedelta(seconds=i)) for i in range(11)] + [{"level": 1, "rated_at": START}])
+    (flag_id,) = [f[4] for f in flags(query)]
+
+    def signed_in(user):
+        c = app.test_client()
+        token = CSRF_RE.search(c.get("/login").get_data(as_text=True)).group(2)
+        assert c.post("/login", data={"username": user.username, "password": "correct-horse-9",
+                                      "csrf_token": token}).status_code == 302
+        return c
+
+    sup = signed_in(district["users"]["sup-a"])
+    page = sup.get("/suspicious").get_data(as_text=True)
+    assert "疑似刷评审核" in page and "设备连续评价过快" in page and f"#{flag_id}" in page
+    detail = sup.get(f"/suspicious/{flag_id}").get_data(as_text=True)
+    assert "须走无效差评审核的差评" in detail and "确认刷评并剔除" in detail
+    # without the page's CSRF token nothing is decided
+    assert sup.post(f"/suspicious/{flag_id}/confirm", data={"confirm-note": "x"}).status_code == 400
+    token = {m.group(1): m.group(2) for m in CSRF_RE.finditer(detail)}["confirm-csrf_token"]
+    resp = sup.post(f"/suspicious/{flag_id}/confirm", data={"confirm-csrf_token": token, "confirm-note": "刷好评"})
+    assert resp.status_code == 302
+    shown = sup.get(f"/suspicious/{flag_id}").get_data(as_text=True)
+    assert "已确认：11 条好评已从全部统计中剔除" in shown and "须在工单中走无效差评审核" in shown
+    assert "撤销确认（恢复统计）" not in shown  # not for the one who confirmed
+    assert query(lambda s: s.query(Rating).filter(Rating.excluded_at.is_not(None)).count()) == 11
+    assert query(lambda s: s.get(Rating, ids[-1]).excluded_at) is None
+
+    other = signed_in(district["users"]["sup-root"])
+    assert "撤销确认（恢复统计）" in other.get(f"/suspicious/{flag_id}").get_data(as_text=True)
+    assert signed_in(district["users"]["h-a1"]).get("/suspicious").status_code == 403
+    assert signed_in(district["users"]["sup-b"]).get(f"/suspicious/{flag_id}").status_code == 404

@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -89,25 +89,37 @@ def _insert_ignore(session: Session, table, values: list[dict]) -> None:
 
 
 def _over(session: Session, marks: list[dict], limits: dict) -> dict[tuple, set[int]]:
-    """``{(rule, group_key): rating ids}`` of the windows ``marks`` touched that are over their limit."""
-    touched = {(m["rule"], m["key"], m["window"]) for m in marks}
-    keys = sorted({k for _r, k, _w in touched})
+    """``{(rule, group_key): rating ids}`` of the windows ``marks`` touched that are over their limit.
+
+    A window that was over before this batch gives only this batch's ratings (the earlier ones
+    went to the flag then); one that crosses its limit now gives all its marked ratings. So a
+    task's work follows its batch, not the size of the burst.
+    """
+    mine: dict[tuple, list[dict]] = defaultdict(list)
+    for mark in marks:
+        mine[(mark["rule"], mark["key"], mark["window"])].append(mark)
     m = SuspiciousMark.__table__.c
-    over = set()
-    for start in range(0, len(keys), _CHUNK):
-        for rule, key, window, n in session.execute(
-                select(m.rule, m.key, m.window, func.count()).where(m.key.in_(keys[start:start + _CHUNK]))
-                .group_by(m.rule, m.key, m.window)):
-            if (rule, key, window) in touched and n > limits[rule]:
-                over.add((rule, key, window))
+    windows = sorted(mine)
     groups: dict[tuple, set[int]] = defaultdict(set)
-    over_keys = sorted({k for _r, k, _w in over})
-    for start in range(0, len(over_keys), _CHUNK):
-        for rule, key, window, rating_id, group_key in session.execute(
-                select(m.rule, m.key, m.window, m.rating_id, m.group_key)
-                .where(m.key.in_(over_keys[start:start + _CHUNK]))):
-            if (rule, key, window) in over:
-                groups[(rule, group_key)].add(rating_id)
+    crossed = []
+    for start in range(0, len(windows), _CHUNK):
+        for rule, key, window, n in session.execute(
+                select(m.rule, m.key, m.window, func.count()).where(
+                    tuple_(m.rule, m.key, m.window).in_(windows[start:start + _CHUNK]))
+                .group_by(m.rule, m.key, m.window)):
+            if n <= limits[rule]:
+                continue
+            batch = mine[(rule, key, window)]
+            if n - len(batch) > limits[rule]:
+                for mark in batch:
+                    groups[(rule, mark["group_key"])].add(mark["rating_id"])
+            else:
+                crossed.append((rule, key, window))
+    for start in range(0, len(crossed), _CHUNK):
+        for rule, rating_id, group_key in session.execute(
+                select(m.rule, m.rating_id, m.group_key).where(
+                    tuple_(m.rule, m.key, m.window).in_(crossed[start:start + _CHUNK]))):
+            groups[(rule, group_key)].add(rating_id)
     return groups
 
 
@@ -144,8 +156,9 @@ def _flag(session: Session, rule: str, group_key: str, department_id: int, ids: 
     f, fr = SuspiciousFlag.__table__.c, SuspiciousFlagRating.__table__.c
     flags = session.execute(select(f.id, f.state, f.generation).where(
         f.rule == rule, f.group_key == group_key, f.department_id == department_id).order_by(f.id)).all()
-    if flags:
-        known = set(session.scalars(select(fr.rating_id).where(fr.flag_id.in_([x.id for x in flags]))))
+    if flags:  # the ids already in one of the group's flags (read by id: a flag may be large)
+        known = set(session.scalars(select(fr.rating_id).where(
+            fr.flag_id.in_([x.id for x in flags]), fr.rating_id.in_(sorted(ids)))))
         ids = ids - known
     if not ids:
         return None
