@@ -81,14 +81,18 @@ def lease(settings: Settings) -> timedelta:
     return timedelta(seconds=3 * settings.exchange_timeout + 30)
 
 
-def claim(session: Session, settings: Settings, now: datetime) -> list[int]:
-    """The ids of up to a batch of due pending records, leased to this sender; the caller commits."""
+def claim(session: Session, settings: Settings, now: datetime, rows: bool = False) -> list:
+    """Up to a batch of due pending records leased to this sender — their ids, or (``rows``)
+    the records themselves from the same statement; the caller commits."""
     due = (select(OUTBOX.c.id).where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now)
            .order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(settings.exchange_batch))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    return sorted(session.scalars(update(OutboxRecord).where(OutboxRecord.id.in_(due.scalar_subquery()))
-                                  .values(due_at=now + lease(settings)).returning(OutboxRecord.id)))
+    claimed = session.scalars(update(OutboxRecord).where(OutboxRecord.id.in_(due.scalar_subquery()))
+                              .values(due_at=now + lease(settings))
+                              .returning(OutboxRecord if rows else OutboxRecord.id)
+                              .execution_options(synchronize_session=False)).all()
+    return sorted(claimed, key=lambda r: r.id) if rows else sorted(claimed)
 
 
 def _targets(session: Session, settings: Settings, claimed: list[OutboxRecord]) -> dict[int | None, Target]:
@@ -187,17 +191,21 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
         # A "sent" lost in a crash only means the record is sent again under its record id,
         # which the receiver drops: the push's own commits need not wait for the disk.
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    ids = claim(session, settings, now)
-    if not postgres:
+    if postgres:
+        # The claimed rows stay locked until the outcome commits (one transaction per batch;
+        # a dead sender's rows come free at once), so they are read by the claim itself.
+        claimed = claim(session, settings, now, rows=True)
+    else:
         # SQLite has one writer: the claim (its lease) is committed before the HTTP call, so
-        # the intake is not held up meanwhile. PostgreSQL keeps the claimed rows locked until
-        # the outcome commits (one transaction per batch; a dead sender's rows come free at once).
+        # the intake is not held up meanwhile; the rows are read after the commit, which
+        # would have expired them (a reload per attribute).
+        ids = claim(session, settings, now)
         session.commit()
-    if not ids:
+        claimed = list(session.scalars(select(OutboxRecord).where(OutboxRecord.id.in_(ids))
+                                       .order_by(OutboxRecord.id))) if ids else []
+    if not claimed:
         session.commit()
         return Pushed()
-    # Read after the commit, which would have expired them (a reload per attribute).
-    claimed = list(session.scalars(select(OutboxRecord).where(OutboxRecord.id.in_(ids)).order_by(OutboxRecord.id)))
     done = Pushed()
     neutral = records.neutral(session, claimed, settings.area_code)
     targets = _targets(session, settings, claimed)
