@@ -141,6 +141,8 @@ class Settings:
     default_rating_level: int = 5
     default_sweep_seconds: float = 300.0
     followup_days: int = 15
+    # A hall QR (/q/{code}): one phone rates one window at most once in this many minutes.
+    qr_min_minutes: int = 10
     deadline_unit: str = "working"  # or natural: both case deadlines count every day
     # Larger request bodies are 413 before anything parses them; a batch of 500 fits.
     max_body_bytes: int = 2 * 1024 * 1024
@@ -293,6 +295,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         default_rating_level=_level(env.get("HCP_DEFAULT_RATING_LEVEL", "5")),
         default_sweep_seconds=float(env.get("HCP_DEFAULT_SWEEP_SECONDS", "300")),
         followup_days=int(env.get("HCP_FOLLOWUP_DAYS", "15")),
+        qr_min_minutes=_positive("HCP_QR_MIN_MINUTES", env.get("HCP_QR_MIN_MINUTES", "10"), 7 * 24 * 60),
         deadline_unit=_choice("HCP_DEADLINE_UNIT", env.get("HCP_DEADLINE_UNIT", "working"), ("working", "natural")),
         max_body_bytes=int(env.get("HCP_MAX_BODY_BYTES", str(2 * 1024 * 1024))),
         proxy_hops=int(env.get("HCP_PROXY_HOPS", "0")),

@@ -7,6 +7,7 @@ from models.exchange import OUTBOX_STATE_LABELS, OUTBOX_STATES, InboundSource, O
 from models.invitations import INVITATION_STATES, Invitation
 from models.insights import InsightCounted, InsightTerm, InsightTermMonthly
 from models.org import (CHANNEL_LABELS, CHANNELS, ROLES, ApiToken, Department, Device, PairCode, PasswordLink,
+                        QrVoter,
                         ServiceItem, User)
 from models.projects import APPLICANT_KINDS, STAGE_LABELS, STAGES, Project
 from models.reasons import REASON_SCOPES, Reason, ReasonVersion
@@ -19,7 +20,7 @@ from models.suspicious import (FLAG_STATE_LABELS, FLAG_STATES, RULE_LABELS, RULE
 __all__ = [
     "APPLICANT_KINDS", "ApiToken", "AuditEntry", "CHANNEL_LABELS", "CHANNELS", "CLIENT_KINDS", "CalendarOverride",
     "Case",
-    "CaseEvent", "Department", "Device", "InsightCounted", "InsightTerm", "InsightTermMonthly",
+    "CaseEvent", "Department", "Device", "QrVoter", "InsightCounted", "InsightTerm", "InsightTermMonthly",
     "INVITATION_STATES",
     "InboundSource", "IntegrationClient", "Invitation", "OUTBOX_STATES", "OUTBOX_STATE_LABELS", "OutboxRecord",
     "Project",

@@ -28,7 +28,7 @@ class Invitation(db.Model):
     stage: Mapped[str] = mapped_column(String(16))
     nonce: Mapped[str] = mapped_column(String(32))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    stage_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stage_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the 办件评价率 scan
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set once a first rating exists (the citizen's, or the default one): the default-rating

@@ -77,8 +77,24 @@ class Device(db.Model):
     # The last request its key was accepted for (written at most once a minute per web
     # process, service/devices/health.py); None: never seen.
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A qrcode device's short public code: its hall QR opens /q/{qr_code} (SPEC §7). Public,
+    # printed at the window — not a credential; the device's key stays its own.
+    qr_code: Mapped[str | None] = mapped_column(String(16), unique=True, index=True)
 
     department: Mapped[Department] = relationship()
+
+
+class QrVoter(db.Model):
+    """When a phone last rated a window through its hall QR (HCP_QR_MIN_MINUTES).
+
+    ``voter`` is a keyed hash of the client address and the page's cookie, so no address is
+    kept; one row per (device, voter), moved forward by each rating it lets through.
+    """
+
+    __tablename__ = "qr_voters"
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    voter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class PairCode(db.Model):

@@ -6,6 +6,7 @@ scripts/, bench/ and the tests. Each adds to ``db.session`` and leaves the commi
 from __future__ import annotations
 
 import re
+import secrets
 
 from sqlalchemy import func, literal, select, update
 from werkzeug.security import generate_password_hash
@@ -47,15 +48,27 @@ def add_device(name: str, dept: Department, channel: str, window: str | None,
     """A device and its key — returned this once; only the key's digest is kept.
 
     Channel ``default`` is hcp's own (default ratings, SPEC §7): no device is given it, so
-    the figures can count default ratings by channel.
+    the figures can count default ratings by channel. A ``qrcode`` device gets a hall QR
+    code of its own (``/q/{qr_code}``, SPEC §7).
     """
     if channel == "default":
         raise ValueError("channel default is reserved for default ratings")
     key = new_device_key()
     device = Device(name=name, department=dept, channel=channel, window=window,
-                    rate_limit=rate_limit, key_hash=key_digest(key))
+                    rate_limit=rate_limit, key_hash=key_digest(key),
+                    qr_code=new_qr_code() if channel == "qrcode" else None)
     db.session.add(device)
     return device, key
+
+
+# No 0/o, 1/l/i: a code may be typed from the print. 31^8 ≈ 2^40 codes; unknown codes are
+# rate-limited like invitation tokens (service/citizen/pages.py).
+QR_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+
+
+def new_qr_code() -> str:
+    """A short public code for a hall QR (8 characters); unique by the column's index."""
+    return "".join(secrets.choice(QR_ALPHABET) for _ in range(8))
 
 
 # 统一社会信用代码 (GB 32100-2015): 18 characters of this alphabet, the last a check character.

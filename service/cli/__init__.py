@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import FlaskGroup, routes_command, shell_command
 
-from service.cli import admin, calendar, clients, demo, exchange, keys, ratings, reasons, report, run
+from service.cli import admin, calendar, clients, demo, exchange, keys, qr, ratings, reasons, report, run
 from service.cli.stats import stats
 from service.cli.insights import insights
 
@@ -25,7 +25,7 @@ def main():
 
 
 for command in (admin.departments, admin.items, admin.devices, admin.users, clients.clients,
-                calendar.calendar, demo.demo, exchange.exchange, keys.keys, ratings.ratings, reasons.reasons,
+                calendar.calendar, demo.demo, exchange.exchange, keys.keys, qr.qr, ratings.ratings, reasons.reasons,
                 run.run, stats,
                 insights, report.report,
                 shell_command, routes_command):

@@ -194,6 +194,9 @@ def devices_add(name, department, channel, window, rate_limit):
     device, key = add_device(name, department_by_code(department), channel, window, rate_limit)
     db.session.commit()
     click.echo(f"device {device.id} {name} added; its key (shown once, keep it safe):", err=True)
+    if device.qr_code:  # a hall QR: what to print at the window (hcp qr list shows it again)
+        from service.citizen.hall import link
+        click.echo(f"its hall QR page: {link(device)} (print {link(device)}/qr.svg)", err=True)
     click.echo(key)
 
 
@@ -211,7 +214,8 @@ def devices_list():
         d = h.device
         seen = d.last_seen_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if d.last_seen_at else "never"
         click.echo(f"{d.id}\t{d.name}\t{d.department.code}\t{d.channel}\t{d.window or ''}\t"
-                   f"{'active' if d.active else 'disabled'}\t{seen}{chr(9) + 'SILENT' if h.silent else ''}")
+                   f"{'active' if d.active else 'disabled'}\t{seen}{chr(9) + 'SILENT' if h.silent else ''}"
+                   + (f"\t/q/{d.qr_code}" if d.qr_code else ""))
 
 
 def _device(device_id: int) -> Device:

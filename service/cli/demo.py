@@ -82,12 +82,17 @@ def demo(ratings, seed):
     db.session.commit()
     route_created(outcomes)
     made = _applications(depts, rng)
+    # A hall QR (扫码评价) at the marriage registry's window 2, with no ratings yet.
+    hall_qr, _ = add_device("婚姻登记2号窗口扫码评价", depts["civil-marriage"], "qrcode", "2", None)
+    db.session.commit()
     bad = sum(1 for o in outcomes if o.rating["negative"])
     click.echo(f"demo loaded: {len(outcomes)} ratings, {bad} bad (routed by the worker); "
                f"{len(APPLICATIONS)} applications ({made})")
     click.echo(f"staff logins (password {DEMO_PASSWORD}): " + ", ".join(u for u, *_ in STAFF))
     for device, key in keys:
         click.echo(f"device {device.name} ({device.channel}) key: {key}")
+    from service.citizen.hall import link
+    click.echo(f"hall QR {hall_qr.name}: {link(hall_qr)}")
 
 
 def _applications(depts: dict, rng: random.Random) -> str:
