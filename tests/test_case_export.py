@@ -30,7 +30,7 @@ def csv_rows(resp) -> list[list[str]]:
 
 
 def test_csv_has_one_row_per_case_with_the_columns_and_the_rater_masked(office):
-    done = office.case(project_no="BJ-1", comment=FORMULA)
+    done = office.case(project_no="BJ-1", comment=FORMULA, reasons=["off_eff_wait", "off_att_rude"])
     office.ok("h", done, "verify", contacted=True)
     office.ok("h", done, "rectify", measures=MEASURES)
     anonymous = office.case(rater=None, comment="-1 排队")
@@ -44,10 +44,12 @@ def test_csv_has_one_row_per_case_with_the_columns_and_the_rater_masked(office):
     row = dict(zip(head, rows[0]))
     assert row["办件编号"] == "BJ-1" and row["部门"] == "登记注册科" and row["评价等级"] == "非常不满意"
     assert row["评价内容"] == "'" + FORMULA  # never a formula
+    assert row["评价指标"] == "服务效率·排队等候时间长；服务态度·态度生硬、言语不文明"  # the reasons' labels
     assert (row["状态"], row["差评原因"], row["整改措施"]) == ("待反馈", MEASURES["cause"], MEASURES["action"])
     assert row["评价人"] == "陈** 138******78" and "13812345678" not in resp.get_data(as_text=True)
     other = dict(zip(head, rows[1]))
     assert (other["评价人"], other["回访期限"], other["评价内容"]) == ("匿名", "无需回访", "'-1 排队")
+    assert other["评价指标"] == ""
 
 
 def test_export_takes_the_list_filters(office):

@@ -122,16 +122,16 @@ def open_kiosk(context, server, key):
     return page
 
 
-def tap(page, level, tags=(), comment=None):
-    """Tap a face; for a bad rating choose tags and a comment (or skip); back to the faces."""
+def tap(page, level, reasons=(), comment=None):
+    """Tap a face; for a bad rating choose reasons and a comment (or skip); back to the faces."""
     page.click(f".face[data-level='{level}']")
     if level <= 2:
         page.wait_for_selector("#screen-details:not([hidden])")
-        for tag in tags:
-            page.click(f".tag[data-tag='{tag}']")
+        for code in reasons:
+            page.click(f".tag[data-reason='{code}']")
         if comment:
             page.fill("#comment", comment)
-        page.click("#details-submit" if (tags or comment) else "#details-skip")
+        page.click("#details-submit" if (reasons or comment) else "#details-skip")
     page.wait_for_selector("#screen-thanks:not([hidden])")
     page.click("#screen-thanks")  # a tap returns at once instead of waiting for the countdown
     page.wait_for_selector("#screen-faces:not([hidden])")
@@ -155,17 +155,19 @@ def test_kiosk_posts_ratings_with_its_device_key(live_server, context, team, que
     tap(page, 4)
     wait_for(lambda: count_ratings(query) == 1, message="the rating")
     page.click(".face[data-level='1']")
-    page.click(".tag[data-tag='wait']")
-    page.click(".tag[data-tag='system']")
+    # the hall's reasons (评价指标) offered for 非常不满意, none of the good ones
+    assert page.is_visible(".tag[data-reason='off_eff_wait']") and page.is_hidden(".tag[data-reason='off_att_warm']")
+    page.click(".tag[data-reason='off_eff_wait']")
+    page.click(".tag[data-reason='off_skill_untold']")
     page.fill("#comment", "取号机坏了，等了很久")
     shot(page, "kiosk-details.png")
     page.click("#details-submit")
     page.wait_for_selector("#screen-thanks:not([hidden])")
     assert "感谢您的评价" in page.inner_text("#screen-thanks")
     wait_for(lambda: count_ratings(query) == 2, message="the bad rating")
-    rows = query(lambda s: [(r.level, r.channel, r.window, r.tags, r.comment)
+    rows = query(lambda s: [(r.level, r.channel, r.window, r.reasons, r.comment)
                             for r in s.scalars(select(Rating).order_by(Rating.level))])
-    assert rows == [(1, "hall_tablet", "5", ["wait", "system"], "取号机坏了，等了很久"),
+    assert rows == [(1, "hall_tablet", "5", ["off_eff_wait", "off_skill_untold"], "取号机坏了，等了很久"),
                     (4, "hall_tablet", "5", None, None)]
     # the thank-you screen goes back to the faces by itself
     page.wait_for_selector("#screen-faces:not([hidden])", timeout=15000)
@@ -180,7 +182,7 @@ def test_kiosk_ratings_made_while_the_server_is_down_arrive_once(live_server, co
     try:
         tap(page, 5)
         tap(page, 3)
-        tap(page, 2, tags=["attitude"], comment="服务态度差")
+        tap(page, 2, reasons=["off_att_rude"], comment="服务态度差")
         assert page.get_attribute("#kiosk", "data-pending") == "3"
         assert page.is_visible("#pending")
         queued = page.evaluate("JSON.parse(localStorage.getItem('hcp.kiosk.queue'))")
@@ -232,3 +234,20 @@ def test_supervisor_searches_and_assigns_ticked_cases(app, live_server, context,
                             for c in s.scalars(select(Case))})
     assert rows[wanted] == rows[second] == ("assigned", "handler2")
     assert sum(1 for status, _ in rows.values() if status == "unassigned") == 1
+
+
+def test_kiosk_keeps_a_rating_whose_reason_was_withdrawn(live_server, context, team, query, tmp_path):
+    """The reason table replaced while the tablet's page is open: the server refuses the old
+    code (422), and the tablet sends the rating again with the code as a free tag."""
+    from tests.support import hcp
+
+    page = open_kiosk(context, live_server, team.key)
+    table = tmp_path / "reasons.csv"
+    table.write_text("code,label,dimension,scope,levels\noff_new_queue,取号难,服务效率,offline,12\n", encoding="utf-8")
+    hcp("reasons", "import", str(table))
+    tap(page, 1, reasons=["off_eff_wait"])
+    wait_for(lambda: count_ratings(query) == 1, message="the rating, without its withdrawn reason")
+    [row] = query(lambda s: [(r.level, r.reasons, r.tags) for r in s.scalars(select(Rating))])
+    assert row == (1, None, ["off_eff_wait"])
+    page.wait_for_selector("#kiosk[data-pending='0']")
+    assert page.evaluate("JSON.parse(localStorage.getItem('hcp.kiosk.rejected') || '[]')") == []

@@ -18,12 +18,14 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
 from models import (CHANNEL_LABELS, LEVEL_LABELS, OUTCOME_LABELS, STATUS_LABELS, Case, CaseEvent, Department,
-                    Rating, ServiceItem, User)
+                    Rating, Reason, ServiceItem, User)
 from models.clock import SHANGHAI, local_date
+from service.reasons.table import labels, shipped
 from service.spreadsheet import safe_text, xlsx_sheet
 
-HEADINGS = ("工单编号", "办件编号", "服务事项", "部门", "评价等级", "评价内容", "评价时间", "评价渠道", "承办人",
-            "状态", "办结类型", "回访期限", "办结期限", "办结时间", "按期办结", "差评原因", "整改措施", "评价人")
+HEADINGS = ("工单编号", "办件编号", "服务事项", "部门", "评价等级", "评价内容", "评价指标", "评价时间", "评价渠道",
+            "承办人", "状态", "办结类型", "回访期限", "办结期限", "办结时间", "按期办结", "差评原因", "整改措施",
+            "评价人")
 BATCH = 2000  # rows fetched per round trip
 CHUNK = 1 << 16  # bytes per piece of the response
 
@@ -39,7 +41,7 @@ def rows_select(stmt: Select) -> Select:
                 .order_by(CaseEvent.id.desc()).limit(1).correlate(Case).scalar_subquery())
     return (stmt.with_only_columns(
         Case.id, Rating.project_no, ServiceItem.name.label("item_name"), Department.name.label("department_name"),
-        Rating.level, Rating.comment,
+        Rating.level, Rating.comment, Rating.reasons,
         Rating.rated_at, Rating.channel, assignee.display_name, assignee.username, Case.status, Case.outcome,
         Case.callback_due, Case.close_due, Case.closed_at, Rating.real_name, Rating.rater_name_masked,
         Rating.rater_phone_masked, measures.label("measures"))
@@ -53,7 +55,22 @@ def _local(moment) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
-def _row(r, today) -> list:
+class ReasonLabels:
+    """``dimension·label`` of reason codes (the newest version holding each, as
+    ``service.reasons.table.labels``), read once before the rows stream: the tables are a few
+    hundred rows, and no query runs beside the export's open cursor."""
+
+    def __init__(self, session: Session):
+        codes = set(session.scalars(select(Reason.code).distinct())) | {o.code for o in shipped()}
+        self.known = {code: f"{o.dimension}·{o.label}" for code, o in labels(session, codes).items()}
+
+    def __call__(self, codes) -> str:
+        if not isinstance(codes, list) or not codes:
+            return ""
+        return "；".join(self.known.get(c, c) for c in codes)
+
+
+def _row(r, today, reasons: ReasonLabels) -> list:
     on_time = ""
     if r.status == "closed" and r.closed_at is not None:
         on_time = "是" if local_date(r.closed_at) <= r.close_due else "否"
@@ -63,7 +80,7 @@ def _row(r, today) -> list:
     measures = measures.get("measures") or {}
     rater = "匿名" if not r.real_name else " ".join(p for p in (r.rater_name_masked, r.rater_phone_masked) if p)
     return [r.id, r.project_no or "", r.item_name or "", r.department_name, LEVEL_LABELS.get(r.level, r.level),
-            r.comment or "",
+            r.comment or "", reasons(r.reasons),
             _local(r.rated_at), CHANNEL_LABELS.get(r.channel, r.channel), r.display_name or r.username or "",
             STATUS_LABELS.get(r.status, r.status), OUTCOME_LABELS.get(r.outcome, "") if r.outcome else "",
             r.callback_due.isoformat() if r.callback_due else "无需回访", r.close_due.isoformat(),
@@ -72,9 +89,10 @@ def _row(r, today) -> list:
 
 def rows(session: Session, stmt: Select, today) -> Iterator[list]:
     """Every selected case as an export row, fetched ``BATCH`` at a time."""
+    reasons = ReasonLabels(session)
     result = session.execute(rows_select(stmt).execution_options(yield_per=BATCH))
     for r in result:
-        yield _row(r, today)
+        yield _row(r, today, reasons)
 
 
 def csv_stream(session: Session, stmt: Select, today) -> Iterator[bytes]:

@@ -121,6 +121,15 @@
         retryLater(null);
       } else if (resp.status === 429 || resp.status >= 500) {
         retryLater(resp.headers.get("Retry-After"));
+      } else if (resp.status === 422 && item.body.reasons) {
+        // A reason code the server no longer takes (the table was replaced since the page
+        // loaded): keep the rating, the codes go along as free tags.
+        var queue = load(QUEUE_STORE);
+        queue[0].body.tags = (item.body.tags || []).concat(item.body.reasons);
+        delete queue[0].body.reasons;
+        save(QUEUE_STORE, queue);
+        flushing = false;
+        flush();
       } else {
         // 409 or 422: the server will never take this body; set it aside and go on.
         var rejected = load(REJECTED_STORE).slice(-99);
@@ -162,7 +171,7 @@
   function submit(extra) {
     if (!current) { return; }
     var body = {client_id: current.client_id, level: current.level, rated_at: current.rated_at};
-    if (extra && extra.tags && extra.tags.length) { body.tags = extra.tags; }
+    if (extra && extra.reasons && extra.reasons.length) { body.reasons = extra.reasons; }
     if (extra && extra.comment) { body.comment = extra.comment; }
     current = null;
     enqueue(body);
@@ -180,16 +189,22 @@
   }
 
   function details() {
-    document.querySelectorAll(".tag").forEach(function (t) { t.setAttribute("aria-pressed", "false"); });
+    // Only the reasons offered for the tapped level (data-levels holds their digits).
+    document.querySelectorAll(".tag").forEach(function (t) {
+      t.setAttribute("aria-pressed", "false");
+      t.hidden = (t.dataset.levels || "").indexOf(String(current.level)) === -1;
+    });
     document.getElementById("comment").value = "";
     show("details");
     screenTimer = setTimeout(function () { submit(collectDetails()); }, DETAILS_IDLE_MS);
   }
 
   function collectDetails() {
-    var tags = [];
-    document.querySelectorAll('.tag[aria-pressed="true"]').forEach(function (t) { tags.push(t.dataset.tag); });
-    return {tags: tags, comment: document.getElementById("comment").value.trim().slice(0, 500)};
+    var codes = [];
+    document.querySelectorAll('.tag[aria-pressed="true"]').forEach(function (t) {
+      if (!t.hidden) { codes.push(t.dataset.reason); }
+    });
+    return {reasons: codes, comment: document.getElementById("comment").value.trim().slice(0, 500)};
   }
 
   // ------------------------------------------------------------ wiring
