@@ -1,7 +1,7 @@
 """Hall QR codes (扫码评价): devices.qr_code, qr_voters; an index of invitations by stage time
 
 Revision ID: 0022
-Revises: 0021c
+Revises: 0023
 
 - ``devices.qr_code``: the short public code of a hall or window's fixed QR (``/q/{code}``),
   unique; filled here for the active qrcode devices already registered;
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import models.types
 
 revision = '0022'
-down_revision = '0021c'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
