@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from models import Case, Invitation, Rating
+from models import Case, InsightTerm, Invitation, Rating
 from models.types import utcnow
 from tests.support import bearer, concurrently, wait_for
 from tests.test_invitations import recent
@@ -49,7 +49,8 @@ def test_rate_then_follow_up_once(app, worker, client, invited, query):
     assert wrong.status_code == 422 and "不符" in wrong.get_data(as_text=True)
     assert ratings(query) == []
 
-    done = client.post(f"/r/{token}", data={"level": "2", "reasons": "off_att_rude", "via": "qr"})
+    done = client.post(f"/r/{token}", data={"level": "2", "reasons": "off_att_rude", "via": "qr",
+                                            "comment": "营业执照材料说不清"})
     assert done.status_code == 303 and done.headers["Location"].endswith(f"/r/{token}?via=qr")
     [first] = ratings(query)
     assert (first.channel, first.level, first.project_no, first.assess_number, first.reasons) == (
@@ -59,6 +60,10 @@ def test_rate_then_follow_up_once(app, worker, client, invited, query):
     case = wait_for(lambda: query(lambda s: s.scalar(select(Case).where(Case.rating_id == first.id))),
                     timeout=60, message="the bad rating's case")
     assert case.status in ("assigned", "unassigned")
+    # the page's rating starts the same tasks as a device's: its words reach the hot spots
+    wait_for(lambda: query(lambda s: s.scalar(select(func.count()).select_from(InsightTerm)
+                                              .where(InsightTerm.term == "营业执照"))),
+             timeout=60, message="the worker counted the page's comment")
 
     shown = client.get(f"/r/{token}").get_data(as_text=True)
     assert "已评价" in shown and "不满意" in shown and "态度生硬" in shown and "提交追评" in shown

@@ -21,7 +21,7 @@ from models import CHANNEL_LABELS, InboundSource, IntegrationClient
 from service.exchange import profiles
 from service.exchange.push import HOTLINE_PROFILE
 from service.extensions import db
-from service.insights import counting
+from service.ratings import after_commit
 from service.invitations.rate import system_device
 from service.ratings import intake
 from service.ratings.intake import Outcome
@@ -140,8 +140,7 @@ def receive(client: IntegrationClient, records: list, settings, request_id: str 
             if sources:
                 conn.execute(insert(InboundSource), sources)
     made = [(o, m[2]) for o, m in zip(outcomes, mapped) if o is not None]
-    intake.route_created([o for o, _ in made], request_id)
-    counting.send_stored([o for o, _ in made], [b for _, b in made])
+    after_commit.send_tasks([o for o, _ in made], [b for _, b in made], request_id)
     names = {neutral: name for name, neutral in profile.fields["rating"].items()}
     results = []
     for (source, channel, body), outcome in zip(mapped, outcomes):

@@ -22,7 +22,7 @@ from service.auth.access import new_device_key
 from service.pooling import intake_engine
 from service.privacy import decrypt, key_digest
 from service.ratings import intake
-from service.suspicious import rules
+from service.ratings import after_commit
 from service.reasons import table as reasons
 
 # ?via= on the link → the rating's channel (SPEC §7).
@@ -146,6 +146,5 @@ def submit(session: Session, invitation: Invitation, via: str | None, level: int
         if outcome.status == "created" and assess == 1:
             conn.execute(update(Invitation).where(Invitation.id == body["invitation_id"])
                          .values(settled_at=utcnow()))
-    intake.route_created([outcome], request_id)
-    rules.send_stored([outcome])
+    after_commit.send_tasks([outcome], [body], request_id)
     return outcome

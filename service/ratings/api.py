@@ -10,11 +10,10 @@ from models import Rating
 from service.auth.access import device_required, in_scope, spend, staff_required
 from service.edge import Blueprint
 from service.extensions import db
-from service.insights import counting
+from service.ratings import after_commit
 from service.pooling import intake_engine
-from service.ratings.intake import Outcome, insert_group, route_created, store
+from service.ratings.intake import Outcome, insert_group, store
 from service.ratings.schemas import BatchIn, BatchOut, RatingCreated, RatingIn, RatingOut
-from service.suspicious import rules
 
 RATING_IN = RatingIn()  # schemas are built once: building one costs more than a load
 blp = Blueprint("ratings", __name__, url_prefix="/api/v1/ratings", description="Rating intake")
@@ -27,9 +26,7 @@ def _intake(bodies: list) -> list[Outcome]:
     with intake_engine().begin() as conn:
         outcomes = store(conn, g.device, bodies, request_id=g.get("request_id"), group=insert_group())
     g.intake_outcomes = outcomes  # counted by service.observability.metrics
-    route_created(outcomes, g.get("request_id"))
-    counting.send_stored(outcomes, bodies)
-    rules.send_stored(outcomes)
+    after_commit.send_tasks(outcomes, bodies, g.get("request_id"))
     return outcomes
 
 
