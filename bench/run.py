@@ -29,6 +29,10 @@ Rows of the table (each ratio from numbers measured in this run):
 - suspicious rules: the single intake with the suspicious-rating rules on (a
   ``check_suspicious`` task sent per stored rating) against a second hcp gunicorn on the
   same database with ``HCP_SUSPICIOUS_RULES=off``, rounds alternating. Target ≥ 0.9×.
+- 一事一评 (bench/applications.py): ``PUT /api/v1/projects`` (new done applications, each
+  an invitation and its SMS) against the baseline's bare INSERT, target ≥ 0.5×; and the
+  default-rating task over ``BENCH_DEFAULT_INVITATIONS`` (default 200,000) due invitations
+  against one bare ``INSERT … SELECT`` of the same rows, same run, target ≤ 2× its time.
 - memory: peak RSS (VmHWM) of a gunicorn web worker and of a Celery worker process.
   Targets < 150 MB / < 200 MB.
 
@@ -550,6 +554,12 @@ class Bench:
         self.rows.append(Row("celery CPU ms / rating, rules on vs off", f"{cpu_on:.2f}", f"{cpu_off:.2f}",
                              None, "", None))
 
+    def applications(self) -> None:
+        from bench import applications
+
+        for row in applications.run(self):
+            self.rows.append(Row(**row))
+
     def staff_token(self) -> str:
         return self.org["token"]
 
@@ -673,7 +683,8 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-class", help="gunicorn worker class")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the hcp web workers in the first intake round")
     parser.add_argument("--profile-mode", choices=["wall", "gil"], default="wall")
-    parser.add_argument("--only", choices=["intake", "batch", "suspicious"], help="run one measurement (plus memory)")
+    parser.add_argument("--only", choices=["intake", "batch", "suspicious", "applications"],
+                        help="run one measurement (plus memory)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
     args = parser.parse_args(argv)
@@ -697,6 +708,8 @@ def main(argv=None) -> int:
             bench.case_export()
             bench.hotspots()
             bench.exchange()
+        if args.only in (None, "applications"):
+            bench.applications()
         bench.memory()
         print()
         print(bench.machine())

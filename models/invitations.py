@@ -38,7 +38,7 @@ class Invitation(db.Model):
     project: Mapped[Project] = relationship()
 
     __table_args__ = (UniqueConstraint("project_id", "stage", name="uq_invitations_project_id_stage"),
-                      # The sweep's scan: unsettled invitations by expiry.
-                      Index("ix_invitations_unsettled", "expires_at", postgresql_where=text("settled_at IS NULL"),
+                      # The sweep's scan: unsettled invitations in its order (expiry, id).
+                      Index("ix_invitations_unsettled", "expires_at", "id", postgresql_where=text("settled_at IS NULL"),
                             sqlite_where=text("settled_at IS NULL")),
                       {"sqlite_autoincrement": True})

@@ -84,8 +84,10 @@ class Rating(db.Model):
         # The summary's ``default`` count.
         Index("ix_ratings_is_default_rated_date", "rated_date", postgresql_where=text("is_default"),
               sqlite_where=text("is_default")),
-        Index("ix_ratings_invitation_id", "invitation_id", postgresql_where=text("invitation_id IS NOT NULL"),
-              sqlite_where=text("invitation_id IS NOT NULL")),
+        # One first rating and one 追评 per invitation, whoever makes it (the citizen's page or
+        # the default sweep): ON CONFLICT DO NOTHING skips the second (migration 0022).
+        Index("ux_ratings_invitation_assess", "invitation_id", "assess_number", unique=True,
+              postgresql_where=text("invitation_id IS NOT NULL"), sqlite_where=text("invitation_id IS NOT NULL")),
         # The summary's ``excluded`` count; excluded ratings are few.
         Index("ix_ratings_excluded_rated_date", "rated_date", postgresql_where=text("excluded_at IS NOT NULL"),
               sqlite_where=text("excluded_at IS NOT NULL")),

@@ -2,7 +2,8 @@
 
 Ratings: the intake adds its rows to its own INSERT (service/ratings/intake.py: one
 statement on PostgreSQL, one more executemany on SQLite); the default-rating sweep uses
-``queue_invitation_ratings``. Cases: ``queue_case_close`` from the workflow when an
+``queue_invitation_ratings`` on SQLite and ``pg_rating_cte`` inside its one statement on
+PostgreSQL. Cases: ``queue_case_close`` from the workflow when an
 action closes a case. Nothing here commits.
 """
 from __future__ import annotations

@@ -1,10 +1,19 @@
 """Default ratings (默认评价, SPEC §7): invitations unused until they expire become ratings
 of HCP_DEFAULT_RATING_LEVEL, channel ``default``, ``is_default`` true.
 
-In batches: the ids of up to ``batch`` unsettled, expired invitations, then one
-``INSERT … SELECT`` of their ratings and one UPDATE marking them settled, in one
-transaction per batch. A rating's ``client_id`` is ``invitation-{id}-1`` — the same the
-citizen's page uses — and ``ON CONFLICT DO NOTHING`` on it makes the sweep idempotent:
+In batches of up to ``batch`` unsettled, expired invitations, one transaction each. On
+PostgreSQL a batch is one statement: the due invitations locked ``FOR UPDATE SKIP LOCKED``
+(concurrent sweeps take different ones), marked settled, their ratings inserted and their
+上报 records queued, as data-modifying CTEs — no id list travels to the client and back
+(an ``IN`` list of 5,000 ids cost more than the insert itself); the batch's rows are read
+off the indexes (the unsettled ones in the sweep's order, ``= ANY(ARRAY(…))`` and a LATERAL
+lookup by primary key), since a hash join would read every due invitation and every
+application once per batch. On SQLite (one writer) the
+batch's ids are read, then one ``INSERT … SELECT`` of their ratings and one UPDATE.
+The departments' system devices of channel default are made once per run, before the
+batches need them. A rating's ``client_id`` is ``invitation-{id}-1`` — the same the
+citizen's page uses — and a unique index admits one rating per (invitation, assessment
+number); ``ON CONFLICT DO NOTHING`` on both makes the sweep idempotent:
 run twice, run beside a citizen's rating, or killed mid-batch (the transaction rolls back
 and the next run starts again), there is never a second first rating for an invitation.
 """
@@ -42,24 +51,70 @@ WHERE i.id IN :ids
 ON CONFLICT DO NOTHING"""
 
 
-def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH) -> tuple[int, int]:
+# PostgreSQL: one batch as one statement. ``{created}`` is the ratings' INSERT … RETURNING
+# (wrapped by the outbox when it is on); the answer is (settled, made).
+_PG_DUE = """
+due AS (SELECT id, project_id, expires_at FROM invitations
+        WHERE settled_at IS NULL AND expires_at <= :now
+        ORDER BY expires_at, id LIMIT :batch
+        FOR UPDATE SKIP LOCKED),
+settled AS (UPDATE invitations SET settled_at = :now WHERE id = ANY (ARRAY(SELECT id FROM due))
+            RETURNING id)"""
+# No NOT EXISTS here: the unique (invitation_id, assess_number) index and the shared
+# client_id make ON CONFLICT skip an invitation the citizen rated at the last second.
+_PG_INSERT = """
+INSERT INTO ratings (client_id, body_hash, device_id, department_id, item_id, channel, "window", level,
+                     negative, rated_at, rated_date, received_at, project_no, staff_no, real_name,
+                     invitation_id, assess_number, is_default)
+SELECT 'invitation-' || CAST(due.id AS VARCHAR) || '-1', 'default', sd.id, p.department_id, p.item_id,
+       'default', NULL, :level, :negative, due.expires_at, {rated_date}, :now, p.project_no, p.staff_no, false,
+       due.id, 1, true
+FROM due CROSS JOIN LATERAL (SELECT department_id, item_id, project_no, staff_no FROM projects
+                             WHERE id = due.project_id LIMIT 1) p  -- LIMIT: kept a lookup, not a hash join
+JOIN (SELECT department_id, min(id) AS id FROM devices WHERE channel = 'default' AND name = :device_name
+      GROUP BY department_id) sd ON sd.department_id = p.department_id
+ON CONFLICT DO NOTHING
+RETURNING id, received_at""".format(rated_date=closed_day_sql("postgresql", "due.expires_at"))
+
+
+def _pg_batch_sql() -> str:
+    answer = "count(*), (SELECT count(*) FROM settled)"
+    if outbox.enabled():
+        # "WITH created AS (…), queued AS (…) SELECT …": the due and settled CTEs go first.
+        return "WITH" + _PG_DUE + "," + outbox.pg_rating_cte(_PG_INSERT, answer)[len("WITH"):]
+    return f"WITH{_PG_DUE}, created AS ({_PG_INSERT}) SELECT {answer} FROM created"
+
+
+def ensure_devices(session: Session, now: datetime) -> None:
+    """The system device of channel default of every department with due invitations."""
+    due = (select(Project.department_id).distinct()
+           .where(Project.id.in_(select(Invitation.project_id).where(Invitation.settled_at.is_(None),
+                                                                    Invitation.expires_at <= now))))
+    have = set(session.scalars(select(Device.department_id).where(
+        Device.channel == "default", Device.name == SYSTEM_NAMES["default"])))
+    for department_id in set(session.scalars(due)) - have:
+        system_device(session, department_id, "default")
+
+
+def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH,
+              devices_ready: bool = False) -> tuple[int, int]:
     """One batch: (invitations settled, default ratings made). The caller commits."""
     settings = current_app.config["HCP_SETTINGS"]
     now = now or utcnow()
+    if not devices_ready:
+        ensure_devices(session, now)
+    level = settings.default_rating_level
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        made, settled = session.execute(text(_pg_batch_sql()).bindparams(bindparam("now", type_=UTCDateTime())), {
+            "now": now, "batch": batch, "level": level, "negative": is_bad(level),
+            "device_name": SYSTEM_NAMES["default"]}).one()
+        return settled, made
     ids = list(session.scalars(select(Invitation.id).where(Invitation.settled_at.is_(None),
                                                            Invitation.expires_at <= now)
                                .order_by(Invitation.expires_at, Invitation.id).limit(batch)))
     if not ids:
         return 0, 0
-    # The departments' system devices of channel default, made before the INSERT needs them.
-    departments = session.scalars(select(Project.department_id).distinct().join(
-        Invitation, Invitation.project_id == Project.id).where(Invitation.id.in_(ids)))
-    have = set(session.scalars(select(Device.department_id).where(
-        Device.channel == "default", Device.name == SYSTEM_NAMES["default"])))
-    for department_id in set(departments) - have:
-        system_device(session, department_id, "default")
-    dialect = session.get_bind().dialect.name
-    level = settings.default_rating_level
     ids_param, now_param = bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime())
     made = session.execute(
         text(_insert_sql(dialect)).bindparams(ids_param, now_param),
@@ -73,9 +128,11 @@ def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH)
 
 def run(session: Session, now: datetime | None = None, batch: int = BATCH) -> int:
     """Every due invitation, batch by batch, each committed; the number of ratings made."""
+    now = now or utcnow()
+    ensure_devices(session, now)
     total = 0
     while True:
-        settled, made = run_batch(session, now, batch)
+        settled, made = run_batch(session, now, batch, devices_ready=True)
         session.commit()
         total += made
         if settled == 0:
