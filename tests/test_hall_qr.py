@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from models import QrVoter, Rating
+from models import Case, QrVoter, Rating
 from models.types import utcnow
-from tests.support import concurrently, hcp
+from tests.support import concurrently, hcp, wait_for
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def form_id(page) -> str:
     return re.search(r'name="form_id" value="([^"]+)"', page.get_data(as_text=True)).group(1)
 
 
-def test_the_window_page_rates_the_window(window, client, query):
+def test_the_window_page_rates_the_window(window, client, query, worker):
     page = client.get(f"/q/{window}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and 'lang="zh-CN"' in html
@@ -55,6 +55,9 @@ def test_the_window_page_rates_the_window(window, client, query):
     assert (rating.channel, rating.window, rating.level, rating.reasons, rating.comment) == (
         "qrcode", "5", 2, ["off_att_rude"], "等了很久")
     assert rating.project_no is None and rating.invitation_id is None and not rating.real_name
+    # a bad one becomes a case like any other (the worker routes it)
+    wait_for(lambda: query(lambda s: s.scalar(select(func.count(Case.id)))) == 1, timeout=60,
+             message="the bad QR rating's case")
     # the second tap of the same form is the same rating, not a refusal
     again = client.post(f"/q/{window}", data={"level": "2", "reasons": "off_att_rude", "form_id": fid})
     assert again.status_code == 303 and len(ratings(query)) == 1

@@ -25,7 +25,7 @@ from models import Device, QrVoter, Rating
 from models.types import utcnow
 from service.invitations.rate import NotAllowed, check
 from service.extensions import db
-from service.ratings import intake
+from service.ratings import after_commit, intake
 from service.reasons import table as reasons
 
 CODE_CHARS = 8
@@ -84,7 +84,7 @@ def _claim(conn, device_id: int, who: str, now: datetime) -> bool:
 
 def submit(session: Session, device: Device, who: str, client_id: str, level: int | None, codes: list[str],
            comment: str, request_id: str | None = None) -> intake.Outcome | None:
-    """Store one rating of the window; raises NotAllowed (TooSoon). Routes a bad one after commit.
+    """Store one rating of the window; raises NotAllowed (TooSoon). Starts its tasks after commit.
 
     ``client_id`` comes from the form, so a second tap of one form is the rating already
     stored (None is returned), not a refusal.
@@ -109,5 +109,5 @@ def submit(session: Session, device: Device, who: str, client_id: str, level: in
                                                                QrVoter.voter == who)).scalar()
             raise TooSoon((last or now) + _gap())
         outcome = intake.store(conn, device_ref, [body], request_id=request_id)[0]
-    intake.route_created([outcome], request_id)
+    after_commit.send_tasks([outcome], [body], request_id)  # routing, term counts, suspicious rules
     return outcome
