@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from config import Settings
 from models import IntegrationClient, OutboxRecord
@@ -95,17 +95,45 @@ def claim(session: Session, settings: Settings, now: datetime, rows: bool = Fals
     return sorted(claimed, key=lambda r: r.id) if rows else sorted(claimed)
 
 
-def _targets(session: Session, settings: Settings, claimed: list[OutboxRecord]) -> dict[int | None, Target]:
+def claim_with_values(session: Session, settings: Settings, now: datetime) -> tuple[list, dict, dict]:
+    """PostgreSQL: one statement claims a batch (``UPDATE … RETURNING`` in a CTE, SKIP LOCKED)
+    and reads everything its records need — the rating with its lookups, the client's target.
+    The claimed records (ORM rows, locked until the caller commits), their ratings by
+    rating id, their clients by id."""
+    due = (select(OUTBOX.c.id).where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now)
+           .order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(settings.exchange_batch)
+           .with_for_update(skip_locked=True))
+    cte = (update(OUTBOX).where(OUTBOX.c.id.in_(due.scalar_subquery())).values(due_at=now + lease(settings))
+           .returning(*OUTBOX.c).cte("claimed"))
+    rec = aliased(OutboxRecord, cte)
+    stmt = records.join_ratings(
+        select(rec, *records.rating_columns(), IntegrationClient.kind.label("c_kind"),
+               IntegrationClient.callback_url.label("c_callback_url"))
+        .outerjoin(IntegrationClient, IntegrationClient.id == rec.client_id), rec.rating_id).order_by(rec.id)
+    claimed, ratings, clients = [], {}, {}
+    for row in session.execute(stmt):
+        claimed.append(row[0])
+        if (values := records.rating_values(row)) is not None:
+            ratings[values["id"]] = values
+        if row[0].client_id is not None:
+            clients[row[0].client_id] = (row.c_kind, row.c_callback_url)
+    return claimed, ratings, clients
+
+
+def _targets(session: Session, settings: Settings, claimed: list[OutboxRecord],
+             clients: dict[int, tuple] | None = None) -> dict[int | None, Target]:
     """Where each client's records go: its callback URL (in the hotline shape for a 12345
     system), else HCP_EXCHANGE_URL in the exchange profile."""
     upstream = Target(settings.exchange_url, settings.exchange_profile, settings.exchange_token)
     out: dict[int | None, Target] = {None: upstream}
-    ids = {r.client_id for r in claimed if r.client_id is not None}
-    if ids:
-        for client in session.execute(select(IntegrationClient.id, IntegrationClient.kind,
-                                             IntegrationClient.callback_url).where(IntegrationClient.id.in_(ids))):
-            out[client.id] = (Target(client.callback_url, HOTLINE_PROFILE if client.kind == "hotline"
-                                     else settings.exchange_profile, None) if client.callback_url else upstream)
+    if clients is None:
+        ids = {r.client_id for r in claimed if r.client_id is not None}
+        clients = {c.id: (c.kind, c.callback_url) for c in session.execute(
+            select(IntegrationClient.id, IntegrationClient.kind, IntegrationClient.callback_url)
+            .where(IntegrationClient.id.in_(ids)))} if ids else {}
+    for client_id, (kind, callback_url) in clients.items():
+        out[client_id] = (Target(callback_url, HOTLINE_PROFILE if kind == "hotline" else settings.exchange_profile,
+                                 None) if callback_url else upstream)
     return out
 
 
@@ -191,10 +219,12 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
         # A "sent" lost in a crash only means the record is sent again under its record id,
         # which the receiver drops: the push's own commits need not wait for the disk.
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    ratings = clients = None
     if postgres:
         # The claimed rows stay locked until the outcome commits (one transaction per batch;
-        # a dead sender's rows come free at once), so they are read by the claim itself.
-        claimed = claim(session, settings, now, rows=True)
+        # a dead sender's rows come free at once), so they are read by the claim itself,
+        # with their ratings and clients: one statement, no per-record query.
+        claimed, ratings, clients = claim_with_values(session, settings, now)
     else:
         # SQLite has one writer: the claim (its lease) is committed before the HTTP call, so
         # the intake is not held up meanwhile; the rows are read after the commit, which
@@ -207,8 +237,8 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
         session.commit()
         return Pushed()
     done = Pushed()
-    neutral = records.neutral(session, claimed, settings.area_code)
-    targets = _targets(session, settings, claimed)
+    neutral = records.neutral(session, claimed, settings.area_code, ratings)
+    targets = _targets(session, settings, claimed, clients)
     by_target: dict[Target, list[OutboxRecord]] = {}
     for rec in claimed:
         by_target.setdefault(targets.get(rec.client_id, targets[None]), []).append(rec)
