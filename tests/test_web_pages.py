@@ -278,13 +278,16 @@ def test_pages_carry_a_strict_content_security_policy(app, client, team):
         assert not re.search(r"<script(?![^>]*\bsrc=)", resp.get_data(as_text=True)), f"inline script on {path}"
 
 
-def test_kiosk_page_has_five_faces_and_tags(client):
+def test_kiosk_page_has_five_faces_and_the_hall_reasons(client):
     resp = client.get("/kiosk")
     page = resp.get_data(as_text=True)
     assert resp.status_code == 200 and resp.content_type == "text/html; charset=utf-8"
     assert re.findall(r'data-level="(\d)"', page) == ["5", "4", "3", "2", "1"]
-    for label in ("非常满意", "满意", "基本满意", "不满意", "非常不满意", "等候时间长", "一次性告知不到位", "系统故障"):
+    for label in ("非常满意", "满意", "基本满意", "不满意", "非常不满意"):
         assert label in page
+    # the reasons are the active table's hall (offline) options, each with the levels it is for
+    assert 'data-reason="off_eff_wait" data-levels="123"' in page and "排队等候时间长" in page
+    assert 'data-reason="off_eff_fast" data-levels="345"' in page
     assert 'data-api="/api/v1/ratings"' in page
     js = client.get("/static/kiosk.js")
     assert js.status_code == 200 and b"localStorage" in js.data
