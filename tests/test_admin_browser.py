@@ -185,3 +185,45 @@ def test_the_pages_fit_an_office_screen(server, desk, hall, org):
         page.goto(server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 1366, path
         assert page.is_visible("nav.subnav"), path
+
+
+def test_a_holiday_entered_on_the_calendar_page_moves_the_next_deadline(server, desk, hall, app, org, clock):
+    """The administrator enters a local holiday in the browser; the next bad rating's closure
+    deadline is a working day later than the same rating's would have been before."""
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from models import Case, Device
+    from service.cases.routing import route
+    from service.extensions import db
+    from service.ratings.intake import store
+
+    clock.set(datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc))  # Thursday 10:00 in Shanghai
+    device, _ = org.device(hall, name="大厅评价器")
+
+    def close_due_of_a_new_bad_rating():
+        with app.app_context():
+            [outcome] = store(db.session.connection(), db.session.get(Device, device.id),
+                              [{"client_id": uuid.uuid4(), "level": 1, "rated_at": clock.now()}])
+            db.session.commit()
+            case_id = route(db.session, outcome.rating["id"])
+            db.session.commit()
+            return db.session.get(Case, case_id).close_due
+
+    before = close_due_of_a_new_bad_rating()
+    holiday = before - timedelta(days=7)  # a working day inside the 15-working-day window
+    while holiday.weekday() >= 5:
+        holiday -= timedelta(days=1)
+    page = desk.new_page()
+    sign_in(page, server, "admin")
+    page.goto(server.url + "/admin/calendar?year=2026")
+    page.fill("#cal-day", holiday.isoformat())
+    page.select_option("#cal-kind", "holiday")
+    page.fill("#cal-note", "地方节日")
+    page.click("form.admin-form button:has-text('保存')")
+    page.wait_for_selector(f"#day-{holiday.isoformat()}.override")
+    after = close_due_of_a_new_bad_rating()
+    nxt = before + timedelta(days=1)
+    while nxt.weekday() >= 5:
+        nxt += timedelta(days=1)
+    assert after == nxt, (before, holiday, after)
