@@ -201,9 +201,9 @@ def _send(session: Session, settings: Settings, target: Target, recs: list[Outbo
         else:
             missing.append(rec)
     if sent:  # the common case, set-based: one UPDATE for the batch, not one per record
-        session.execute(update(OutboxRecord).where(OutboxRecord.id.in_(sent))
-                        .values(status="sent", sent_at=answered, reason=None)
-                        .execution_options(synchronize_session=False))
+        # Core, not ORM: the batch's objects are not read again before the commit expires them.
+        session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(sent)).values(status="sent", sent_at=answered,
+                                                                           reason=None))
         done.sent += len(sent)
     if missing:
         _fail(session, settings, missing, "no result for this record in the receiver's answer", answered)
