@@ -150,7 +150,7 @@ def test_kiosk_shows_all_five_faces(live_server, screen, size, team):
     screen.click(".face[data-level='1']")
     screen.wait_for_selector("#screen-details:not([hidden])")
     fits(screen)
-    for selector in (".tag[data-tag='wait']", "#comment", "#details-submit", "#details-skip"):
+    for selector in (".tag[data-reason='off_eff_wait']", "#comment", "#details-submit", "#details-skip"):
         on_screen(screen, selector, vertical=True)
     shot(screen, f"kiosk-details-{size}.png")
 
