@@ -115,7 +115,8 @@ def test_batch_approve_keeps_four_eyes(office):
 
 def test_batch_body_is_checked(office):
     for body, field in (({"ids": [], "action": "assign"}, "ids"), ({"ids": [1], "action": "verify"}, "action"),
-                        ({"ids": ["1"], "action": "approve"}, "ids")):
+                        ({"ids": ["1"], "action": "approve"}, "ids"),
+                        ({"ids": [2**63], "action": "assign"}, "ids"), ({"ids": [0], "action": "assign"}, "ids")):
         resp = office.client.post("/api/v1/cases/actions", json=body, headers=bearer(office.tokens["s"]))
         assert resp.status_code == 422 and field in str(resp.get_json()["errors"])
 

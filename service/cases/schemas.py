@@ -8,6 +8,7 @@ from service.cases.query import WARNING_FILTERS
 from service.cases.warnings import Cards
 from service.edge import Text
 from service.extensions import db
+from service.openapi import MAX_ID
 from service.ratings.schemas import RatingOut
 
 ACTIONS = workflow.ACTIONS
@@ -156,7 +157,9 @@ class BatchActionIn(Schema):
     class Meta:
         unknown = RAISE
 
-    ids = fields.List(fields.Integer(strict=True), required=True, validate=validate.Length(min=1, max=500))
+    # a case id is a PostgreSQL bigint: a larger number is a 422 naming ids, not a database error
+    ids = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID)), required=True,
+                      validate=validate.Length(min=1, max=500))
     action = Text(required=True, validate=validate.OneOf(workflow.BATCH_ACTIONS))
     note = Text(allow_none=True, validate=validate.Length(max=2000))
     assignee = Text(validate=validate.Length(min=1, max=64),
