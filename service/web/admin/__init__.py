@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 
-from flask import Blueprint, abort, redirect, url_for
+from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
 
 from models import User
+from service.audit import record
+from service.extensions import db
 
 blp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -47,6 +49,19 @@ def roles(*allowed: str):
 
 
 admin_only = roles("admin")
+
+
+def logged(action: str, target: str, before: dict | None = None, after: dict | None = None) -> None:
+    """The change goes into the 操作日志 in its own transaction, and both commit once."""
+    record(db.session, user(), action, target, before, after)
+    db.session.commit()
+
+
+def saved(action: str, target: str, before: dict | None, after: dict | None, message: str, to: str):
+    """``logged``, then the flash that says so and the redirect to ``to``."""
+    logged(action, target, before, after)
+    flash(message, "success")
+    return redirect(to)
 
 
 @blp.get("/")

@@ -9,10 +9,9 @@ from flask import flash, redirect, render_template, request, url_for
 
 from models.clock import local_date
 from models.types import utcnow
-from service import audit
 from service.cases import calendar_admin
 from service.extensions import db
-from service.web.admin import admin_only, blp, user
+from service.web.admin import admin_only, blp, saved, user
 from service.web.admin.forms import CalendarForm
 
 WEEKDAYS = "一二三四五六日"
@@ -62,11 +61,9 @@ def calendar_set():
     day: date = form.day.data
     note = (form.note.data or "").strip() or None
     before = calendar_admin.set_override(db.session, day, form.kind.data, note)
-    audit.record(db.session, user(), f"calendar.{form.kind.data}", day.isoformat(), before,
-                 {"kind": form.kind.data, "note": note})
-    db.session.commit()
-    flash(f"{day.isoformat()} 已设为{calendar_admin.KINDS[form.kind.data]}；此后受理的工单期限按新日历计算", "success")
-    return redirect(url_for("admin.calendar", year=day.year))
+    return saved(f"calendar.{form.kind.data}", day.isoformat(), before, {"kind": form.kind.data, "note": note},
+                 f"{day.isoformat()} 已设为{calendar_admin.KINDS[form.kind.data]}；此后受理的工单期限按新日历计算",
+                 url_for("admin.calendar", year=day.year))
 
 
 @blp.post("/calendar/<day>/remove")
@@ -81,7 +78,5 @@ def calendar_remove(day: str):
     if before is None:
         flash(f"{d.isoformat()} 没有人工调整", "error")
         return redirect(url_for("admin.calendar", year=d.year))
-    audit.record(db.session, user(), "calendar.remove", d.isoformat(), before, None)
-    db.session.commit()
-    flash(f"已删除 {d.isoformat()} 的人工调整，恢复为日历库的安排", "success")
-    return redirect(url_for("admin.calendar", year=d.year))
+    return saved("calendar.remove", d.isoformat(), before, None,
+                 f"已删除 {d.isoformat()} 的人工调整，恢复为日历库的安排", url_for("admin.calendar", year=d.year))

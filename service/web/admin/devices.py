@@ -3,7 +3,7 @@ tablet, disable/enable, new key. Managers read their subtree's list; only admins
 from __future__ import annotations
 
 import segno
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -13,7 +13,7 @@ from service.auth.access import in_scope, scope_filter
 from service.devices import health, registry
 from service.extensions import db
 from service.org import add_device
-from service.web.admin import admin_only, blp, roles, user
+from service.web.admin import admin_only, blp, roles, logged, saved, user
 from service.web.admin.forms import DeviceForm
 
 # Channels an admin adds devices for; ``default`` devices are hcp's own (default ratings).
@@ -94,8 +94,7 @@ def device_add():
                              (form.rate_limit.data or "").strip() or None)
     db.session.flush()
     code, row = registry.issue_pair_code(db.session, device, user().username)
-    audit.record(db.session, user(), "device.add", f"设备 {device.id} {device.name}", None, registry.snapshot(device))
-    db.session.commit()
+    logged("device.add", f"设备 {device.id} {device.name}", None, registry.snapshot(device))
     return _issued(device, key, code, row, "设备已添加")
 
 
@@ -115,13 +114,11 @@ def _set_active(device_id: int, active: bool):
     device = _device(device_id, lock=True)
     before = registry.snapshot(device)
     registry.set_active(device, active)
-    audit.record(db.session, user(), "device.enable" if active else "device.disable",
-                 f"设备 {device.id} {device.name}", *audit.changed(before, registry.snapshot(device)))
-    db.session.commit()
     seconds = current_app.config["HCP_SETTINGS"].device_cache_seconds
-    flash(f"设备「{device.name}」已启用" if active else
-          f"设备「{device.name}」已停用，{seconds:g} 秒内所有服务器都将拒绝其密钥", "success")
-    return redirect(url_for("admin.devices"))
+    return saved("device.enable" if active else "device.disable", f"设备 {device.id} {device.name}",
+                 *audit.changed(before, registry.snapshot(device)),
+                 f"设备「{device.name}」已启用" if active else
+                 f"设备「{device.name}」已停用，{seconds:g} 秒内所有服务器都将拒绝其密钥", url_for("admin.devices"))
 
 
 @blp.post("/devices/<int:device_id>/rotate")
@@ -129,9 +126,7 @@ def _set_active(device_id: int, active: bool):
 def device_rotate(device_id: int):
     device = _device(device_id, lock=True)
     key = registry.rotate_key(device)
-    audit.record(db.session, user(), "device.rotate_key", f"设备 {device.id} {device.name}",
-                 {"密钥": "旧密钥"}, {"密钥": "已更换"})
-    db.session.commit()
+    logged("device.rotate_key", f"设备 {device.id} {device.name}", {"密钥": "旧密钥"}, {"密钥": "已更换"})
     return _issued(device, key, None, title="已更换设备密钥")
 
 
@@ -142,7 +137,6 @@ def device_pair(device_id: int):
     if not device.active:
         abort(409)
     code, row = registry.issue_pair_code(db.session, device, user().username)
-    audit.record(db.session, user(), "device.pair_code", f"设备 {device.id} {device.name}", None,
-                 {"有效期至": row.expires_at.isoformat(timespec="minutes")})
-    db.session.commit()
+    logged("device.pair_code", f"设备 {device.id} {device.name}", None,
+           {"有效期至": row.expires_at.isoformat(timespec="minutes")})
     return _issued(device, None, code, row, "平板配对码")

@@ -2,14 +2,13 @@
 (the same domain functions as ``hcp exchange status|requeue``)."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, render_template, request, url_for
 
 from models import OUTBOX_STATE_LABELS, OUTBOX_STATES
-from service import audit
 from service.exchange import operations
 from service.extensions import db
 from service.notify import redact_url
-from service.web.admin import admin_only, blp, user
+from service.web.admin import admin_only, blp, saved
 
 
 def _age(seconds: float | None) -> str:
@@ -42,8 +41,5 @@ def exchange():
 def exchange_requeue():
     rejected = request.form.get("rejected") == "1"
     changed = operations.requeue(db.session, rejected=rejected)
-    audit.record(db.session, user(), "exchange.requeue", "上报队列", None,
-                 {"包括被拒收": "是" if rejected else "否", "记录数": changed})
-    db.session.commit()
-    flash(f"已将 {changed} 条记录重新排入上报队列", "success")
-    return redirect(url_for("admin.exchange"))
+    return saved("exchange.requeue", "上报队列", None, {"包括被拒收": "是" if rejected else "否", "记录数": changed},
+                 f"已将 {changed} 条记录重新排入上报队列", url_for("admin.exchange"))

@@ -11,7 +11,7 @@ from service import audit, notify
 from service.extensions import db
 from service.org import (OrgError, add_department, add_item, check_code_free, move_department, notify_snapshot,
                          rename_department, send_test_message, set_notify)
-from service.web.admin import admin_only, blp, user
+from service.web.admin import admin_only, blp, logged, saved
 from service.web.admin.devices import departments_in_scope
 from service.web.admin.forms import DepartmentForm, ItemForm, MoveForm, NotifyForm, RenameForm
 
@@ -82,11 +82,9 @@ def department_add():
         _refuse(form, err)
         return _tree_page(dept_form=form, status=422)
     dept = add_department(form.code.data.strip(), form.name.data.strip(), parent)
-    audit.record(db.session, user(), "department.add", f"部门 {dept.code}", None,
-                 {"名称": dept.name, "上级": parent.code if parent else None})
-    db.session.commit()
-    flash(f"已新增部门「{dept.name}」", "success")
-    return redirect(url_for("admin.org"))
+    return saved("department.add", f"部门 {dept.code}", None,
+                 {"名称": dept.name, "上级": parent.code if parent else None},
+                 f"已新增部门「{dept.name}」", url_for("admin.org"))
 
 
 @blp.post("/org/items")
@@ -105,10 +103,8 @@ def item_add():
         _refuse(form, err)
         return _tree_page(item_form=form, status=422)
     item = add_item(form.code.data.strip(), form.name.data.strip(), dept)
-    audit.record(db.session, user(), "item.add", f"事项 {item.code}", None, {"名称": item.name, "部门": dept.code})
-    db.session.commit()
-    flash(f"已为「{dept.name}」新增服务事项「{item.name}」", "success")
-    return redirect(url_for("admin.department", code=dept.code))
+    return saved("item.add", f"事项 {item.code}", None, {"名称": item.name, "部门": dept.code},
+                 f"已为「{dept.name}」新增服务事项「{item.name}」", url_for("admin.department", code=dept.code))
 
 
 def _dept_page(dept: Department, rename=None, move=None, notify_form=None, status=200):
@@ -145,11 +141,8 @@ def department_rename(code: str):
         return _dept_page(dept, rename=form, status=422)
     before = {"名称": dept.name}
     rename_department(dept, form.name.data.strip())
-    audit.record(db.session, user(), "department.rename", f"部门 {dept.code}",
-                 *audit.changed(before, {"名称": dept.name}))
-    db.session.commit()
-    flash("已改名", "success")
-    return redirect(url_for("admin.department", code=code))
+    return saved("department.rename", f"部门 {dept.code}", *audit.changed(before, {"名称": dept.name}),
+                 "已改名", url_for("admin.department", code=code))
 
 
 @blp.post("/org/<code>/move")
@@ -171,11 +164,9 @@ def department_move(code: str):
         _refuse(form, err)
         return _dept_page(_dept(code), move=form, status=422)
     dept = _dept(code)
-    audit.record(db.session, user(), "department.move", f"部门 {dept.code}",
-                 *audit.changed(before, {"上级": parent.code if parent else None}))
-    db.session.commit()
-    flash(f"已调整上级部门（{moved} 个部门随之移动）", "success")
-    return redirect(url_for("admin.department", code=code))
+    return saved("department.move", f"部门 {dept.code}",
+                 *audit.changed(before, {"上级": parent.code if parent else None}),
+                 f"已调整上级部门（{moved} 个部门随之移动）", url_for("admin.department", code=code))
 
 
 @blp.post("/org/<code>/notify")
@@ -193,11 +184,8 @@ def department_notify(code: str):
         db.session.rollback()
         _refuse(form, err)
         return _dept_page(_dept(code), notify_form=form, status=422)
-    audit.record(db.session, user(), "department.notify", f"部门 {dept.code}",
-                 *audit.changed(before, notify_snapshot(dept)))
-    db.session.commit()
-    flash("通知设置已保存", "success")
-    return redirect(url_for("admin.department", code=code))
+    return saved("department.notify", f"部门 {dept.code}", *audit.changed(before, notify_snapshot(dept)),
+                 "通知设置已保存", url_for("admin.department", code=code))
 
 
 @blp.post("/org/<code>/notify/test")
@@ -211,12 +199,10 @@ def department_notify_test(code: str):
         flash("请先保存群机器人地址", "error")
         return redirect(url_for("admin.department", code=code))
     except notify.SendError as err:
-        audit.record(db.session, user(), "department.notify_test", f"部门 {dept.code}", None, {"结果": "失败"})
-        db.session.commit()
+        logged("department.notify_test", f"部门 {dept.code}", None, {"结果": "失败"})
         flash(f"测试消息未送达：{err}", "error")
         return redirect(url_for("admin.department", code=code))
-    audit.record(db.session, user(), "department.notify_test", f"部门 {dept.code}", None, {"结果": "成功"})
-    db.session.commit()
+    logged("department.notify_test", f"部门 {dept.code}", None, {"结果": "成功"})
     said = f"（errcode {answer.get('errcode', 0)}，{answer.get('errmsg', '')}）" if answer else ""
     flash(f"测试消息已发送，机器人回复成功{said}", "success")
     return redirect(url_for("admin.department", code=code))

@@ -3,13 +3,12 @@ imported with a preview of what changes first — through service/reasons/table.
 functions ``hcp reasons list|import`` call."""
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request, url_for
 
 from models import LEVEL_LABELS
-from service import audit
 from service.extensions import db
 from service.reasons import table
-from service.web.admin import admin_only, blp, user
+from service.web.admin import admin_only, blp, saved
 
 MAX_FILE = 512 * 1024
 SCOPE_LABELS = {"offline": "线下（大厅）", "online": "线上"}
@@ -73,10 +72,7 @@ def reasons_import():
         db.session.rollback()
         return _page(err.chinese, 422)
     changes = table.diff(old, table.parse(text))
-    audit.record(db.session, user(), "reasons.import", f"评价原因代码表 第{version}版",
-                 {"版本": before, "条数": len(old)},
+    return saved("reasons.import", f"评价原因代码表 第{version}版", {"版本": before, "条数": len(old)},
                  {"版本": version, "条数": count, "新增": len(changes["added"]), "停用": len(changes["removed"]),
-                  "修改": len(changes["changed"])})
-    db.session.commit()
-    flash(f"已启用评价原因代码表第 {version} 版（{count} 项）", "success")
-    return redirect(url_for("admin.reasons"))
+                  "修改": len(changes["changed"])},
+                 f"已启用评价原因代码表第 {version} 版（{count} 项）", url_for("admin.reasons"))

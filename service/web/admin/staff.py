@@ -12,7 +12,7 @@ from service import audit, staff
 from service.auth.api import is_locked, unlock
 from service.extensions import db
 from service.org import OrgError, emails
-from service.web.admin import admin_only, blp, user
+from service.web.admin import admin_only, blp, logged, saved, user
 from service.web.admin.devices import department_choices
 from service.web.admin.forms import MoveUserForm, UserForm
 from service.web.labels import ROLE_LABELS
@@ -78,8 +78,7 @@ def staff_add():
     except staff.StaffError:
         form.username.errors = ["该用户名已被使用"]
         return _page(form, 422)
-    audit.record(db.session, user(), "user.add", f"用户 {u.username}", None, _snapshot(u))
-    db.session.commit()
+    logged("user.add", f"用户 {u.username}", None, _snapshot(u))
     return _link_page(u, raw, "用户已添加")
 
 
@@ -88,8 +87,7 @@ def staff_add():
 def staff_link(username: str):
     u = _user(username)
     raw = staff.issue_link(db.session, u)
-    audit.record(db.session, user(), "user.password_link", f"用户 {u.username}")
-    db.session.commit()
+    logged("user.password_link", f"用户 {u.username}")
     return _link_page(u, raw, "设置密码链接")
 
 
@@ -100,11 +98,9 @@ def _set_active(username: str, active: bool):
         return redirect(url_for("admin.staff_list"))
     before = _snapshot(u)
     staff.set_active(u, active)
-    audit.record(db.session, user(), "user.enable" if active else "user.disable", f"用户 {u.username}",
-                 *audit.changed(before, _snapshot(u)))
-    db.session.commit()
-    flash(f"用户 {u.username} 已{'启用' if active else '停用（已登出所有设备）'}", "success")
-    return redirect(url_for("admin.staff_list"))
+    return saved("user.enable" if active else "user.disable", f"用户 {u.username}",
+                 *audit.changed(before, _snapshot(u)),
+                 f"用户 {u.username} 已{'启用' if active else '停用（已登出所有设备）'}", url_for("admin.staff_list"))
 
 
 @blp.post("/staff/<username>/disable")
@@ -124,10 +120,8 @@ def staff_enable(username: str):
 def staff_unlock(username: str):
     u = _user(username)
     unlock(u.username)
-    audit.record(db.session, user(), "user.unlock", f"用户 {u.username}", {"锁定": True}, {"锁定": False})
-    db.session.commit()
-    flash(f"用户 {u.username} 已解除锁定", "success")
-    return redirect(url_for("admin.staff_list"))
+    return saved("user.unlock", f"用户 {u.username}", {"锁定": True}, {"锁定": False},
+                 f"用户 {u.username} 已解除锁定", url_for("admin.staff_list"))
 
 
 @blp.post("/staff/<username>/move")
@@ -145,8 +139,7 @@ def staff_move(username: str):
     after = _snapshot(u)
     if returned:
         after["退回待分派工单"] = "、".join(f"#{i}" for i in returned)
-    audit.record(db.session, user(), "user.move", f"用户 {u.username}", *audit.changed(before, after))
-    db.session.commit()
-    flash(f"用户 {u.username} 已调往「{dept.name}」" +
-          (f"；{len(returned)} 件在办工单不在新部门范围内，已退回待分派" if returned else ""), "success")
-    return redirect(url_for("admin.staff_list"))
+    return saved("user.move", f"用户 {u.username}", *audit.changed(before, after),
+                 f"用户 {u.username} 已调往「{dept.name}」" +
+                 (f"；{len(returned)} 件在办工单不在新部门范围内，已退回待分派" if returned else ""),
+                 url_for("admin.staff_list"))
