@@ -6,9 +6,8 @@ from models.clients import CLIENT_KINDS, IntegrationClient
 from models.exchange import OUTBOX_STATE_LABELS, OUTBOX_STATES, InboundSource, OutboxRecord, rating_record_id
 from models.invitations import INVITATION_STATES, Invitation
 from models.insights import InsightCounted, InsightTerm, InsightTermMonthly
-from models.org import (CHANNEL_LABELS, CHANNELS, ROLES, ApiToken, Department, Device, PairCode, PasswordLink,
-                        QrVoter,
-                        ServiceItem, User)
+from models.org import (CHANNEL_LABELS, CHANNELS, ROLE_LABELS, ROLES, ApiToken, Department, Device, PairCode,
+                        PasswordLink, QrVoter, ServiceItem, User)
 from models.projects import APPLICANT_KINDS, STAGE_LABELS, STAGES, Project
 from models.reasons import REASON_SCOPES, Reason, ReasonVersion
 from models.ratings import LEVEL_LABELS, Rating, is_bad
@@ -27,7 +26,7 @@ __all__ = [
     "rating_record_id",
     "STAGES", "STAGE_LABELS",
     "LEVEL_LABELS", "Notification", "OPEN_STATUSES", "OUTCOME_LABELS", "PairCode", "PasswordLink",
-    "REASON_SCOPES", "ROLES",
+    "REASON_SCOPES", "ROLE_LABELS", "ROLES",
     "Rating",
     "Reason", "ReasonVersion",
     "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen",

@@ -22,7 +22,8 @@ CHANNEL_LABELS = {
     "default": "系统默认评价",
 }
 CHANNELS = tuple(CHANNEL_LABELS)
-ROLES = ("handler", "supervisor", "manager", "admin")
+ROLE_LABELS = {"handler": "承办人", "supervisor": "负责人", "manager": "管理人员", "admin": "系统管理员"}
+ROLES = tuple(ROLE_LABELS)
 
 
 class Department(db.Model):

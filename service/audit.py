@@ -7,6 +7,8 @@ password, secret or anything about a rater.
 """
 from __future__ import annotations
 
+import getpass
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -39,7 +41,20 @@ ACTION_LABELS = {
     "calendar.remove": "删除日历调整",
     "reasons.import": "导入评价原因代码表",
     "exchange.requeue": "重新上报",
+    "department.credit_code": "设置统一社会信用代码",
+    "client.add": "新增接入系统",
+    "client.disable": "停用接入系统",
+    "client.enable": "启用接入系统",
 }
+
+
+def shell_actor() -> str:
+    """Who made a change from the ``hcp`` command: ``cli:`` and the login of the shell."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's bare uid)
+        login = "unknown"
+    return f"cli:{login}"[:64]
 
 
 def record(session: Session, actor: User | str, action: str, target: str,

@@ -11,8 +11,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from models import OPEN_STATUSES, Case, CaseEvent, Department, PasswordLink, User
+from models import OPEN_STATUSES, ROLE_LABELS, Case, CaseEvent, Department, PasswordLink, User
 from models.types import utcnow
+from service.audit import changed
 from service.auth.access import revoke_tokens
 from service.org import add_user
 from service.privacy import key_digest
@@ -76,6 +77,19 @@ def set_password_by_link(session: Session, raw: str, password: str) -> User:
     row.user.password_hash = generate_password_hash(password)
     revoke_tokens(row.user)
     return row.user
+
+
+def snapshot(user: User) -> dict:
+    """The user's fields as the 操作日志 shows them (never a password or token)."""
+    return {"角色": ROLE_LABELS.get(user.role, user.role), "部门": user.department.code, "启用": user.active}
+
+
+def moved(before: dict, user: User, returned: list[int]) -> tuple[dict, dict]:
+    """The 操作日志's before and after of a move: the changed fields and the cases sent back."""
+    after = snapshot(user)
+    if returned:
+        after["退回待分派工单"] = "、".join(f"#{i}" for i in returned)
+    return changed(before, after)
 
 
 def set_active(user: User, active: bool) -> None:

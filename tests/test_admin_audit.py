@@ -62,3 +62,79 @@ def test_only_admins_read_the_log(app, staff, client, role, status):
 def test_signed_out_is_sent_to_the_login_page(app, client):
     resp = client.get("/admin/audit")
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_every_hcp_command_that_changes_the_console_s_data_is_in_the_log(app, staff, query, tmp_path):
+    """A change made from the shell is as accountable as one made in the console: each such
+    ``hcp`` command writes its 操作日志 entry (actor ``cli:LOGIN``) with the change."""
+    import getpass
+
+    from sqlalchemy import select
+
+    from models import AuditEntry
+    from service.cli import main
+
+    runner = app.test_cli_runner()
+
+    def hcp(*args, stdin=None):
+        result = runner.invoke(main, list(args), input=stdin)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    reasons = tmp_path / "reasons.csv"
+    reasons.write_text("code,label,dimension,scope,levels\noff_env_cold,大厅太冷,服务环境,offline,12\n",
+                       encoding="utf-8")
+    hcp("departments", "add", "bureau", "市场监管局", "--parent", "hall")
+    hcp("departments", "rename", "bureau", "区市场监管局")
+    hcp("departments", "add", "tax", "税务局")
+    hcp("departments", "move", "bureau", "--parent", "tax")
+    hcp("departments", "set", "bureau", "--credit-code", "11330106002482000B")
+    hcp("departments", "notify", "bureau", "--email", "box@example.gov.cn")
+    hcp("items", "add", "license", "营业执照办理", "--department", "bureau")
+    device = hcp("devices", "add", "1号窗口", "--department", "bureau", "--channel", "pc").split()[1]
+    hcp("devices", "disable", device)
+    hcp("devices", "enable", device)
+    hcp("devices", "rotate-key", device)
+    hcp("devices", "pair-code", device)
+    hcp("users", "add", "zhang", "--role", "handler", "--department", "bureau", stdin="long-enough-pw\n")
+    hcp("users", "disable", "zhang")
+    hcp("users", "enable", "zhang")
+    hcp("users", "unlock", "zhang")
+    hcp("users", "password-link", "zhang")
+    hcp("users", "move", "zhang", "--department", "tax")
+    hcp("calendar", "add-holiday", "2027-01-04", "--note", "补休")
+    hcp("calendar", "remove", "2027-01-04")
+    hcp("reasons", "import", str(reasons))
+    hcp("exchange", "requeue")
+    client = hcp("clients", "add", "审批系统", "--kind", "approval", "--department", "bureau").split()[1]
+    hcp("clients", "disable", client)
+
+    entries = query(lambda s: [(e.actor, e.action, e.target, e.before, e.after)
+                               for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))])
+    assert {actor for actor, *_ in entries} == {f"cli:{getpass.getuser()}"}
+    assert [action for _, action, *_ in entries] == [
+        "department.add", "department.rename", "department.add", "department.move", "department.credit_code",
+        "department.notify", "item.add", "device.add", "device.disable", "device.enable", "device.rotate_key",
+        "device.pair_code", "user.add", "user.disable", "user.enable", "user.unlock", "user.password_link",
+        "user.move", "calendar.holiday", "calendar.remove", "reasons.import", "exchange.requeue",
+        "client.add", "client.disable"]
+    by_action = {action: (target, before, after) for _, action, target, before, after in entries}
+    assert by_action["department.rename"] == ("部门 bureau", {"名称": "市场监管局"}, {"名称": "区市场监管局"})
+    assert by_action["department.move"] == ("部门 bureau", {"上级": "hall"}, {"上级": "tax"})
+    assert by_action["device.disable"][1:] == ({"启用": True}, {"启用": False})
+    assert by_action["user.move"][1:] == ({"部门": "bureau"}, {"部门": "tax"})
+    assert by_action["calendar.remove"] == ("2027-01-04", {"kind": "holiday", "note": "补休"}, None)
+    assert by_action["client.disable"][1:] == ({"启用": True}, {"启用": False})
+    # Nothing secret: no key, password or set-password link in any entry.
+    assert "long-enough-pw" not in str(entries) and "hcpd_" not in str(entries) and "set-password" not in str(entries)
+
+
+def test_a_refused_hcp_command_leaves_no_entry(app, staff, query):
+    from sqlalchemy import func, select
+
+    from models import AuditEntry
+    from service.cli import main
+
+    result = app.test_cli_runner().invoke(main, ["departments", "move", "hall", "--parent", "hall"])
+    assert result.exit_code != 0
+    assert query(lambda s: s.scalar(select(func.count()).select_from(AuditEntry))) == 0

@@ -12,13 +12,23 @@ from sqlalchemy import select
 
 from models import CHANNELS, ROLES, Department, Device, ServiceItem, User
 from models.clock import SHANGHAI
-from service import staff
+from service import audit, staff
 from service.auth.api import unlock
 from service.devices import health, registry
 from service.extensions import db
 from service.notify import redact_url
 from service.org import (OrgError, add_department, add_device, add_item, add_user, emails, move_department,
-                         rename_department, set_credit_code, set_notify)
+                         notify_snapshot, rename_department, set_credit_code, set_notify)
+
+
+def logged(action: str, target: str, before: dict | None = None, after: dict | None = None) -> None:
+    """The change goes into the 操作日志 (actor ``cli:LOGIN``) in its own transaction, and both commit once."""
+    audit.record(db.session, audit.shell_actor(), action, target, before, after)
+    db.session.commit()
+
+
+def _tree(dept: Department) -> dict:
+    return {"名称": dept.name, "上级": dept.parent.code if dept.parent else None}
 
 
 def department_by_code(code: str) -> Department:
@@ -47,7 +57,7 @@ def departments_add(code, name, parent):
     """Add department CODE named NAME."""
     _unique(Department, Department.code, code, "department")
     dept = add_department(code, name, department_by_code(parent) if parent else None)
-    db.session.commit()
+    logged("department.add", f"部门 {dept.code}", None, _tree(dept))
     click.echo(f"department {dept.code} {dept.name} added")
 
 
@@ -59,11 +69,13 @@ def departments_add(code, name, parent):
 def departments_set(code, credit_code):
     """Set department CODE's unified social credit code (docs/exchange.md)."""
     dept = department_by_code(code)
+    before = {"统一社会信用代码": dept.credit_code}
     try:
         set_credit_code(dept, credit_code.strip().upper())
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--credit-code") from None
-    db.session.commit()
+    logged("department.credit_code", f"部门 {dept.code}",
+           *audit.changed(before, {"统一社会信用代码": dept.credit_code}))
     click.echo(f"department {dept.code}: credit code {dept.credit_code or '-'}")
 
 
@@ -73,8 +85,10 @@ def departments_set(code, credit_code):
 @with_appcontext
 def departments_rename(code, name):
     """Give department CODE a new NAME."""
-    rename_department(department_by_code(code), name)
-    db.session.commit()
+    dept = department_by_code(code)
+    before = {"名称": dept.name}
+    rename_department(dept, name)
+    logged("department.rename", f"部门 {dept.code}", *audit.changed(before, {"名称": dept.name}))
     click.echo(f"department {code} is now {name}")
 
 
@@ -84,11 +98,13 @@ def departments_rename(code, name):
 @with_appcontext
 def departments_move(code, parent):
     """Put department CODE (and everything under it) under another parent."""
+    dept = department_by_code(code)
+    before = _tree(dept)
     try:
-        moved = move_department(db.session, department_by_code(code), department_by_code(parent) if parent else None)
+        moved = move_department(db.session, dept, department_by_code(parent) if parent else None)
     except OrgError as err:
         raise click.ClickException(f"{code} cannot move under its own subtree") from err
-    db.session.commit()
+    logged("department.move", f"部门 {code}", *audit.changed(before, {**before, "上级": parent or None}))
     click.echo(f"department {code} moved under {parent or '(top level)'}; {moved} department path(s) updated")
 
 
@@ -138,11 +154,12 @@ def departments_notify(code, webhook, secret, email):
         secret = sys.stdin.readline().strip()
         if not secret:
             raise click.BadParameter("no secret on stdin", param_hint="--secret")
+    before = notify_snapshot(dept)
     try:
         set_notify(dept, webhook, secret, email)
     except OrgError as err:
         raise click.BadParameter(f"not valid: {err.detail}", param_hint=f"--{err.field}") from err
-    db.session.commit()
+    logged("department.notify", f"部门 {dept.code}", *audit.changed(before, notify_snapshot(dept)))
     hook = redact_url(dept.notify_webhook) if dept.notify_webhook else "-"
     signed = " (signed, 加签)" if dept.notify_webhook_secret_enc else ""
     click.echo(f"department {dept.code}: webhook {hook}{signed}; email {dept.notify_email or '-'}")
@@ -161,8 +178,8 @@ def items():
 def items_add(code, name, department):
     """Add service item CODE named NAME, owned by a department."""
     _unique(ServiceItem, ServiceItem.code, code, "item")
-    add_item(code, name, department_by_code(department))
-    db.session.commit()
+    item = add_item(code, name, department_by_code(department))
+    logged("item.add", f"事项 {item.code}", None, {"名称": item.name, "部门": department})
     click.echo(f"item {code} {name} added")
 
 
@@ -192,7 +209,8 @@ def _rate_limit(ctx, param, value):
 def devices_add(name, department, channel, window, rate_limit):
     """Add a device and print its key — shown this once only."""
     device, key = add_device(name, department_by_code(department), channel, window, rate_limit)
-    db.session.commit()
+    db.session.flush()
+    logged("device.add", f"设备 {device.id} {device.name}", None, registry.snapshot(device))
     click.echo(f"device {device.id} {name} added; its key (shown once, keep it safe):", err=True)
     if device.qr_code:  # a hall QR: what to print at the window (hcp qr list shows it again)
         from service.citizen.hall import link
@@ -235,7 +253,8 @@ def devices_pair_code(device_id):
     """
     device = _device(device_id)
     code, row = registry.issue_pair_code(db.session, device, "cli")
-    db.session.commit()
+    logged("device.pair_code", f"设备 {device.id} {device.name}", None,
+           {"有效期至": row.expires_at.isoformat(timespec="minutes")})
     click.echo(f"device {device.id} {device.name}: pairing code valid until "
                f"{row.expires_at.astimezone(SHANGHAI):%H:%M} (Asia/Shanghai), once:", err=True)
     click.echo(code)
@@ -248,18 +267,18 @@ def devices_rotate_key(device_id):
     """Give a device a new key and print it once; the old key stops working."""
     device = _device(device_id)
     key = registry.rotate_key(device)
-    db.session.commit()
+    logged("device.rotate_key", f"设备 {device.id} {device.name}", {"密钥": "旧密钥"}, {"密钥": "已更换"})
     click.echo(f"device {device.id} {device.name}: new key (shown once; the old one no longer works):", err=True)
     click.echo(key)
 
 
-def _set_active(model, column, value, what: str, active: bool):
-    row = db.session.scalar(select(model).where(column == value))
-    if row is None:
-        raise click.ClickException(f"no {what} {value}")
-    row.active = active
-    db.session.commit()
-    return row
+def _device_active(device_id: int, active: bool) -> Device:
+    device = _device(device_id)
+    before = registry.snapshot(device)
+    registry.set_active(device, active)
+    logged("device.enable" if active else "device.disable", f"设备 {device.id} {device.name}",
+           *audit.changed(before, registry.snapshot(device)))
+    return device
 
 
 @devices.command("disable")
@@ -267,9 +286,7 @@ def _set_active(model, column, value, what: str, active: bool):
 @with_appcontext
 def devices_disable(device_id):
     """Refuse a device's key from now on (a lost or stolen kiosk); its ratings stay."""
-    device = _device(device_id)
-    registry.set_active(device, False)
-    db.session.commit()
+    device = _device_active(device_id, False)
     seconds = current_app.config["HCP_SETTINGS"].device_cache_seconds
     click.echo(f"device {device.id} {device.name} disabled; every web process refuses its key "
                f"within {seconds:g} s (HCP_DEVICE_CACHE_SECONDS)")
@@ -280,9 +297,7 @@ def devices_disable(device_id):
 @with_appcontext
 def devices_enable(device_id):
     """Accept a disabled device's key again."""
-    device = _device(device_id)
-    registry.set_active(device, True)
-    db.session.commit()
+    device = _device_active(device_id, True)
     click.echo(f"device {device.id} {device.name} enabled")
 
 
@@ -312,8 +327,9 @@ def users_add(username, role, department, display_name, email):
     password = read_password()
     if len(password) < 8:
         raise click.ClickException("the password needs at least 8 characters")
-    add_user(username, password, role, dept, display_name, email or None)
-    db.session.commit()
+    u = add_user(username, password, role, dept, display_name, email or None)
+    db.session.flush()
+    logged("user.add", f"用户 {username}", None, staff.snapshot(u))
     click.echo(f"user {username} ({role}, {dept.code}) added")
 
 
@@ -324,14 +340,20 @@ def _user(username: str) -> User:
     return user
 
 
+def _user_active(username: str, active: bool) -> None:
+    u = _user(username)
+    before = staff.snapshot(u)
+    staff.set_active(u, active)
+    logged("user.enable" if active else "user.disable", f"用户 {username}", *audit.changed(before, staff.snapshot(u)))
+
+
 @users.command("disable")
 @click.argument("username")
 @with_appcontext
 def users_disable(username):
     """Sign a user out everywhere and refuse their password, tokens and sessions; their cases stay."""
     # Enabling the user again does not bring old tokens or sessions back.
-    staff.set_active(_user(username), False)
-    db.session.commit()
+    _user_active(username, False)
     click.echo(f"user {username} disabled")
 
 
@@ -340,8 +362,7 @@ def users_disable(username):
 @with_appcontext
 def users_enable(username):
     """Let a disabled user sign in again."""
-    staff.set_active(_user(username), True)
-    db.session.commit()
+    _user_active(username, True)
     click.echo(f"user {username} enabled")
 
 
@@ -351,6 +372,7 @@ def users_enable(username):
 def users_unlock(username):
     """Forget a user's counted sign-in failures (the lock over all addresses)."""
     unlock(_user(username).username)
+    logged("user.unlock", f"用户 {username}", {"锁定": True}, {"锁定": False})
     click.echo(f"user {username} unlocked")
 
 
@@ -360,7 +382,7 @@ def users_unlock(username):
 def users_password_link(username):
     """Print a one-time set-password link for the user (72 hours, once)."""
     raw = staff.issue_link(db.session, _user(username))
-    db.session.commit()
+    logged("user.password_link", f"用户 {username}")
     click.echo(f"{current_app.config['HCP_SETTINGS'].public_url}/set-password/{raw}")
 
 
@@ -372,7 +394,9 @@ def users_password_link(username):
 @with_appcontext
 def users_move(username, department, actor):
     """Move a user to another department; open cases outside its scope return to 待分派."""
-    returned = staff.move_user(db.session, _user(username), department_by_code(department), _user(actor))
-    db.session.commit()
+    u = _user(username)
+    before = staff.snapshot(u)
+    returned = staff.move_user(db.session, u, department_by_code(department), _user(actor))
+    logged("user.move", f"用户 {username}", *staff.moved(before, u, returned))
     click.echo(f"user {username} moved to {department}; {len(returned)} open case(s) returned to unassigned"
                + (f": {', '.join(map(str, returned))}" if returned else ""))

@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 
 from models.clock import SHANGHAI
 from service.cases.calendar_admin import remove_override, set_override
+from service.cli.admin import logged
 from service.cases.deadlines import WorkCalendar
 from service.extensions import db
 
@@ -42,8 +43,9 @@ def due(received_at, working_days):
 
 
 def _override(day: str, kind: str, note: str | None) -> None:
-    set_override(db.session, _day(day), kind, note)
-    db.session.commit()
+    d = _day(day)
+    before = set_override(db.session, d, kind, note)
+    logged(f"calendar.{kind}", d.isoformat(), before, {"kind": kind, "note": note})
 
 
 @calendar.command("add-holiday")
@@ -71,7 +73,8 @@ def add_workday(day, note):
 @with_appcontext
 def remove(day):
     """Remove the override of DAY."""
-    if remove_override(db.session, _day(day)) is None:
+    before = remove_override(db.session, _day(day))
+    if before is None:
         raise click.ClickException(f"no override for {day}")
-    db.session.commit()
+    logged("calendar.remove", _day(day).isoformat(), before, None)
     click.echo(f"override of {day} removed")

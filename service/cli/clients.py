@@ -6,7 +6,8 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from models import CLIENT_KINDS, IntegrationClient
-from service.cli.admin import _set_active, department_by_code, http_url
+from service.cli.admin import department_by_code, http_url, logged
+from service import audit
 from service.clients.registry import add_client
 from service.extensions import db
 from service.notify import redact_url
@@ -27,7 +28,10 @@ def clients():
 def clients_add(name, kind, department, callback_url):
     """Add an integration client and print its key — shown this once only."""
     client, key = add_client(name, kind, department_by_code(department), callback_url or None)
-    db.session.commit()
+    db.session.flush()
+    logged("client.add", f"接入系统 {client.id} {client.name}", None,
+           {"类型": kind, "部门": department,
+            "回调地址": redact_url(client.callback_url) if client.callback_url else None})
     click.echo(f"client {client.id} {name} ({kind}) added; its key (shown once, keep it safe):", err=True)
     click.echo(key)
 
@@ -42,12 +46,23 @@ def clients_list():
                    f"{'active' if c.active else 'disabled'}")
 
 
+def _set_active(client_id: int, active: bool) -> IntegrationClient:
+    client = db.session.get(IntegrationClient, client_id)
+    if client is None:
+        raise click.ClickException(f"no client {client_id}")
+    before = client.active
+    client.active = active
+    logged("client.enable" if active else "client.disable", f"接入系统 {client.id} {client.name}",
+           *audit.changed({"启用": before}, {"启用": active}))
+    return client
+
+
 @clients.command("disable")
 @click.argument("client_id", type=int)
 @with_appcontext
 def clients_disable(client_id):
     """Refuse a client's key from now on."""
-    client = _set_active(IntegrationClient, IntegrationClient.id, client_id, "client", False)
+    client = _set_active(client_id, False)
     click.echo(f"client {client.id} {client.name} disabled")
 
 
@@ -56,5 +71,5 @@ def clients_disable(client_id):
 @with_appcontext
 def clients_enable(client_id):
     """Accept a disabled client's key again."""
-    client = _set_active(IntegrationClient, IntegrationClient.id, client_id, "client", True)
+    client = _set_active(client_id, True)
     click.echo(f"client {client.id} {client.name} enabled")

@@ -8,6 +8,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from models import OUTBOX_STATES
+from service.cli.admin import logged
 from service.exchange import operations, profiles
 from service.extensions import db
 
@@ -45,7 +46,7 @@ def exchange_status():
 def exchange_requeue(rejected):
     """Make held records (and pending ones in a backoff) due now; with --rejected, rejected ones too."""
     changed = operations.requeue(db.session, rejected=rejected)
-    db.session.commit()
+    logged("exchange.requeue", "上报队列", None, {"包括被拒收": "是" if rejected else "否", "记录数": changed})
     click.echo(f"{changed} records requeued")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from service.cli.admin import logged
 from service.extensions import db
 from service.reasons import table
 
@@ -33,9 +34,11 @@ def reasons_import(file):
 
     Codes left out are no longer offered, but stay readable on the ratings that carry them.
     """
+    before, old = table.active(db.session)
     try:
         version, count = table.import_table(db.session, file.read(), source=getattr(file, "name", None))
     except table.ReasonFileError as err:
         raise click.ClickException(f"{getattr(file, 'name', 'FILE')}: {err}") from err
-    db.session.commit()
+    logged("reasons.import", f"评价原因代码表 第{version}版", {"版本": before, "条数": len(old)},
+           {"版本": version, "条数": count})
     click.echo(f"reasons version {version} active: {count} reasons")

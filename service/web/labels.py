@@ -1,6 +1,7 @@
 """Chinese labels the pages show for codes the API uses (kiosk tags, roles, form fields).
 
-Channel labels are the models' (``models.CHANNEL_LABELS``), one table with figures and exports.
+Channel and role labels are the models' (``models.CHANNEL_LABELS``, ``models.ROLE_LABELS``), one
+table with figures, exports and the 操作日志.
 """
 
 # Reasons a hall tablet offers after a bad rating; the codes go into ``tags``.
@@ -12,8 +13,6 @@ TAG_LABELS = {
     "slow": "办理效率低",
     "other": "其他",
 }
-
-ROLE_LABELS = {"handler": "承办人", "supervisor": "负责人", "manager": "管理人员", "admin": "系统管理员"}
 
 # Field names in ActionError, as the action forms label them.
 FIELD_LABELS = {

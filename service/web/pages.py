@@ -19,8 +19,8 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 from wtforms import SelectChoice
 
-from models import (CHANNEL_LABELS, LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, STATUS_LABELS, Case, Department,
-                    ServiceItem, User)
+from models import (CHANNEL_LABELS, LEVEL_LABELS, OPEN_STATUSES, OUTCOME_LABELS, ROLE_LABELS, STATUS_LABELS, Case,
+                    Department, ServiceItem, User)
 from models.clock import SHANGHAI, local_date
 from models.types import utcnow
 from service.auth.access import scope_filter
@@ -31,7 +31,7 @@ from service.cases.schemas import CaseFilterArgs
 from service.cases.workflow import ACTION_LABELS, ActionError
 from service.extensions import db
 from service.web.forms import FORMS, HINTS
-from service.web.labels import FIELD_LABELS, ROLE_LABELS, TAG_LABELS
+from service.web.labels import FIELD_LABELS, TAG_LABELS
 
 blp = Blueprint("web", __name__)
 

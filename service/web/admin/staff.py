@@ -7,7 +7,7 @@ from flask import abort, current_app, flash, redirect, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from models import ROLES, Department, User
+from models import ROLE_LABELS, ROLES, Department, User
 from service import audit, staff
 from service.auth.api import is_locked, unlock
 from service.extensions import db
@@ -15,13 +15,8 @@ from service.org import OrgError, emails
 from service.web.admin import admin_only, blp, logged, saved, user
 from service.web.admin.devices import department_choices
 from service.web.admin.forms import MoveUserForm, UserForm
-from service.web.labels import ROLE_LABELS
 
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _snapshot(u: User) -> dict:
-    return {"角色": ROLE_LABELS.get(u.role, u.role), "部门": u.department.code, "启用": u.active}
 
 
 def _page(form: UserForm | None = None, status: int = 200):
@@ -78,7 +73,7 @@ def staff_add():
     except staff.StaffError:
         form.username.errors = ["该用户名已被使用"]
         return _page(form, 422)
-    logged("user.add", f"用户 {u.username}", None, _snapshot(u))
+    logged("user.add", f"用户 {u.username}", None, staff.snapshot(u))
     return _link_page(u, raw, "用户已添加")
 
 
@@ -96,10 +91,10 @@ def _set_active(username: str, active: bool):
     if u.id == user().id and not active:
         flash("不能停用自己的账户", "error")
         return redirect(url_for("admin.staff_list"))
-    before = _snapshot(u)
+    before = staff.snapshot(u)
     staff.set_active(u, active)
     return saved("user.enable" if active else "user.disable", f"用户 {u.username}",
-                 *audit.changed(before, _snapshot(u)),
+                 *audit.changed(before, staff.snapshot(u)),
                  f"用户 {u.username} 已{'启用' if active else '停用（已登出所有设备）'}", url_for("admin.staff_list"))
 
 
@@ -134,12 +129,9 @@ def staff_move(username: str):
     if dept is None:
         flash("请选择要调往的部门", "error")
         return redirect(url_for("admin.staff_list"))
-    before = _snapshot(u)
+    before = staff.snapshot(u)
     returned = staff.move_user(db.session, u, dept, user())
-    after = _snapshot(u)
-    if returned:
-        after["退回待分派工单"] = "、".join(f"#{i}" for i in returned)
-    return saved("user.move", f"用户 {u.username}", *audit.changed(before, after),
+    return saved("user.move", f"用户 {u.username}", *staff.moved(before, u, returned),
                  f"用户 {u.username} 已调往「{dept.name}」" +
                  (f"；{len(returned)} 件在办工单不在新部门范围内，已退回待分派" if returned else ""),
                  url_for("admin.staff_list"))
