@@ -61,6 +61,26 @@ def test_add_shows_the_key_once_a_pairing_code_and_a_qr(app, hall, client, query
     assert client.post("/api/v1/ratings", json=rating_body(level=5), headers=bearer(key)).status_code == 201
 
 
+def test_a_hall_qr_added_in_the_console_shows_the_code_to_print_not_a_key(app, hall, client, query):
+    """A qrcode device is its printed code: the page shows that QR (opening /q/CODE) and
+    offers its SVG; no key and no pairing code, and pairing it is refused."""
+    login(client, "admin")
+    resp = add_device(client, name="5号窗口扫码", channel="qrcode")
+    assert resp.status_code == 200
+    page = resp.get_data(as_text=True)
+    code = query(lambda s: s.scalar(select(Device.qr_code)))
+    assert code and f"/q/{code}" in page and f"/q/{code}/qr.svg" in page
+    assert "<svg" in page and "扫码评价" in page
+    assert not KEY_RE.search(page) and not CODE_RE.search(page)
+    assert client.get(f"/q/{code}/qr.svg").status_code == 200
+    listing = client.get("/admin/devices").get_data(as_text=True)
+    row = listing.split(f'id="device-{query(lambda s: s.scalar(select(Device.id)))}"')[1].split("</tr>")[0]
+    assert f'href="/q/{code}/qr.svg"' in row and "配对码" not in row
+    device_id = query(lambda s: s.scalar(select(Device.id)))
+    assert client.post(f"/admin/devices/{device_id}/pair",
+                       data={"csrf_token": csrf_token(listing)}).status_code == 409
+
+
 def test_bad_input_is_answered_beside_the_field_with_what_was_typed(app, hall, client, query):
     login(client, "admin")
     resp = add_device(client, name="", window="W" * 65, rate_limit="fast please", department="")

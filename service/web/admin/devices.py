@@ -10,6 +10,7 @@ from sqlalchemy.orm import joinedload
 from models import CHANNEL_LABELS, Department, Device
 from service import audit
 from service.auth.access import in_scope, scope_filter
+from service.citizen import hall
 from service.devices import health, registry
 from service.extensions import db
 from service.org import add_device
@@ -59,15 +60,17 @@ def pairing_link(code: str) -> str:
     return f"{current_app.config['HCP_SETTINGS'].public_url}/kiosk#pair={code}"
 
 
-def qr_svg(text: str) -> str:
+def qr_svg(text: str, title: str = "扫码配对") -> str:
     """An inline SVG QR code (no script, so the pages' CSP allows it)."""
-    return segno.make(text, error="m").svg_inline(scale=6, border=2, title="扫码配对")
+    return segno.make(text, error="m").svg_inline(scale=6, border=2, title=title)
 
 
 def _issued(device: Device, key: str | None, code: str | None, row=None, title: str = ""):
     link = pairing_link(code) if code else None
+    hall_link = hall.link(device) if device.qr_code else None
     return render_template("admin/device_issued.html", device=device, key=key, code=code, link=link,
                            qr=qr_svg(link) if link else None, expires_at=row.expires_at if row else None,
+                           hall_link=hall_link, hall_qr=qr_svg(hall_link, "扫码评价") if hall_link else None,
                            title=title), 200, NO_STORE
 
 
@@ -93,8 +96,10 @@ def device_add():
     device, key = add_device(form.name.data.strip(), dept, form.channel.data, (form.window.data or "").strip() or None,
                              (form.rate_limit.data or "").strip() or None)
     db.session.flush()
-    code, row = registry.issue_pair_code(db.session, device, user().username)
+    code, row = (None, None) if device.qr_code else registry.issue_pair_code(db.session, device, user().username)
     logged("device.add", f"设备 {device.id} {device.name}", None, registry.snapshot(device))
+    if device.qr_code:  # a hall QR needs no key and no tablet: its printed code is the device
+        return _issued(device, None, None, title="扫码评价二维码已生成")
     return _issued(device, key, code, row, "设备已添加")
 
 
@@ -134,7 +139,7 @@ def device_rotate(device_id: int):
 @admin_only
 def device_pair(device_id: int):
     device = _device(device_id, lock=True)
-    if not device.active:
+    if not device.active or device.qr_code:  # a hall QR is its printed code, never a tablet
         abort(409)
     code, row = registry.issue_pair_code(db.session, device, user().username)
     logged("device.pair_code", f"设备 {device.id} {device.name}", None,
