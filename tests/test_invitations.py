@@ -109,6 +109,43 @@ def test_done_application_gets_one_invitation_by_sms(app, sms_app, approval, gat
     assert qr.status_code == 200 and qr.mimetype == "image/svg+xml" and b"<svg" in qr.data
 
 
+def test_first_put_at_done_invites_for_each_rated_stage_and_answers_as_read_back(app, sms_app, approval, gateway,
+                                                                                   query):
+    """A new application's first PUT (on PostgreSQL one statement: service.projects.register.create)
+    stores what the ORM path stores — an invitation and an SMS per rated stage reached — and
+    answers exactly what a later read of it shows, ratings that named it before included."""
+    gateway.posts.clear()
+    settings = sms_app.config["HCP_SETTINGS"]
+    saved = settings.rated_stages
+    settings.rated_stages = ("accepted", "done")
+    try:
+        org = approval["org"]
+        _, device_key = org.device(approval["market"])
+        client = sms_app.test_client()
+        earlier = client.post("/api/v1/ratings", json=support.rating_body(level=4, project_no="P-9"),
+                              headers=bearer(device_key))
+        assert earlier.status_code == 201
+        first = client.put("/api/v1/projects/P-9", json=recent("done"), headers=bearer(approval["key"]))
+        assert first.status_code == 201, first.get_json()
+    finally:
+        settings.rated_stages = saved
+    staff = org.token(org.user("h1", "handler", approval["market"]))
+    read = client.get("/api/v1/projects/P-9", headers=bearer(staff)).get_json()
+    assert first.get_json() == read
+    assert [r["id"] for r in read["ratings"]] == [earlier.get_json()["id"]]
+    assert read["invitation"]["stage"] == "done" and read["invitation"]["state"] == "pending"
+    assert read["applicant"] == {"kind": "person", "name": "陈**", "phone": "138******78"}
+    invitations = query(lambda s: s.execute(select(Invitation.id, Invitation.stage)).all())
+    assert sorted(stage for _, stage in invitations) == ["accepted", "done"]
+    keys = query(lambda s: sorted(s.scalars(select(Notification.key).where(Notification.kind == "sms"))))
+    assert keys == sorted(f"invitation:{i}:sms" for i, _ in invitations)
+    posts = support.wait_for(lambda: len(sms_posts(gateway)) == 2 and sms_posts(gateway), timeout=90,
+                             message="both SMS at the gateway")
+    assert {p["phone"] for p in posts} == {PHONE} and {"已受理" in p["text"] for p in posts} == {True, False}
+    dump = query(lambda s: " ".join(str(v) for r in s.execute(text("SELECT * FROM projects")) for v in r))
+    assert PHONE not in dump and "陈小明" not in dump
+
+
 def test_without_a_gateway_the_sms_is_logged_without_the_phone(app, approval, caplog, query):
     from service import notify
     from service.extensions import db

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import secrets
+from typing import NamedTuple
 
 from flask import g
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
-from models import IntegrationClient
+from models import Department, IntegrationClient
 from service.auth.access import _bearer, _document, _unauthorized, caller_required
-from service.extensions import db
+from service.pooling import intake_engine
 from service.privacy import key_digest
 
 CLIENT_PREFIX = "hcpc_"
@@ -25,13 +26,46 @@ def new_client_key() -> str:
     return CLIENT_PREFIX + secrets.token_urlsafe(32)
 
 
-def current_client() -> IntegrationClient | None:
-    """The active integration client whose key is the bearer token, else None."""
+class ClientDepartment(NamedTuple):
+    id: int
+    code: str
+    path: str
+
+
+class ClientRef(NamedTuple):
+    """What the views need of the calling client, read without the ORM (as ``IntegrationClient``
+    spells it: ``client.department.path`` works on either)."""
+
+    id: int
+    name: str
+    kind: str
+    department_id: int
+    active: bool
+    department: ClientDepartment
+
+
+_C, _D = IntegrationClient.__table__.c, Department.__table__.c
+# Built once (SQLAlchemy's compiled cache): the client and its department in one round trip.
+_CLIENT_BY_KEY = (select(_C.id, _C.name, _C.kind, _C.department_id, _C.active, _D.code, _D.path)
+                  .join_from(IntegrationClient.__table__, Department.__table__, _D.id == _C.department_id)
+                  .where(_C.key_hash == bindparam("key_hash")))
+
+
+def current_client() -> ClientRef | None:
+    """The active integration client whose key is the bearer token, else None.
+
+    Looked up on every request (a disabled client is refused at once), in autocommit on
+    PostgreSQL: one round trip, no ORM.
+    """
     raw = _bearer()
     if not raw or not raw.startswith(CLIENT_PREFIX):
         return None
-    client = db.session.scalar(select(IntegrationClient).where(IntegrationClient.key_hash == key_digest(raw)))
-    return client if client is not None and client.active else None
+    with intake_engine().connect() as conn:
+        row = conn.execute(_CLIENT_BY_KEY, {"key_hash": key_digest(raw)}).first()
+    if row is None or not row.active:
+        return None
+    return ClientRef(row.id, row.name, row.kind, row.department_id, row.active,
+                     ClientDepartment(row.department_id, row.code, row.path))
 
 
 def client_required(*kinds: str):

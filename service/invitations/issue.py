@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from models import STAGES, Invitation, Project, Rating
 from models.types import utcnow
 from service import dispatch, notify
-from service.invitations import sms, tokens  # noqa: F401 — sms: the outbox's "sms" sender
+from service.invitations import sms, tokens  # sms: also registers the outbox's sms sender
 
 log = logging.getLogger(__name__)
 
@@ -25,30 +25,49 @@ def rated_stages() -> tuple[str, ...]:
     return stages
 
 
-def stage_time(project: Project, stage: str) -> datetime | None:
-    return project.accepted_at if stage == "accepted" else project.done_at
+def stage_time(stage: str, accepted_at: datetime | None, done_at: datetime | None) -> datetime | None:
+    """When an application reached ``stage``."""
+    return accepted_at if stage == "accepted" else done_at
+
+
+def sms_key(invitation_id: int) -> str:
+    """The outbox key of an invitation's SMS (its notification row): one SMS per invitation."""
+    return f"invitation:{invitation_id}:sms"
+
+
+# The same key in SQL, for statements that make the invitation and its SMS at once
+# (service.projects.register); ``{id}`` is the SQL expression of the invitation's id.
+SMS_KEY_SQL = "'invitation:' || CAST({id} AS VARCHAR) || ':sms'"
+
+
+def planned(stage: str, accepted_at: datetime | None, done_at: datetime | None) -> list[dict]:
+    """The invitations an application at ``stage`` with these times is owed: one per rated
+    stage it has reached, each with a new nonce, its token's hash and its expiry."""
+    days = current_app.config["HCP_SETTINGS"].default_rating_days
+    rows, now = [], utcnow()
+    for rated in rated_stages():
+        at = stage_time(rated, accepted_at, done_at)
+        if STAGES.index(rated) > STAGES.index(stage) or at is None:
+            continue
+        nonce = tokens.new_nonce()
+        rows.append({"stage": rated, "nonce": nonce, "token_hash": tokens.token_hash(tokens.token_for(nonce)),
+                     "stage_at": at, "expires_at": at + timedelta(days=days), "created_at": now})
+    return rows
 
 
 def ensure(session: Session, project: Project) -> list[int]:
     """One invitation per rated stage the application has reached (never two: a unique
     (project, stage) and ON CONFLICT DO NOTHING); the SMS deliveries to send, for the new
     ones whose applicant left a phone. The caller commits, then sends them."""
-    settings = current_app.config["HCP_SETTINGS"]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     deliveries = []
-    for stage in rated_stages():
-        at = stage_time(project, stage)
-        if STAGES.index(stage) > project.stage_rank or at is None:
-            continue
-        nonce = tokens.new_nonce()
+    for row in planned(project.stage, project.accepted_at, project.done_at):
         new_id = session.scalar(
-            insert(Invitation).values(
-                project_id=project.id, stage=stage, nonce=nonce, token_hash=tokens.token_hash(tokens.token_for(nonce)),
-                stage_at=at, expires_at=at + timedelta(days=settings.default_rating_days), created_at=utcnow())
+            insert(Invitation).values(project_id=project.id, **row)
             .on_conflict_do_nothing(index_elements=["project_id", "stage"]).returning(Invitation.id))
         if new_id is not None and project.applicant_phone_enc:
             # The payload names the invitation only: the phone stays encrypted until the send.
-            delivery = notify.claim(session, f"invitation:{new_id}:sms", "sms", {"invitation_id": new_id})
+            delivery = notify.claim(session, sms_key(new_id), sms.KIND, {"invitation_id": new_id})
             if delivery is not None:
                 deliveries.append(delivery)
     return deliveries
@@ -68,9 +87,14 @@ def state(session: Session, invitation: Invitation, now: datetime | None = None)
     """pending | rated | defaulted | expired."""
     first = session.execute(select(Rating.is_default).where(Rating.invitation_id == invitation.id,
                                                             Rating.assess_number == 1)).first()
-    if first is not None:
-        return "defaulted" if first.is_default else "rated"
-    return "expired" if (now or utcnow()) >= invitation.expires_at else "pending"
+    return state_of(None if first is None else first.is_default, invitation.expires_at, now)
+
+
+def state_of(first_is_default: bool | None, expires_at: datetime, now: datetime | None = None) -> str:
+    """The state of an invitation whose first rating is default (True), given (False) or none (None)."""
+    if first_is_default is not None:
+        return "defaulted" if first_is_default else "rated"
+    return "expired" if (now or utcnow()) >= expires_at else "pending"
 
 
 def latest(session: Session, project: Project) -> Invitation | None:

@@ -22,6 +22,8 @@ from service.privacy import decrypt
 
 log = logging.getLogger(__name__)
 
+KIND = "sms"  # the outbox rows' kind and this sender's channel
+
 
 def sms_text(invitation: Invitation) -> str:
     """The item's name and the link, nothing personal."""
@@ -31,7 +33,7 @@ def sms_text(invitation: Invitation) -> str:
             f"{tokens.link(tokens.token_for(invitation.nonce))}")
 
 
-@notify.sender("sms")
+@notify.sender(KIND)
 def send_sms(payload: dict, settings: Settings, session: Session) -> None:
     invitation = session.get(Invitation, payload.get("invitation_id"))
     if invitation is None:

@@ -1,6 +1,8 @@
 """``/api/v1/projects``: the approval system registers applications; staff read them."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
@@ -11,6 +13,7 @@ from service.auth.access import in_scope, staff_required
 from service.auth.clients import client_or_staff, client_required
 from service.edge import Blueprint
 from service.extensions import db
+from service.pooling import intake_engine
 from service.invitations import issue, tokens
 from service.projects import register
 from service.projects.schemas import PROJECT_NO, InvitationOut, ProjectIn, ProjectOut
@@ -20,18 +23,42 @@ blp = Blueprint("projects", __name__, url_prefix="/api/v1/projects", description
 
 def project_view(project: Project) -> dict:
     """The application as staff and its client see it: applicant masked, ratings made."""
-    ratings = db.session.scalars(select(Rating).where(Rating.project_no == project.project_no)
-                                 .order_by(Rating.rated_at, Rating.id)).all()
+    columns = {name: getattr(project, name) for name in _SHOWN}
+    return _view(columns, project.item, project.department, _ratings(project.project_no),
+                 _invitation_view(project, with_url=False))
+
+
+def created_view(created: register.Created) -> dict:
+    """``project_view`` of an application ``register.create`` just made, without reading it back."""
+    item = created.item
+    ratings = _ratings(created.project["project_no"]) if created.rated else []
+    latest = max(created.invitations, key=lambda i: (i["stage_at"], i["id"]), default=None)
+    invitation = latest and {"stage": latest["stage"], "expires_at": latest["expires_at"],
+                             "state": issue.state_of(None, latest["expires_at"])}
+    return _view(created.project, SimpleNamespace(code=item["code"], name=item["name"]),
+                 SimpleNamespace(code=item["department_code"], name=item["department_name"]), ratings, invitation)
+
+
+_SHOWN = ("project_no", "stage", "accepted_at", "done_at", "promised_at", "staff_no", "applicant_kind",
+          "applicant_name_masked", "applicant_phone_masked")
+
+
+def _ratings(project_no: str) -> list[Rating]:
+    return db.session.scalars(select(Rating).where(Rating.project_no == project_no)
+                              .order_by(Rating.rated_at, Rating.id)).all()
+
+
+def _view(p: dict, item, department, ratings: list, invitation: dict | None) -> dict:
     return {
-        "project_no": project.project_no, "item_code": project.item.code, "item_name": project.item.name,
-        "department": project.department.code, "department_name": project.department.name,
-        "stage": project.stage, "stage_label": STAGE_LABELS[project.stage],
-        "accepted_at": project.accepted_at, "done_at": project.done_at, "promised_at": project.promised_at,
-        "staff_no": project.staff_no,
-        "applicant": {"kind": project.applicant_kind, "name": project.applicant_name_masked,
-                      "phone": project.applicant_phone_masked},
+        "project_no": p["project_no"], "item_code": item.code, "item_name": item.name,
+        "department": department.code, "department_name": department.name,
+        "stage": p["stage"], "stage_label": STAGE_LABELS[p["stage"]],
+        "accepted_at": p["accepted_at"], "done_at": p["done_at"], "promised_at": p["promised_at"],
+        "staff_no": p["staff_no"],
+        "applicant": {"kind": p["applicant_kind"], "name": p["applicant_name_masked"],
+                      "phone": p["applicant_phone_masked"]},
         "ratings": ratings,
-        "invitation": _invitation_view(project, with_url=False),
+        "invitation": invitation,
     }
 
 
@@ -66,12 +93,21 @@ class ProjectByNo(MethodView):
         """Register or update an application (approval client). Idempotent; a stage only moves forward."""
         _project_no(project_no)
         try:
-            done = register.upsert(db.session, g.client, project_no, body)
+            created = None
+            engine = intake_engine()
+            if engine.dialect.name == "postgresql":  # a new project_no: one statement (register.create)
+                with engine.connect() as conn:
+                    created = register.create(conn, g.client, project_no, body)
+            if created is None:
+                done = register.upsert(db.session, g.client, project_no, body)
         except register.Refused as err:
             db.session.rollback()
             if err.status == 422:
                 abort(422, errors={"json": {err.field: [err.message]}}, message=err.message)
             abort(err.status, message=err.message)
+        if created is not None:
+            issue.send_after_commit(created.sms)
+            return created_view(created), 201
         db.session.commit()
         issue.send_after_commit(done.sms)
         return project_view(done.project), (201 if done.created else 200)
