@@ -63,6 +63,23 @@ def test_a_holiday_entered_moves_a_deadline_and_removing_it_restores_it(app, adm
                        ("calendar.remove", "2026-11-20"), ("calendar.remove", "2026-11-21")]
 
 
+def test_the_console_says_which_open_cases_got_new_deadlines(app, admin, org, client, query):
+    from models import Case
+    from tests.test_routing import route_received
+
+    device, _ = org.device(org.department("d1"))
+    case = route_received(app, device.id, datetime(2026, 11, 26, 10, tzinfo=timezone.utc))
+    login(client, "admin")
+    post(client, "/admin/calendar?year=2026", **{"cal-day": "2026-12-03", "cal-kind": "holiday"})
+    page = client.get("/admin/calendar?year=2026").get_data(as_text=True)
+    assert "1 件在办工单的期限已按新日历重新计算" in page
+    assert query(lambda s: s.get(Case, case.id).close_due) == date(2026, 12, 18)
+    entry = query(lambda s: s.scalar(select(AuditEntry).where(AuditEntry.action == "calendar.holiday")))
+    assert entry.after["期限调整工单"] == f"#{case.id}"
+    post(client, "/admin/calendar?year=2026", **{"cal-day": "2027-03-03", "cal-kind": "holiday"})
+    assert "没有在办工单的期限受影响" in client.get("/admin/calendar?year=2026").get_data(as_text=True)
+
+
 def test_bad_input_is_answered_beside_the_field(app, admin, client, query):
     login(client, "admin")
     resp = post(client, "/admin/calendar?year=2026", **{"cal-day": "2026-13-40", "cal-kind": ""})

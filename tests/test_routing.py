@@ -188,6 +188,55 @@ def test_routing_uses_the_calendar_the_admin_entered(app, org):
     assert (made_up.callback_due, made_up.close_due) == (date(2026, 11, 28), date(2026, 12, 17))
 
 
+def test_a_calendar_change_moves_the_deadlines_of_open_cases_across_it(app, org):
+    """Cases already routed keep their number of working days, counted on the new calendar:
+    those whose window holds the day move (history says so), the rest stay; removing the
+    override moves them back. An extension's days stay added."""
+    from service.cases.calendar_admin import remove_override, set_override
+    from service.extensions import db
+
+    dept = org.department("d1")
+    device, _ = org.device(dept)
+    open_case = route_received(app, device.id, datetime(2026, 11, 26, 10, tzinfo=SH))  # Thursday
+    assert (open_case.callback_due, open_case.close_due) == (date(2026, 11, 27), date(2026, 12, 17))
+    extended = route_received(app, device.id, datetime(2026, 11, 26, 11, tzinfo=SH))
+    closed = route_received(app, device.id, datetime(2026, 11, 26, 12, tzinfo=SH))
+    later = route_received(app, device.id, datetime(2026, 12, 7, 10, tzinfo=SH))  # received after the day
+    with app.app_context():
+        db.session.get(Case, extended.id).close_due = date(2026, 12, 24)  # 5 working days added
+        db.session.get(Case, closed.id).status = "closed"
+        db.session.commit()
+
+    def dues():
+        with app.app_context():
+            return {c.id: (c.callback_due, c.close_due) for c in db.session.scalars(select(Case))}
+
+    with app.app_context():
+        change = set_override(db.session, date(2026, 12, 3), "holiday", "区里放假")  # a Thursday
+        db.session.commit()
+    assert change.moved == [open_case.id, extended.id]
+    now = dues()
+    assert now[open_case.id] == (date(2026, 11, 27), date(2026, 12, 18))  # callback before the day: stays
+    assert now[extended.id] == (date(2026, 11, 27), date(2026, 12, 25))
+    assert now[closed.id] == (date(2026, 11, 27), date(2026, 12, 17))
+    assert now[later.id] == (later.callback_due, later.close_due)
+    with app.app_context():
+        event = db.session.scalar(select(CaseEvent).where(CaseEvent.case_id == open_case.id,
+                                                          CaseEvent.action == "reschedule"))
+        assert event.data == {"close_due": {"before": "2026-12-17", "after": "2026-12-18"}}
+        assert event.from_status == event.to_status and "2026-12-03" in event.note
+
+        change = set_override(db.session, date(2026, 11, 27), "holiday", None)  # the callback day itself
+        db.session.commit()
+    assert dues()[open_case.id] == (date(2026, 11, 30), date(2026, 12, 21))
+    with app.app_context():
+        remove_override(db.session, date(2026, 11, 27))
+        assert remove_override(db.session, date(2026, 12, 3)).moved == [open_case.id, extended.id]
+        db.session.commit()
+    assert dues()[open_case.id] == (date(2026, 11, 27), date(2026, 12, 17))
+    assert dues()[extended.id] == (date(2026, 11, 27), date(2026, 12, 24))
+
+
 def test_an_offline_rating_routes_from_the_day_it_was_received(app, org):
     """A kiosk that was offline posts days later: deadlines count from receipt (SPEC §2)."""
     dept = org.department("d1")

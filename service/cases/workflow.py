@@ -61,7 +61,7 @@ ACTION_LABELS = {
     "route": "生成工单", "assign": "分派", "verify": "回访核实", "claim_invalid": "申请无效差评",
     "propose_explain": "申请解释说明", "request_extension": "申请延期", "approve": "审核通过", "reject": "审核驳回",
     "rectify": "整改", "feedback": "反馈办结", "reopen": "重新打开", "reveal": "查看评价人电话",
-    "warning": "红黄牌预警", "unassign": "退回待分派",
+    "warning": "红黄牌预警", "unassign": "退回待分派", "reschedule": "期限随工作日历调整",
 }
 
 

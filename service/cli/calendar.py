@@ -7,7 +7,7 @@ import click
 from flask.cli import with_appcontext
 
 from models.clock import SHANGHAI
-from service.cases.calendar_admin import remove_override, set_override
+from service.cases.calendar_admin import moved_entry, remove_override, set_override
 from service.cli.admin import logged
 from service.cases.deadlines import WorkCalendar
 from service.extensions import db
@@ -44,8 +44,15 @@ def due(received_at, working_days):
 
 def _override(day: str, kind: str, note: str | None) -> None:
     d = _day(day)
-    before = set_override(db.session, d, kind, note)
-    logged(f"calendar.{kind}", d.isoformat(), before, {"kind": kind, "note": note})
+    change = set_override(db.session, d, kind, note)
+    logged(f"calendar.{kind}", d.isoformat(), change.before, {"kind": kind, "note": note, **moved_entry(change)})
+    _say_moved(change)
+
+
+def _say_moved(change) -> None:
+    if change.moved:
+        click.echo(f"{len(change.moved)} open case(s) got new deadlines on the new calendar: "
+                   + ", ".join(map(str, change.moved)))
 
 
 @calendar.command("add-holiday")
@@ -73,8 +80,9 @@ def add_workday(day, note):
 @with_appcontext
 def remove(day):
     """Remove the override of DAY."""
-    before = remove_override(db.session, _day(day))
-    if before is None:
+    change = remove_override(db.session, _day(day))
+    if change is None:
         raise click.ClickException(f"no override for {day}")
-    logged("calendar.remove", _day(day).isoformat(), before, None)
+    logged("calendar.remove", _day(day).isoformat(), change.before, moved_entry(change))
+    _say_moved(change)
     click.echo(f"override of {day} removed")

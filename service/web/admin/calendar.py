@@ -60,9 +60,11 @@ def calendar_set():
         return _page(year, form, 422)
     day: date = form.day.data
     note = (form.note.data or "").strip() or None
-    before = calendar_admin.set_override(db.session, day, form.kind.data, note)
-    return saved(f"calendar.{form.kind.data}", day.isoformat(), before, {"kind": form.kind.data, "note": note},
-                 f"{day.isoformat()} 已设为{calendar_admin.KINDS[form.kind.data]}；此后受理的工单期限按新日历计算",
+    change = calendar_admin.set_override(db.session, day, form.kind.data, note)
+    return saved(f"calendar.{form.kind.data}", day.isoformat(), change.before,
+                 {"kind": form.kind.data, "note": note, **calendar_admin.moved_entry(change)},
+                 f"{day.isoformat()} 已设为{calendar_admin.KINDS[form.kind.data]}；"
+                 + calendar_admin.moved_text(change),
                  url_for("admin.calendar", year=day.year))
 
 
@@ -74,9 +76,10 @@ def calendar_remove(day: str):
     except ValueError:
         flash("日期格式有误", "error")
         return redirect(url_for("admin.calendar"))
-    before = calendar_admin.remove_override(db.session, d)
-    if before is None:
+    change = calendar_admin.remove_override(db.session, d)
+    if change is None:
         flash(f"{d.isoformat()} 没有人工调整", "error")
         return redirect(url_for("admin.calendar", year=d.year))
-    return saved("calendar.remove", d.isoformat(), before, None,
-                 f"已删除 {d.isoformat()} 的人工调整，恢复为日历库的安排", url_for("admin.calendar", year=d.year))
+    return saved("calendar.remove", d.isoformat(), change.before, calendar_admin.moved_entry(change),
+                 f"已删除 {d.isoformat()} 的人工调整，恢复为日历库的安排；" + calendar_admin.moved_text(change),
+                 url_for("admin.calendar", year=d.year))
