@@ -12,7 +12,7 @@ from models.projects import APPLICANT_KINDS, STAGE_LABELS, STAGES, Project
 from models.reasons import REASON_SCOPES, Reason, ReasonVersion
 from models.ratings import LEVEL_LABELS, Rating, is_bad
 from models.routing import RouteResend
-from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsOpen
+from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsMonthlyItem, StatsOpen
 from models.suspicious import (FLAG_STATE_LABELS, FLAG_STATES, RULE_LABELS, RULES, SuspiciousFlag,
                                SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark)
 
@@ -29,7 +29,8 @@ __all__ = [
     "REASON_SCOPES", "ROLE_LABELS", "ROLES",
     "Rating",
     "Reason", "ReasonVersion",
-    "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsOpen",
+    "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsMonthlyItem",
+    "StatsOpen",
     "FLAG_STATES", "FLAG_STATE_LABELS", "RULES", "RULE_LABELS", "SuspiciousFlag", "SuspiciousFlagEvent",
     "SuspiciousFlagRating", "SuspiciousMark",
     "User", "is_bad",

@@ -83,6 +83,25 @@ class StatsDailyDetail(_Counters, db.Model):
     staff_no: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class StatsMonthlyItem(db.Model):
+    """Ratings per level per (month, department, item): the hot spots' anomaly test reads a
+    year per item from a dozen months instead of every day of ``stats_daily_detail``.
+
+    Rating counters only (cases do not change it); ``item_id`` 0 = no item named. Kept by
+    its own insert trigger on ``ratings`` (migration 0024).
+    """
+
+    __tablename__ = "stats_monthly_item"
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    department_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level_1: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    level_2: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    level_3: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    level_4: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    level_5: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 class StatsOpen(db.Model):
     """Open cases counted per their rating's detail key, closure deadline and next deadline.
 

@@ -292,6 +292,38 @@ def test_anomalies_on_planted_data(app, client, org, hall):
     assert only_b["anomalies"] == []
 
 
+def test_anomaly_counts_of_months_and_days_equal_the_raw_rows(app, hall):
+    """The anomaly test's counts per department and item, read from the monthly grains less or
+    plus odd days, equal a count of the raw rows for periods and baselines across months."""
+    from models import Rating
+    from service.extensions import db
+    from service.insights.hotspots import BASELINE_DAYS, Scope, _rates
+
+    days = [date(2026, 7, 28) + timedelta(days=i) for i in range(0, 130, 2)]
+    for key in ("a", "b"):
+        store(app, hall["devices"][key], [spec(d, 1 + i % 5, item=f"item-{key}" if i % 3 else None)
+                                          for i, d in enumerate(days)], count=False)
+    with app.app_context():
+        rows = db.session.scalars(select(Rating)).all()
+        for d_from, d_to in ((date(2026, 10, 3), date(2026, 11, 28)), (date(2026, 10, 1), date(2026, 11, 30)),
+                             (date(2026, 10, 5), date(2026, 10, 25)), (date(2026, 9, 29), date(2026, 12, 1))):
+            base_from = d_from - timedelta(days=BASELINE_DAYS)
+            for item in (False, True):
+                raw = {}
+                for r in rows:
+                    key = r.item_id if item else r.department_id
+                    if key is None or not base_from <= r.rated_date <= d_to:
+                        continue
+                    c = raw.setdefault(key, [0, 0, 0, 0])
+                    i = 0 if r.rated_date >= d_from else 2
+                    c[i] += 1
+                    c[i + 1] += int(r.level <= 2)
+                extra = (lambda t: t.item_id != 0,) if item else ()
+                got = {x.key: [x.total, x.bad, x.base_total, x.base_bad]
+                       for x in _rates(db.session, Scope(d_from, d_to), None, item=item, extra=extra)}
+                assert got == raw, (d_from, d_to, item)
+
+
 def test_anomalies_need_minimum_counts(app, client, org, hall):
     # 3 of 3 bad against a clean baseline of 10: too few ratings either side to say anything
     store(app, hall["devices"]["a"], [spec(PERIOD[0] - timedelta(days=3), 5, item="item-a") for _ in range(10)]

@@ -1,8 +1,11 @@
 """The hot spots of a period: its top terms against the previous period, and its anomalies.
 
-Everything is read from the daily counts — terms from ``insight_terms``, ratings and bad
-ratings per department from ``stats_daily`` and per item from ``stats_daily_detail`` —
-never from the raw ratings. The test behind an anomaly is stated in docs/insights.md.
+Everything is read from the counts, never from the raw ratings: terms from
+``insight_terms_monthly`` and ``insight_terms``, ratings and bad ratings per department from
+``stats_monthly`` and ``stats_daily``, per item from ``stats_monthly_item`` and
+``stats_daily_detail`` — a month from the monthly grain, the days from the daily one
+(``plan_period``), so a year costs the same whatever the number of ratings. The test behind
+an anomaly is stated in docs/insights.md.
 """
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Department, InsightTerm, InsightTermMonthly, ServiceItem, StatsDaily, StatsDailyDetail
+from models import (Department, InsightTerm, InsightTermMonthly, ServiceItem, StatsDaily, StatsDailyDetail,
+                    StatsMonthly, StatsMonthlyItem)
 from service.stats.figures import subtree_ids
 
 TOP_TERMS = 30
@@ -90,17 +94,51 @@ def _departments(session: Session, scope: Scope) -> list[int] | None:
     return subtree_ids(session, scope.department_path) if scope.department_path is not None else None
 
 
-def split_months(d_from: date, d_to: date) -> tuple[list[tuple[date, date]], tuple[date, date] | None]:
-    """The period as day ranges outside whole months, and the whole months (first days) inside."""
-    first = d_from if d_from.day == 1 else (d_from.replace(day=28) + timedelta(days=4)).replace(day=1)
-    # the day after the last whole month: the day after d_to if d_to ends its month, else d_to's 1st
-    after = d_to + timedelta(days=1)
-    if after.day != 1:
-        after = d_to.replace(day=1)
-    if first >= after:
-        return [(d_from, d_to)], None
-    days = [r for r in ((d_from, first - timedelta(days=1)), (after, d_to)) if r[0] <= r[1]]
-    return days, (first, after - timedelta(days=1))
+def _month_end(first: date) -> date:
+    return (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to sum a period from a monthly and a daily grain with the fewest daily rows.
+
+    ``months`` (first days of the first and last month, or None) are added from the monthly
+    grain, ``add`` day ranges from the daily grain, and ``take`` day ranges are subtracted
+    from it: a month the period covers all but a few days of is read whole, less those days.
+    """
+
+    months: tuple[date, date] | None
+    add: tuple[tuple[date, date], ...]
+    take: tuple[tuple[date, date], ...]
+
+
+def plan_period(d_from: date, d_to: date) -> Plan:
+    """The plan for [d_from, d_to]: each month it touches is read whole (less the days outside
+    the period) when fewer days lie outside than inside, else its days inside are read."""
+    whole, add, take = [], [], []
+    first = d_from.replace(day=1)
+    while first <= d_to:
+        last = _month_end(first)
+        lo, hi = max(d_from, first), min(d_to, last)
+        inside, outside = (hi - lo).days + 1, (last - first).days + 1 - ((hi - lo).days + 1)
+        if outside < inside:
+            whole.append(first)
+            take += [r for r in ((first, lo - timedelta(days=1)), (hi + timedelta(days=1), last)) if r[0] <= r[1]]
+        else:
+            add.append((lo, hi))
+        first = last + timedelta(days=1)
+    # The months read whole are consecutive: only the first and last can fall outside.
+    return Plan((whole[0], whole[-1]) if whole else None, _merge(add), _merge(take))
+
+
+def _merge(ranges: list[tuple[date, date]]) -> tuple[tuple[date, date], ...]:
+    out: list[tuple[date, date]] = []
+    for lo, hi in ranges:
+        if out and out[-1][1] + timedelta(days=1) == lo:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return tuple(out)
 
 
 def _sum_terms(session, table, column, d_from, d_to, depts, item_id=None, only=None) -> dict[str, list[int]]:
@@ -115,22 +153,29 @@ def _sum_terms(session, table, column, d_from, d_to, depts, item_id=None, only=N
     return {term: [int(n), int(b)] for term, n, b in session.execute(q)}
 
 
+def _combine(parts: list[tuple[int, dict]]) -> dict:
+    """Sum ``{key: [numbers…]}`` dicts, each with its sign; keys left all zero are dropped."""
+    out: dict = {}
+    for sign, part in parts:
+        for key, numbers in part.items():
+            c = out.setdefault(key, [0] * len(numbers))
+            for i, n in enumerate(numbers):
+                c[i] += sign * n
+    return {k: v for k, v in out.items() if any(v)}
+
+
 def term_counts(session: Session, scope: Scope, d_from: date, d_to: date, depts, only=None) -> dict[str, list]:
     """``{term: [ratings, bad]}`` over [d_from, d_to]: whole months from the monthly grain
     (unless an item is asked for: only the daily grain has items), the rest from the days."""
     if scope.item_id is not None:
         return _sum_terms(session, InsightTerm, InsightTerm.rated_date, d_from, d_to, depts, scope.item_id, only)
-    days, months = split_months(d_from, d_to)
-    out: dict[str, list[int]] = {}
-    parts = [_sum_terms(session, InsightTerm, InsightTerm.rated_date, a, b, depts, None, only) for a, b in days]
-    if months is not None:
-        parts.append(_sum_terms(session, InsightTermMonthly, InsightTermMonthly.month, *months, depts, None, only))
-    for part in parts:
-        for term, (n, b) in part.items():
-            c = out.setdefault(term, [0, 0])
-            c[0] += n
-            c[1] += b
-    return out
+    plan = plan_period(d_from, d_to)
+    parts = [(sign, _sum_terms(session, InsightTerm, InsightTerm.rated_date, a, b, depts, None, only))
+             for sign, ranges in ((1, plan.add), (-1, plan.take)) for a, b in ranges]
+    if plan.months is not None:
+        parts.append((1, _sum_terms(session, InsightTermMonthly, InsightTermMonthly.month, *plan.months, depts,
+                                    None, only)))
+    return _combine(parts)
 
 
 def is_rising(count: int, previous: int) -> bool:
@@ -153,21 +198,51 @@ def top_terms(session: Session, scope: Scope, limit: int = TOP_TERMS, depts=None
     return out
 
 
-def _rates(session: Session, scope: Scope, table, key, depts, extra=()) -> list:
-    """(key, period total, period bad, baseline total, baseline bad) per key."""
-    base_from = scope.date_from - timedelta(days=BASELINE_DAYS)
-    in_period = table.rated_date >= scope.date_from
+def _levels(session: Session, table, day, key, d_from: date, d_to: date, depts, extra=()) -> dict:
+    """``{key: [ratings, bad]}`` of one rollup table over [d_from, d_to]."""
     total = table.level_1 + table.level_2 + table.level_3 + table.level_4 + table.level_5
-    bad = table.level_1 + table.level_2
-    q = (select(key.label("key"),
-                func.sum(case((in_period, total), else_=0)).label("total"),
-                func.sum(case((in_period, bad), else_=0)).label("bad"),
-                func.sum(case((in_period, 0), else_=total)).label("base_total"),
-                func.sum(case((in_period, 0), else_=bad)).label("base_bad"))
-         .where(table.rated_date >= base_from, table.rated_date <= scope.date_to, *extra).group_by(key))
+    q = (select(key, func.sum(total), func.sum(table.level_1 + table.level_2))
+         .where(day >= d_from, day <= d_to, *extra).group_by(key))
     if depts is not None:
         q = q.where(table.department_id.in_(depts))
-    return session.execute(q).all()
+    return {k: [int(n), int(b)] for k, n, b in session.execute(q)}
+
+
+def _counts(session: Session, d_from: date, d_to: date, depts, item: bool, extra=()) -> dict:
+    """``{key: [ratings, bad]}`` per department (its own ratings) or per item over [d_from, d_to],
+    read as ``plan_period`` says: departments from ``stats_monthly`` and ``stats_daily``, items
+    from ``stats_monthly_item`` and ``stats_daily_detail``."""
+    if item:
+        daily, monthly = StatsDailyDetail, StatsMonthlyItem
+        dkey, mkey = StatsDailyDetail.item_id, StatsMonthlyItem.item_id
+    else:
+        daily, monthly = StatsDaily, StatsMonthly
+        dkey, mkey = StatsDaily.department_id, StatsMonthly.department_id
+    plan = plan_period(d_from, d_to)
+    dextra = [c(daily) for c in extra]
+    parts = [(sign, _levels(session, daily, daily.rated_date, dkey, lo, hi, depts, dextra))
+             for sign, ranges in ((1, plan.add), (-1, plan.take)) for lo, hi in ranges]
+    if plan.months is not None:
+        parts.append((1, _levels(session, monthly, monthly.month, mkey, *plan.months, depts,
+                                 [c(monthly) for c in extra])))
+    return _combine(parts)
+
+
+@dataclass(frozen=True)
+class _Row:
+    key: int
+    total: int
+    bad: int
+    base_total: int
+    base_bad: int
+
+
+def _rates(session: Session, scope: Scope, depts, item: bool, extra=()) -> list[_Row]:
+    """(key, period total, period bad, baseline total, baseline bad) per key, in key order."""
+    period = _counts(session, scope.date_from, scope.date_to, depts, item, extra)
+    base = _counts(session, scope.date_from - timedelta(days=BASELINE_DAYS), scope.date_from - timedelta(days=1),
+                   depts, item, extra)
+    return [_Row(k, *period.get(k, (0, 0)), *base.get(k, (0, 0))) for k in sorted(set(period) | set(base))]
 
 
 def _tested(rows, kind: str) -> list[dict]:
@@ -192,12 +267,10 @@ def anomalies(session: Session, scope: Scope, depts=None) -> list[dict]:
         depts = _departments(session, scope)
     candidates = []
     if scope.item_id is None:
-        candidates += _tested(_rates(session, scope, StatsDaily, StatsDaily.department_id, depts), "department")
-        item_rows = _rates(session, scope, StatsDailyDetail, StatsDailyDetail.item_id, depts,
-                           extra=(StatsDailyDetail.item_id != 0,))
+        candidates += _tested(_rates(session, scope, depts, item=False), "department")
+        item_rows = _rates(session, scope, depts, item=True, extra=(lambda t: t.item_id != 0,))
     else:
-        item_rows = _rates(session, scope, StatsDailyDetail, StatsDailyDetail.item_id, depts,
-                           extra=(StatsDailyDetail.item_id == scope.item_id,))
+        item_rows = _rates(session, scope, depts, item=True, extra=(lambda t: t.item_id == scope.item_id,))
     candidates += _tested(item_rows, "item")
     # Bonferroni over every key that was eligible for the test.
     alpha = FAMILY_ALPHA / max(1, len(candidates))
@@ -212,7 +285,7 @@ def anomalies(session: Session, scope: Scope, depts=None) -> list[dict]:
         names.update({("item", i.id): (i.code, i.name) for i in session.execute(
             select(ServiceItem.id, ServiceItem.code, ServiceItem.name).where(ServiceItem.id.in_(item_ids)))})
     out = []
-    for c in sorted(found, key=lambda c: (c["p_value"], -c["bad"])):
+    for c in sorted(found, key=lambda c: (c["p_value"], -c["bad"], c["kind"], c["key"])):
         code, name = names.get((c["kind"], c.pop("key")), ("", ""))
         out.append({**c, "code": code, "name": name})
     return out

@@ -1,6 +1,7 @@
-"""Rebuilding and checking the rollups (``stats_daily``, ``stats_monthly``, ``stats_daily_detail``).
+"""Rebuilding and checking the rollups (``stats_daily``, ``stats_monthly``, ``stats_daily_detail``,
+``stats_monthly_item``).
 
-Triggers (migrations 0005, 0013) keep the rollups exact as ratings arrive and cases change.
+Triggers (migrations 0005, 0013, 0024) keep the rollups exact as ratings arrive and cases change.
 These functions recount them from the raw rows: ``rebuild`` after a bulk load that ran
 with triggers off (scripts/load_ratings.py), ``differences`` to prove the rollups equal
 the raw rows (``hcp stats check``). The counter conditions here are the live copy of the
@@ -11,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from models.stats import COUNTERS
+from models.stats import COUNTERS, LEVEL_COUNTERS
 
 RATING_CONDITIONS = {
     "level_1": "{r}.level = 1",
@@ -43,6 +44,13 @@ KEY_EXPR = {
     "rated_date": "r.rated_date", "department_id": "r.department_id", "channel": "r.channel",
     "item_id": "COALESCE(r.item_id, 0)", "window": "COALESCE(r.\"window\", '')",
     "staff_no": "COALESCE(r.staff_no, '')",
+}
+# Every grain counted from the detail keys: its key columns and its counters.
+GRAINS = {
+    "stats_daily_detail": (DETAIL_KEYS, COUNTERS),
+    "stats_daily": (DETAIL_KEYS[:3], COUNTERS),
+    "stats_monthly": (("month",) + DETAIL_KEYS[1:3], COUNTERS),
+    "stats_monthly_item": (("month", "department_id", "item_id"), LEVEL_COUNTERS),
 }
 
 
@@ -98,20 +106,18 @@ def adjust(session: Session, rating_ids: list[int], sign: int) -> None:
     without a case (service/suspicious/decisions.py), so ``stats_open`` is not touched.
     """
     dialect = session.get_bind().dialect.name
-    grains = {"stats_daily_detail": DETAIL_KEYS, "stats_daily": DETAIL_KEYS[:3],
-              "stats_monthly": ("month",) + DETAIL_KEYS[1:3]}
     ids = sorted({int(i) for i in rating_ids})
     for start in range(0, len(ids), 1000):
         chunk = ", ".join(str(i) for i in ids[start:start + 1000])  # ints: no quoting to get wrong
         counted = _counts_select(dialect, f"r.id IN ({chunk})")
-        for table, keys in grains.items():
+        for table, (keys, counters) in GRAINS.items():
             key_cols = ", ".join(_q(k) for k in keys)
             raw_keys = key_cols.replace("month", f"{month_sql(dialect, 'rated_date')} AS month")
             group = ", ".join(str(i + 1) for i in range(len(keys)))
-            sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTERS)
+            sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counters)
             session.execute(text(
-                f"INSERT INTO {table} ({key_cols}, {', '.join(COUNTERS)}) "
-                f"SELECT {raw_keys}, {', '.join(f'{int(sign)} * SUM({c})' for c in COUNTERS)} "
+                f"INSERT INTO {table} ({key_cols}, {', '.join(counters)}) "
+                f"SELECT {raw_keys}, {', '.join(f'{int(sign)} * SUM({c})' for c in counters)} "
                 f"FROM ({counted}) x WHERE 1 = 1 GROUP BY {group} ORDER BY {group} "
                 f"ON CONFLICT ({key_cols}) DO UPDATE SET {sets}"))
 
@@ -124,8 +130,10 @@ def rebuild(session: Session) -> None:
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(text("LOCK TABLE stats_daily, stats_monthly, stats_daily_detail, stats_open IN EXCLUSIVE MODE"))
+        session.execute(text("LOCK TABLE stats_daily, stats_monthly, stats_daily_detail, stats_monthly_item, "
+                             "stats_open IN EXCLUSIVE MODE"))
     session.execute(text("DELETE FROM stats_daily_detail"))
+    session.execute(text("DELETE FROM stats_monthly_item"))
     session.execute(text("DELETE FROM stats_daily"))
     session.execute(text("DELETE FROM stats_monthly"))
     session.execute(text("DELETE FROM stats_open"))
@@ -139,6 +147,10 @@ def rebuild(session: Session) -> None:
         f"INSERT INTO stats_monthly (month, department_id, channel, {', '.join(COUNTERS)}) "
         f"SELECT {month_sql(dialect, 'rated_date')}, department_id, channel, "
         f"{', '.join(f'SUM({c})' for c in COUNTERS)} FROM stats_daily GROUP BY 1, department_id, channel"))
+    session.execute(text(
+        f"INSERT INTO stats_monthly_item (month, department_id, item_id, {', '.join(LEVEL_COUNTERS)}) "
+        f"SELECT {month_sql(dialect, 'rated_date')}, department_id, item_id, "
+        f"{', '.join(f'SUM({c})' for c in LEVEL_COUNTERS)} FROM stats_daily_detail GROUP BY 1, department_id, item_id"))
     session.execute(text(f"INSERT INTO stats_open ({OPEN_COLUMNS}) {OPEN_SELECT}"))
 
 
@@ -149,15 +161,13 @@ def differences(session: Session, limit: int = 20) -> list[dict]:
     """
     dialect = session.get_bind().dialect.name
     out = []
-    nonzero = " OR ".join(f"{c} <> 0" for c in COUNTERS)
-    grains = {"stats_daily_detail": DETAIL_KEYS, "stats_daily": DETAIL_KEYS[:3],
-              "stats_monthly": ("month",) + DETAIL_KEYS[1:3]}
-    for table, keys in grains.items():
+    for table, (keys, counters) in GRAINS.items():
+        nonzero = " OR ".join(f"{c} <> 0" for c in counters)
         key_cols = ", ".join(_q(k) for k in keys)
         raw_keys = key_cols.replace("month", f"{month_sql(dialect, 'rated_date')} AS month")
-        raw = (f"SELECT {raw_keys}, {', '.join(f'SUM({c}) AS {c}' for c in COUNTERS)} "
+        raw = (f"SELECT {raw_keys}, {', '.join(f'SUM({c}) AS {c}' for c in counters)} "
                f"FROM ({_counts_select(dialect)}) x GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}")
-        kept = f"SELECT {key_cols}, {', '.join(COUNTERS)} FROM {table} WHERE {nonzero}"
+        kept = f"SELECT {key_cols}, {', '.join(counters)} FROM {table} WHERE {nonzero}"
         missing = f"SELECT * FROM ({raw}) r1 EXCEPT SELECT * FROM ({kept}) k1"
         extra = f"SELECT * FROM ({kept}) k2 EXCEPT SELECT * FROM ({raw}) r2"
         diff = (f"SELECT 'raw' AS side, '{table}' AS grain, m.* FROM ({missing}) m "
