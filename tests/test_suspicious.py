@@ -131,6 +131,32 @@ def test_a_rating_before_its_application_was_accepted_is_flagged(app, district, 
     assert [ids for _r, _d, _s, ids, _ in flags(query, rule="project")] == [early]
 
 
+def test_an_application_registered_after_its_ratings_has_them_checked_then(app, client, org, district, query):  # noqa: F811
+    """Ratings arrive before their application is registered (the rule cannot see it yet); the
+    PUT that registers it, or moves its acceptance, flags those made before acceptance."""
+    from service.clients.registry import add_client
+    from service.extensions import db
+
+    _, approval = org._build(lambda: add_client("审批系统", "approval", db.session.merge(district["depts"]["a1"])))
+    devs = district["devices"]
+    early = store(app, devs["a1-hall"], [good(at=START, project_no="BJ-LATE-1")])
+    later = store(app, devs["a1-hall"], [good(at=START + timedelta(hours=3), project_no="BJ-LATE-1"),
+                                         good(at=START, project_no="BJ-OTHER")])
+    assert flags(query, rule="project") == []  # nothing registered yet
+
+    def put(accepted_at):
+        body = {"item_code": district["items"]["a1"].code, "stage": "accepted", "accepted_at": accepted_at.isoformat(),
+                "applicant": {"kind": "person", "name": "陈小明", "phone": "13812345678"}}
+        return client.put("/api/v1/projects/BJ-LATE-1", json=body, headers=bearer(approval)).status_code
+
+    assert put(START + timedelta(hours=2)) == 201
+    assert [ids for _r, _d, _s, ids, _ in flags(query, rule="project")] == [early]
+    assert put(START + timedelta(hours=2)) == 200  # the same PUT again: nothing new
+    assert [ids for _r, _d, _s, ids, _ in flags(query, rule="project")] == [early]
+    assert put(START + timedelta(hours=4)) == 200  # accepted later than stored: the later rating too
+    assert [ids for _r, _d, _s, ids, _ in flags(query, rule="project")] == [sorted(early + later[:1])]
+
+
 def test_the_intake_stores_everything_and_the_worker_flags_the_burst(app, client, district, worker, query):  # noqa: F811
     from models import Device
     from service.extensions import db

@@ -106,6 +106,9 @@ class ProjectByNo(MethodView):
                 abort(422, errors={"json": {err.field: [err.message]}}, message=err.message)
             abort(err.status, message=err.message)
         if created is not None:
+            if created.rated:  # ratings came before the application: the rule checks them now
+                register.recheck_created(db.session, created)
+                db.session.commit()
             issue.send_after_commit(created.sms)
             return created_view(created), 201
         db.session.commit()

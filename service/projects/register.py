@@ -25,6 +25,7 @@ from models.types import utcnow
 from service.invitations import issue
 from service.invitations import sms as sms_sender
 from service.privacy import blind_index, decrypt, encrypt, mask_name, mask_phone
+from service.suspicious import rules
 
 
 class Refused(Exception):
@@ -83,13 +84,19 @@ def upsert(session: Session, client: IntegrationClient, project_no: str, body: d
     """Store the application and invite its applicant for each rated stage it reached.
 
     Raises a Refused subclass; the caller commits, then sends ``sms``
-    (service.invitations.issue.send_after_commit).
+    (service.invitations.issue.send_after_commit). An application registered, or given its
+    acceptance time, after ratings on it arrived has those ratings checked against the
+    suspicious rule "rated before acceptance" now (they could not be when they arrived).
     """
-    project, created = _upsert(session, client, project_no, body)
+    project, created, accepted_now = _upsert(session, client, project_no, body)
+    if accepted_now:
+        rules.recheck_project(session, project_no, project.accepted_at)
     return Registered(project, created, issue.ensure(session, project))
 
 
-def _upsert(session: Session, client: IntegrationClient, project_no: str, body: dict) -> tuple[Project, bool]:
+def _upsert(session: Session, client: IntegrationClient, project_no: str,
+            body: dict) -> tuple[Project, bool, bool]:
+    """(project, created, whether its acceptance time was set or changed now)."""
     item = session.scalar(select(ServiceItem).where(ServiceItem.code == body["item_code"]))
     if item is None or not _in_subtree(client, item.department):
         raise UnknownItem(f"unknown service item {body['item_code']}")
@@ -103,7 +110,7 @@ def _upsert(session: Session, client: IntegrationClient, project_no: str, body: 
                                **values, **_applicant(name, phone))
         .on_conflict_do_nothing(index_elements=["project_no"]).returning(Project.id))
     if new_id is not None:
-        return session.get(Project, new_id), True
+        return session.get(Project, new_id), True, values["accepted_at"] is not None
 
     project = session.scalar(select(Project).where(Project.project_no == project_no)
                              .with_for_update().execution_options(populate_existing=True))
@@ -120,7 +127,7 @@ def _upsert(session: Session, client: IntegrationClient, project_no: str, body: 
         setattr(project, key, value)
     if changed:
         project.updated_at = now
-    return project, False
+    return project, False, "accepted_at" in changed
 
 
 @dataclass
@@ -207,3 +214,11 @@ def create(conn: Connection, client, project_no: str, body: dict) -> Created | N
     item = {"code": row.code, "name": row.name, "department_code": row.department_code,
             "department_name": row.department_name}
     return Created(stored, item, invitations, row.rated, list(row.sms_ids or []))
+
+
+def recheck_created(session: Session, created: Created) -> None:
+    """A new application (the fast path) that ratings already name: those made before its
+    acceptance are checked against the suspicious rule now, as ``upsert`` does. The caller
+    commits; nothing is read when no rating names it (``created.rated``)."""
+    if created.rated:
+        rules.recheck_project(session, created.project["project_no"], created.project["accepted_at"])

@@ -202,9 +202,13 @@ def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
     groups = _over(session, marks, limits) if marks else {}
     for key, members in _before_acceptance(session, rows).items():
         groups.setdefault(key, set()).update(members)
+    return _flag_groups(session, groups, now)
+
+
+def _flag_groups(session: Session, groups: dict[tuple, set[int]], now) -> list[int]:
+    """Put each group's ratings into its flags, one per department; returns the flags opened or grown."""
     if not groups:
         return []
-
     # The members' departments and what the flag's subject is made from.
     every = sorted({i for members in groups.values() for i in members})
     info = {}
@@ -225,3 +229,17 @@ def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
     if touched:
         log.info("suspicious ratings: flags %s opened or grown", touched)
     return touched
+
+
+def recheck_project(session: Session, project_no: str, accepted_at, settings=None) -> list[int]:
+    """Flag the ratings of ``project_no`` made before ``accepted_at``: for an application
+    registered (or given its acceptance time) after its ratings arrived, whose ratings the
+    rules could not check then. Bounded: the ratings of that one 办件编号 (by its index);
+    ratings already in the group's flags are not added twice. The caller commits."""
+    settings = settings or current_app.config["HCP_SETTINGS"]
+    if not settings.suspicious_rules or accepted_at is None:
+        return []
+    ids = set(session.scalars(select(_R.id).where(_R.project_no == project_no, _R.rated_at < accepted_at)))
+    if not ids:
+        return []
+    return _flag_groups(session, {("project", f"project:{project_no}"): ids}, utcnow())
