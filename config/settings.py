@@ -110,6 +110,10 @@ class Settings:
     token_hours: int = 8
     sweep_seconds: float = 60.0
     sweep_grace_seconds: float = 30.0
+    # The catch-up sweep (service/ratings/after_commit.py): how often beat runs it, and how
+    # old a stored rating must be before it does its term count and rule check itself.
+    catch_up_seconds: float = 60.0
+    catch_up_grace_seconds: float = 120.0
     timezone: str = "Asia/Shanghai"
     # Names this deployment's Celery queue and rate-limit keys, so two hcp instances
     # (or two test runs) can share one Redis without seeing each other's messages.
@@ -277,6 +281,8 @@ def load_settings(overrides: dict | None = None) -> Settings:
         token_hours=int(env.get("HCP_TOKEN_HOURS", "8")),
         sweep_seconds=float(env.get("HCP_SWEEP_SECONDS", "60")),
         sweep_grace_seconds=float(env.get("HCP_SWEEP_GRACE_SECONDS", "30")),
+        catch_up_seconds=float(env.get("HCP_CATCH_UP_SECONDS", "60")),
+        catch_up_grace_seconds=float(env.get("HCP_CATCH_UP_GRACE_SECONDS", "120")),
         instance=env.get("HCP_INSTANCE", "hcp"),
         warning_seconds=float(env.get("HCP_WARNING_SECONDS", "300")),
         digest_at=env.get("HCP_DIGEST_AT", "08:30"),

@@ -11,7 +11,7 @@ from models.org import (CHANNEL_LABELS, CHANNELS, ROLE_LABELS, ROLES, ApiToken, 
 from models.projects import APPLICANT_KINDS, STAGE_LABELS, STAGES, Project
 from models.reasons import REASON_SCOPES, Reason, ReasonVersion
 from models.ratings import LEVEL_LABELS, Rating, is_bad
-from models.routing import RouteResend
+from models.routing import RouteResend, SweepWatermark
 from models.stats import StatsDaily, StatsDailyDetail, StatsMonthly, StatsMonthlyItem, StatsOpen
 from models.suspicious import (FLAG_STATE_LABELS, FLAG_STATES, RULE_LABELS, RULES, SuspiciousFlag,
                                SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark)
@@ -32,6 +32,6 @@ __all__ = [
     "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsMonthlyItem",
     "StatsOpen",
     "FLAG_STATES", "FLAG_STATE_LABELS", "RULES", "RULE_LABELS", "SuspiciousFlag", "SuspiciousFlagEvent",
-    "SuspiciousFlagRating", "SuspiciousMark",
+    "SuspiciousFlagRating", "SuspiciousMark", "SweepWatermark",
     "User", "is_bad",
 ]

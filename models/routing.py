@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.types import BigId, UTCDateTime
@@ -23,3 +23,15 @@ class RouteResend(db.Model):
     rating_id: Mapped[int] = mapped_column(BigId, ForeignKey("ratings.id"), primary_key=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SweepWatermark(db.Model):
+    """How far a sweep that walks the ratings in id order has gone (``last_id``), by name.
+
+    ``after_commit``: the catch-up of the term counts and suspicious rules of ratings whose
+    tasks never ran (service/ratings/after_commit.py ``catch_up``).
+    """
+
+    __tablename__ = "sweep_watermarks"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigId, default=0)

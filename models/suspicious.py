@@ -37,7 +37,9 @@ class SuspiciousMark(db.Model):
     group_key: Mapped[str] = mapped_column(String(120))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_suspicious_marks_expires_at", "expires_at"),)
+    # By rating: the catch-up sweep asks which ratings the rules have seen (migration 0025).
+    __table_args__ = (Index("ix_suspicious_marks_expires_at", "expires_at"),
+                      Index("ix_suspicious_marks_rating_id", "rating_id"))
 
 
 class SuspiciousFlag(db.Model):

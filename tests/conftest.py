@@ -76,6 +76,9 @@ def hcp_env(tmp_path_factory, redis_server, platform_server):
         "HCP_DEVICE_RATE_LIMIT": "100000/minute",
         "HCP_SWEEP_SECONDS": "1",
         "HCP_SWEEP_GRACE_SECONDS": "5",
+        # Tests plant uncounted and unchecked ratings on purpose; the catch-up runs where a
+        # test asks for it (test_catch_up.py).
+        "HCP_CATCH_UP_SECONDS": "86400",
         # Tests run the warning sweep themselves, on dates they choose (test_warnings.py).
         "HCP_WARNING_SECONDS": "86400",
         # 上报 goes to the fake platform; tests push themselves (or send the task to the worker).

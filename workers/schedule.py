@@ -10,6 +10,11 @@ def beat_schedule(settings: Settings) -> dict:
             "task": "workers.tasks.sweep_unrouted",
             "schedule": settings.sweep_seconds,
         },
+        # Term counts and suspicious rules of ratings whose tasks never ran (broker down).
+        "catch-up-ratings": {
+            "task": "workers.tasks.catch_up_ratings",
+            "schedule": settings.catch_up_seconds,
+        },
         "sweep-warnings": {
             "task": "workers.tasks.sweep_warnings",
             "schedule": settings.warning_seconds,

@@ -20,6 +20,7 @@ from service.extensions import db
 from service.insights import counting
 from service.invitations import sms  # noqa: F401 — registers the outbox's "sms" sender
 from service.observability.jsonlog import request_id_var
+from service.ratings import after_commit
 from service.stats import floor
 from service.suspicious import rules
 
@@ -78,6 +79,25 @@ def sweep_unrouted() -> int:
     if sent:
         log.warning("sweep resent %d unrouted bad ratings", len(sent))
     return len(sent)
+
+
+# Steps of the catch-up per run: a backlog larger than this goes on at the next run.
+CATCH_UP_STEPS = 50
+
+
+@shared_task
+def catch_up_ratings() -> int:
+    """Count the terms of, and run the rules on, stored ratings whose tasks never ran
+    (service/ratings/after_commit.py ``catch_up``), one committed chunk at a time."""
+    grace = timedelta(seconds=current_app.config["HCP_SETTINGS"].catch_up_grace_seconds)
+    passed = 0
+    for _ in range(CATCH_UP_STEPS):
+        n, _counted, _checked = after_commit.catch_up(db.session, grace)
+        db.session.commit()
+        passed += n
+        if n < after_commit.CHUNK:
+            break
+    return passed
 
 
 def _today(today: str | None) -> date:
