@@ -217,8 +217,7 @@ def create(conn: Connection, client, project_no: str, body: dict) -> Created | N
 
 
 def recheck_created(session: Session, created: Created) -> None:
-    """A new application (the fast path) that ratings already name: those made before its
-    acceptance are checked against the suspicious rule now, as ``upsert`` does. The caller
-    commits; nothing is read when no rating names it (``created.rated``)."""
-    if created.rated:
-        rules.recheck_project(session, created.project["project_no"], created.project["accepted_at"])
+    """A new application (the fast path) that ratings already name (``created.rated``): those
+    made before its acceptance are checked against the suspicious rule now, as ``upsert``
+    does. The caller commits."""
+    rules.recheck_project(session, created.project["project_no"], created.project["accepted_at"])
