@@ -172,6 +172,9 @@ class Settings:
     # Suspicious ratings (SPEC §10, docs/insights.md): the rules run per stored batch in the
     # worker; a group over its threshold opens a flag for a supervisor.
     suspicious_rules: bool = True
+    # Hot spots (docs/insights.md): off sends no count_terms task per stored batch; the
+    # catch-up sweep then counts the terms, minutes late, in bulk.
+    term_counting: bool = True
     burst_ratings: int = 10  # more than this many ratings from one device …
     burst_seconds: int = 60  # … within this many seconds
     phone_daily_max: int = 5  # more ratings than this from one rater phone in a day
@@ -318,6 +321,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         exchange_backoff_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_SECONDS", "5")),
         exchange_backoff_max_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_MAX_SECONDS", "900")),
         suspicious_rules=_flag("HCP_SUSPICIOUS_RULES", env.get("HCP_SUSPICIOUS_RULES", "on")),
+        term_counting=_flag("HCP_TERM_COUNTING", env.get("HCP_TERM_COUNTING", "on")),
         burst_ratings=_positive("HCP_BURST_RATINGS", env.get("HCP_BURST_RATINGS", "10"), 100000),
         burst_seconds=_positive("HCP_BURST_SECONDS", env.get("HCP_BURST_SECONDS", "60"), 86400),
         phone_daily_max=_positive("HCP_PHONE_DAILY_MAX", env.get("HCP_PHONE_DAILY_MAX", "5"), 100000),

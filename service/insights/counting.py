@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from datetime import date, timedelta
 
+from flask import current_app
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -45,8 +46,11 @@ def send_stored(outcomes, bodies) -> None:
     """After commit: send the created ratings of one stored batch that carry text to ``count_terms``.
 
     One task per batch. A broker that is down must not fail the intake: the ratings are
-    stored, and ``hcp insights rebuild`` counts them.
+    stored, and the catch-up sweep (service/ratings/after_commit.py) counts them; so it does
+    when ``HCP_TERM_COUNTING`` is off.
     """
+    if not current_app.config["HCP_SETTINGS"].term_counting:
+        return
     ids = [o.rating["id"] for o, b in zip(outcomes, bodies)
            if o.status == "created" and isinstance(b, dict) and has_text(b)]
     if not ids:
