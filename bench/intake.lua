@@ -1,8 +1,13 @@
 -- wrk script: POST one rating per request, each with a unique client_id, 3 % bad.
 -- Environment: BENCH_PATH, BENCH_KEY (device key, may be empty), BENCH_NONCE (8 hex
--- digits, new for every run so client_ids never repeat), BENCH_RATED_AT.
+-- digits, new for every run so client_ids never repeat), BENCH_RATED_AT, and
+-- BENCH_COMMENT_SHARE (default 0): the share of good ratings that carry a comment too, one
+-- of a pool of hall comments numbered by the request (so no two are the same text).
 local threads = {}
 local counter = 0
+local comments = {"不动产登记要跑两趟，材料不全", "营业执照一窗通办很方便", "排队时间太长，工作人员态度生硬",
+                  "自助终端系统故障", "办事指南写得清楚", "社保卡补办很快", "公积金提取手续复杂",
+                  "窗口工作人员很耐心", "网上办理总是失败", "最多跑一次落实得好"}
 
 function setup(thread)
   thread:set("tid", #threads + 1)
@@ -14,6 +19,7 @@ function init(args)
   path = os.getenv("BENCH_PATH")
   nonce = os.getenv("BENCH_NONCE")
   rated_at = os.getenv("BENCH_RATED_AT")
+  comment_share = tonumber(os.getenv("BENCH_COMMENT_SHARE") or "0")
   headers = {["Content-Type"] = "application/json"}
   local key = os.getenv("BENCH_KEY")
   if key and key ~= "" then headers["Authorization"] = "Bearer " .. key end
@@ -27,6 +33,9 @@ function request()
   if math.random() < 0.03 then
     body = string.format('{"client_id":"%s","level":%d,"rated_at":"%s","staff_no":"A0107","comment":"排队时间太长，窗口只开了一个"}',
                          cid, math.random(1, 2), rated_at)
+  elseif math.random() < comment_share then
+    body = string.format('{"client_id":"%s","level":%d,"rated_at":"%s","staff_no":"A0107","comment":"%s（%d）"}',
+                         cid, math.random(3, 5), rated_at, comments[math.random(1, #comments)], counter)
   else
     body = string.format('{"client_id":"%s","level":%d,"rated_at":"%s","staff_no":"A0107"}',
                          cid, math.random(3, 5), rated_at)
