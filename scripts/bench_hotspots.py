@@ -14,6 +14,7 @@ the two agree on every top term, and drops the database (``--keep`` keeps it).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -80,6 +81,24 @@ def raw_recount(app, first, last) -> Counter:
     return out
 
 
+def reused(name: str):
+    """The app on a database loaded before, migrated to head, and its year of ratings."""
+    from flask_migrate import upgrade
+    from sqlalchemy import func, select
+
+    from models import Rating
+    from service.extensions import db
+
+    app = load_ratings.make_app(name)
+    with app.app_context():
+        upgrade()
+        n, first, last = db.session.execute(select(func.count(), func.min(Rating.rated_date),
+                                                   func.max(Rating.rated_date))).one()
+        db.session.rollback()
+    print(f"reusing {name}: {n:,} ratings, {first} .. {last}")
+    return app, first, last
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", default="hcp_bench_hotspots")
@@ -87,16 +106,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--raw-runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--save", help="write the last answer (JSON) to this file")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure a database loaded before (--keep), migrated to head first")
     args = parser.parse_args()
     if not args.database.startswith("hcp_bench"):
         parser.error("the database name must start with hcp_bench")
     try:
-        loaded = load_ratings.load(args.database, args.ratings, seed=1)
-        app, first, last = loaded["app"], loaded["first"], loaded["last"]
-        t = time.monotonic()
-        rows = fill_terms(app, args.database)
-        print(f"{args.ratings:,} ratings, a comment on every third; insight_terms {rows:,} rows "
-              f"({time.monotonic() - t:.0f}s)")
+        if args.reuse:
+            app, first, last = reused(args.database)
+        else:
+            loaded = load_ratings.load(args.database, args.ratings, seed=1)
+            app, first, last = loaded["app"], loaded["first"], loaded["last"]
+            t = time.monotonic()
+            rows = fill_terms(app, args.database)
+            print(f"{args.ratings:,} ratings, a comment on every third; insight_terms {rows:,} rows "
+                  f"({time.monotonic() - t:.0f}s)")
 
         from sqlalchemy import select
 
@@ -118,14 +143,21 @@ def main() -> None:
             times.append((time.perf_counter() - t) * 1000)
             assert resp.status_code == 200, resp.get_json()
             body = resp.get_json()
+        p95 = percentile(times, 95)
+        print(f"hotspots, year (daily counts)   p50 {statistics.median(times):8.1f} ms   p95 {p95:8.1f} ms")
+        if args.save:
+            Path(args.save).write_text(json.dumps(body, ensure_ascii=False, sort_keys=True))
+        if not args.raw_runs:  # e.g. a second measurement of a reused database
+            print(f"raw recount not run (--raw-runs 0); {len(body['terms'])} top terms, "
+                  f"{len(body['anomalies'])} anomalies")
+            return
         raw_times, raw = [], None
         raw_recount(app, last, last)  # the tokenizer loaded before timing
         for _ in range(args.raw_runs):
             t = time.perf_counter()
             raw = raw_recount(app, first, last)
             raw_times.append((time.perf_counter() - t) * 1000)
-        p95, raw_p95 = percentile(times, 95), percentile(raw_times, 95)
-        print(f"hotspots, year (daily counts)   p50 {statistics.median(times):8.1f} ms   p95 {p95:8.1f} ms")
+        raw_p95 = percentile(raw_times, 95)
         print(f"hotspots, year (raw recount)    p50 {statistics.median(raw_times):8.1f} ms   p95 {raw_p95:8.1f} ms")
         print(f"ratio raw / daily counts p95: {raw_p95 / p95:.0f}x")
         wrong = {t["term"]: (t["count"], raw[t["term"]]) for t in body["terms"] if t["count"] != raw[t["term"]]}
