@@ -12,10 +12,11 @@ import logging
 import urllib.error
 import urllib.request
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from config import Settings
-from models import STAGE_LABELS, Invitation
+from models import STAGE_LABELS, Invitation, Project, ServiceItem
 from service import notify
 from service.invitations import tokens
 from service.privacy import decrypt
@@ -25,23 +26,29 @@ log = logging.getLogger(__name__)
 KIND = "sms"  # the outbox rows' kind and this sender's channel
 
 
-def sms_text(invitation: Invitation) -> str:
+def sms_text(item_name: str, stage: str, nonce: str) -> str:
     """The item's name and the link, nothing personal."""
-    item = invitation.project.item.name
-    stage = STAGE_LABELS[invitation.stage]
-    return (f"{notify.PREFIX}您办理的“{item}”已{stage}，欢迎对本次服务作出评价："
-            f"{tokens.link(tokens.token_for(invitation.nonce))}")
+    return (f"{notify.PREFIX}您办理的“{item_name}”已{STAGE_LABELS[stage]}，欢迎对本次服务作出评价："
+            f"{tokens.link(tokens.token_for(nonce))}")
+
+
+# What the text and the phone need, in one round trip (not the invitation, its project and item one by one).
+_INVITED = (select(Invitation.id, Invitation.stage, Invitation.nonce, Project.applicant_phone_enc,
+                   ServiceItem.name.label("item_name"))
+            .join(Project, Project.id == Invitation.project_id).join(ServiceItem, ServiceItem.id == Project.item_id)
+            .where(Invitation.id == bindparam("invitation_id")))
 
 
 @notify.sender(KIND)
 def send_sms(payload: dict, settings: Settings, session: Session) -> None:
-    invitation = session.get(Invitation, payload.get("invitation_id"))
+    with session.no_autoflush:  # the delivery's attempt is written with its outcome, in one UPDATE
+        invitation = session.execute(_INVITED, {"invitation_id": payload.get("invitation_id")}).first()
     if invitation is None:
         raise notify.Undeliverable("the invitation no longer exists")
-    phone = decrypt(invitation.project.applicant_phone_enc)
+    phone = decrypt(invitation.applicant_phone_enc)
     if not phone:
         raise notify.Undeliverable("the applicant left no phone")
-    text = sms_text(invitation)
+    text = sms_text(invitation.item_name, invitation.stage, invitation.nonce)
     if not settings.sms_url:
         log.info("SMS for invitation %s not sent (HCP_SMS_URL unset): %s", invitation.id, text)
         return
