@@ -83,6 +83,30 @@ def test_dashboard_needs_a_viewer(client, org):
     assert client.get("/static/vendor/echarts/echarts.min.js").status_code == 200
 
 
+def test_the_yellow_card_definition_counts_in_the_deadline_unit(app, client, org):
+    """The dashboard's 黄牌 definition says HCP_YELLOW_CLOSE_DAYS in HCP_DEADLINE_UNIT's label
+    (service.cases.deadlines.unit_label): 个工作日, or 天 where limits count natural days."""
+    import re
+
+    dept = org.department("district", "示范区")
+    org.user("manager", "manager", dept, password="pw-manager-1")
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": "manager", "password": "pw-manager-1", "csrf_token": token.group(1)})
+
+    def yellow():
+        html = client.get("/dashboard").get_data(as_text=True)
+        return re.search(r'id="kpi-yellow".*?<small class="def">([^<]*)</small>', html, re.S).group(1)
+
+    assert yellow() == "回访期限当天、或距办结期限不足3个工作日的工单"
+    settings = app.config["HCP_SETTINGS"]
+    saved = settings.deadline_unit, settings.yellow_close_days
+    settings.deadline_unit, settings.yellow_close_days = "natural", 5
+    try:
+        assert yellow() == "回访期限当天、或距办结期限不足5天的工单"
+    finally:
+        settings.deadline_unit, settings.yellow_close_days = saved
+
+
 @pytest.mark.browser
 def test_manager_sees_rendered_charts(demo, live_server, browser):
     ctx, page = _signed_in_dashboard(browser, live_server, 1400, 1600)

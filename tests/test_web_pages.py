@@ -334,19 +334,22 @@ def test_anonymous_case_page_needs_no_callback(app, client, team, query):
     assert case_row(query, case_id).status == "rectifying"
 
 
-def test_extension_through_the_forms(app, client, team, query):
+@pytest.mark.parametrize("unit,label", [("working", "个工作日"), ("natural", "天")])
+def test_extension_through_the_forms(app, client, team, query, monkeypatch, unit, label):
+    """Extensions count in HCP_DEADLINE_UNIT, and the page says so."""
+    monkeypatch.setattr(app.config["HCP_SETTINGS"], "deadline_unit", unit)
     case_id = make_case(app, team.device, status="rectifying")
     due = case_row(query, case_id).close_due
     login(client, "handler")
     resp = post_form(client, case_id, "request_extension", {"working_days": "20", "reason": "会商"})
-    assert resp.status_code == 422 and "延期天数须为1到15个工作日" in resp.get_data(as_text=True)
+    assert resp.status_code == 422 and f"延期天数须为1到15{label}" in resp.get_data(as_text=True)
     assert post_form(client, case_id, "request_extension", {"working_days": "5", "reason": "需会商"}).status_code == 302
     page = client.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert "申请延期5个工作日，待审核" in page and "待科室负责人审核延期申请" in page
+    assert f"申请延期5{label}，待审核" in page and "待科室负责人审核延期申请" in page
     login(client, "super")
     assert post_form(client, case_id, "approve").status_code == 302
     case = case_row(query, case_id)
     assert case.status == "rectifying" and case.close_due > due and case.extended_at is not None
     login(client, "handler")
     page = client.get(f"/cases/{case_id}").get_data(as_text=True)
-    assert "已延期5个工作日" in page and "form-request_extension" not in page
+    assert f"已延期5{label}" in page and "form-request_extension" not in page

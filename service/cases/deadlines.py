@@ -16,6 +16,19 @@ from models import CalendarOverride
 from models.clock import local_date
 
 
+# HCP_DEADLINE_UNIT as every text says it: "还有 2 个工作日", "不足3天".
+UNIT_LABELS = {"working": "个工作日", "natural": "天"}
+
+
+def unit_label(unit: str | None = None) -> str:
+    """The label of deadline unit ``unit`` (working | natural); by default the configured one."""
+    if unit is None:
+        from flask import current_app
+
+        unit = current_app.config["HCP_SETTINGS"].deadline_unit
+    return UNIT_LABELS[unit]
+
+
 def library_is_workday(day: date) -> bool:
     """chinese-calendar's answer, or Monday–Friday for a year it does not know yet."""
     try:
@@ -44,7 +57,7 @@ class WorkCalendar:
     @property
     def unit(self) -> str:
         """The unit the deadlines count in, as texts say it: 个工作日, or 天 (natural days)."""
-        return "天" if self.natural else "个工作日"
+        return unit_label("natural" if self.natural else "working")
 
     def counts(self, day: date) -> bool:
         """Whether ``day`` counts towards a deadline."""

@@ -39,7 +39,7 @@ from models import LEVEL_LABELS, STATUS_LABELS, Case, CaseEvent, Department, Not
 from models.types import utcnow
 from service import notify
 from models.clock import local_date
-from service.cases.deadlines import WorkCalendar
+from service.cases.deadlines import UNIT_LABELS, WorkCalendar
 
 CALLBACK_STATUSES = ("unassigned", "assigned")
 CLOSE_STATUSES = ("rectifying", "extension_review", "invalid_review", "explain_review", "feedback")
@@ -83,7 +83,7 @@ class Deadline:
     level: str | None = None  # None | "yellow" | "red"
     left: int = 0  # days left in the deadline unit (0: due today)
     overdue: int = 0  # days past in the deadline unit (0 when not past)
-    unit: str = "个工作日"  # WorkCalendar.unit: 天 when HCP_DEADLINE_UNIT=natural
+    unit: str = UNIT_LABELS["working"]  # WorkCalendar.unit: 天 when HCP_DEADLINE_UNIT=natural
 
     @property
     def is_overdue(self) -> bool:

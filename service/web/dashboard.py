@@ -7,16 +7,17 @@ session, so the page and the API can never disagree.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, current_app, render_template
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from models import Department
 from models.types import utcnow
 from models.clock import local_date
+from service.cases.deadlines import unit_label
 from service.extensions import db
 from service.stats.api import VIEWERS
 
@@ -57,8 +58,17 @@ KPIS = (
     Kpi("open", "未办结", "当前尚未办结的工单", "status=open"),
     Kpi("overdue_open", "超期未办结", "已超过办结期限仍未办结的工单", "status=open&overdue=true"),
     Kpi("red", "红牌", "当前期限已过仍未办理的工单", "status=open&warning=red"),
-    Kpi("yellow", "黄牌", "回访期限当天、或距办结期限不足3个工作日的工单", "status=open&warning=yellow"),
+    # {yellow_close_days} and {unit}: HCP_YELLOW_CLOSE_DAYS and HCP_DEADLINE_UNIT's label (kpis()).
+    Kpi("yellow", "黄牌", "回访期限当天、或距办结期限不足{yellow_close_days}{unit}的工单",
+        "status=open&warning=yellow"),
 )
+
+
+def kpis() -> list[Kpi]:
+    """KPIS with the jurisdiction's settings in their definitions (the yellow card's days and unit)."""
+    settings = current_app.config["HCP_SETTINGS"]
+    terms = {"yellow_close_days": settings.yellow_close_days, "unit": unit_label(settings.deadline_unit)}
+    return [replace(k, definition=k.definition.format(**terms)) for k in KPIS]
 
 
 @blp.get("/dashboard")
@@ -67,7 +77,7 @@ def dashboard():
     user, departments, default_department = viewer_pickers()
     today = local_date(utcnow())
     return render_template("dashboard.html", user=user, departments=departments,
-                           date_from=date(today.year, 1, 1), date_to=today, kpis=KPIS,
+                           date_from=date(today.year, 1, 1), date_to=today, kpis=kpis(),
                            default_department=default_department)
 
 

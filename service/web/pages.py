@@ -26,6 +26,7 @@ from models.types import utcnow
 from service.auth.access import scope_filter
 from service.cases import batch as batch_actions, query as case_query, warnings, workflow
 from service.cases.warnings import Cards, next_due_sql
+from service.cases.deadlines import unit_label
 from service.cases.privacy_rules import may_reveal, reveal_rater
 from service.cases.schemas import CaseFilterArgs
 from service.cases.workflow import ACTION_LABELS, ActionError
@@ -155,7 +156,7 @@ def friendly(err: ActionError, case: Case, action: str) -> str:
         return "请选择本部门在岗的承办人"
     if field == "working_days":
         lo, hi = workflow.EXTENSION_DAYS
-        return f"延期天数须为{lo}到{hi}个工作日"
+        return f"延期天数须为{lo}到{hi}{unit_label()}"
     if field in ("contacted", "satisfied"):
         return f"请选择{FIELD_LABELS[field]}"
     if field in FIELD_LABELS:
@@ -219,7 +220,8 @@ def localtime(moment) -> str:
 def _labels():
     return {"STATUS_LABELS": STATUS_LABELS, "LEVEL_LABELS": LEVEL_LABELS, "ACTION_LABELS": ACTION_LABELS,
             "OUTCOME_LABELS": OUTCOME_LABELS, "CHANNEL_LABELS": CHANNEL_LABELS, "TAG_LABELS": TAG_LABELS,
-            "ROLE_LABELS": ROLE_LABELS, "WARNING_LABELS": warnings.WARNING_LABELS, "QUEUE_ROLES": QUEUE_ROLES}
+            "ROLE_LABELS": ROLE_LABELS, "WARNING_LABELS": warnings.WARNING_LABELS, "QUEUE_ROLES": QUEUE_ROLES,
+            "DEADLINE_UNIT": unit_label()}
 
 
 # ---------------------------------------------------------------- pages
