@@ -31,7 +31,7 @@ def run(ctx) -> list[dict]:
     ratio = drain["hcp push"] / drain["bare loop"]
     cost = intake["on"] / intake["off"] - 1
     return [
-        {"name": f"上报 drain records/s ({backlog:,} backlog, 100/batch, 2 senders)",
+        {"name": f"上报 drain records/s ({backlog:,} backlog, 100/batch, 4 sender threads)",
          "hcp": f"{drain['hcp push']:.0f}", "baseline": f"bare POST loop {drain['bare loop']:.0f}",
          "ratio": ratio, "target": "≥ 0.5×", "ok": ratio >= 0.5 and proc.returncode == 0},
         {"name": "single intake ms/rating, outbox on vs off", "hcp": f"{intake['on']:.2f}",

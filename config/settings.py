@@ -165,6 +165,8 @@ class Settings:
     area_code: str | None = None
     exchange_outbox: bool = True
     exchange_batch: int = 100
+    # Sender threads of one push on PostgreSQL (SKIP LOCKED shares the backlog); SQLite: one.
+    exchange_senders: int = 4
     exchange_timeout: float = 10.0
     exchange_sweep_seconds: float = 60.0
     exchange_backoff_seconds: float = 5.0
@@ -316,6 +318,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         area_code=env.get("HCP_AREA_CODE") or None,
         exchange_outbox=_flag("HCP_EXCHANGE_OUTBOX", env.get("HCP_EXCHANGE_OUTBOX", "on")),
         exchange_batch=_positive("HCP_EXCHANGE_BATCH", env.get("HCP_EXCHANGE_BATCH", "100"), 1000),
+        exchange_senders=_positive("HCP_EXCHANGE_SENDERS", env.get("HCP_EXCHANGE_SENDERS", "4"), 16),
         exchange_timeout=float(env.get("HCP_EXCHANGE_TIMEOUT", "10")),
         exchange_sweep_seconds=float(env.get("HCP_EXCHANGE_SWEEP_SECONDS", "60")),
         exchange_backoff_seconds=float(env.get("HCP_EXCHANGE_BACKOFF_SECONDS", "5")),

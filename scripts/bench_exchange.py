@@ -5,14 +5,18 @@ on the single intake, in one run.
     .venv/bin/python scripts/bench_exchange.py --backlog 20000
 
 Loads a database of its own (scripts/load_ratings.py) with N ratings and their N pending
-outbox records, starts a local receiver (answers ``ok`` for every record), then:
+outbox records, starts a local receiver in a process of its own (answers ``ok`` for every
+record, counts them by record id), then, from this process:
 
-- bare loop: the same batches of HCP_EXCHANGE_BATCH records, coded and serialised
-  beforehand, POSTed one after another and their answers parsed — the floor of any
-  push over HTTP; run before and after hcp, the better kept;
-- hcp: ``service.exchange.push.push`` in ``--senders`` threads (default 2, as two worker
-  processes; SKIP LOCKED shares the backlog) until the outbox is empty (claim, code, POST,
-  settle, commit per batch), then checks the receiver got every record id exactly once;
+- bare loop: the first 1,000 batches of HCP_EXCHANGE_BATCH records the push will send,
+  coded and serialised beforehand, POSTed one after another and their answers parsed —
+  the floor of any push over HTTP; rounds over them filling 3 s before hcp and again
+  after, the median round is the figure (one round lasts a fraction of a second, and the
+  shared machine swings it 2–3×);
+- hcp: ``service.exchange.push.push`` as the beat's push task runs it, with ``--senders``
+  sender threads (HCP_EXCHANGE_SENDERS, default 4; SKIP LOCKED shares the backlog) until
+  the outbox is empty (claim, code, POST, settle, commit per batch), then checks the
+  receiver got every record id exactly once;
 - intake: single ratings through ``POST /api/v1/ratings`` (in-process client, one
   thread) with HCP_EXCHANGE_OUTBOX on and off, rounds alternating, each side's best.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import threading
 import time
@@ -36,32 +41,63 @@ import load_ratings  # noqa: E402
 
 
 class Receiver:
-    """A platform that accepts everything, counting deliveries by record id."""
+    """A platform that accepts everything, counting deliveries by record id — in a process of
+    its own, as a real platform is, so neither side shares an interpreter with it.
+    ``GET /counts`` answers what it has counted; ``DELETE /counts`` forgets it."""
 
     def __init__(self):
-        self.received: Counter = Counter()
-        lock = threading.Lock()
-        receiver = self
+        import multiprocessing
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                ids = [r["id"] for r in body["records"]]
-                with lock:
-                    receiver.received.update(ids)
-                data = json.dumps({"results": [{"id": i, "status": "ok"} for i in ids]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _ReceiverHandler)
+        self.server.received = Counter()
+        self.server.lock = threading.Lock()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/exchange"
+        self.proc = multiprocessing.get_context("fork").Process(target=self.server.serve_forever, daemon=True)
+        self.proc.start()
+        self.server.socket.close()  # the child listens on it
+
+    def counts(self) -> dict:
+        with urllib.request.urlopen(self.url.replace("/exchange", "/counts"), timeout=60) as resp:
+            return json.loads(resp.read())
+
+    def clear(self) -> None:
+        req = urllib.request.Request(self.url.replace("/exchange", "/counts"), method="DELETE")
+        urllib.request.urlopen(req, timeout=60).close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.join()
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ids = [r["id"] for r in body["records"]]
+        with self.server.lock:
+            self.server.received.update(ids)
+        self._answer({"results": [{"id": i, "status": "ok"} for i in ids]})
+
+    def do_GET(self):
+        with self.server.lock:
+            got = self.server.received
+            self._answer({"distinct": len(got), "once": sum(1 for n in got.values() if n == 1),
+                          "total": sum(got.values())})
+
+    def do_DELETE(self):
+        with self.server.lock:
+            self.server.received.clear()
+        self._answer({})
+
+    def _answer(self, answer: dict) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
 
 
 def queue_backlog(name: str) -> int:
@@ -77,8 +113,12 @@ def queue_backlog(name: str) -> int:
     return n
 
 
-def bare_bodies(app, settings) -> list[bytes]:
-    """Every batch the push will send, coded and serialised before any timing starts."""
+BARE_SAMPLE = 1_000  # batches the bare loop keeps in memory (a 1 M backlog's bodies would be GBs)
+
+
+def bare_bodies(app, settings, sample: int = BARE_SAMPLE) -> list[bytes]:
+    """The first ``sample`` batches the push will send, coded and serialised before any
+    timing starts (the bare loop sends these, round after round)."""
     from sqlalchemy import select
 
     from models import OutboxRecord
@@ -88,7 +128,8 @@ def bare_bodies(app, settings) -> list[bytes]:
     profile = profiles.load(settings.exchange_profile)
     bodies = []
     with app.app_context():
-        recs = db.session.scalars(select(OutboxRecord).order_by(OutboxRecord.id)).all()
+        recs = db.session.scalars(select(OutboxRecord).order_by(OutboxRecord.id)
+                                  .limit(sample * settings.exchange_batch)).all()
         for start in range(0, len(recs), settings.exchange_batch):
             chunk = recs[start:start + settings.exchange_batch]
             neutral = records.neutral(db.session, chunk, settings.area_code)
@@ -99,15 +140,21 @@ def bare_bodies(app, settings) -> list[bytes]:
     return bodies
 
 
-def bare_loop(url: str, bodies: list[bytes]) -> float:
-    """Seconds to POST every body and parse every answer, one after another."""
-    started = time.perf_counter()
-    for body in bodies:
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json; charset=utf-8"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            json.loads(resp.read())
-    return time.perf_counter() - started
+def bare_loop(url: str, bodies: list[bytes], batch: int, seconds: float = 3.0, rounds: int = 3) -> list[float]:
+    """Records/s of POSTing every body and parsing every answer, one after another: a round
+    per pass over ``bodies``, as many rounds as fill ``seconds`` (at least ``rounds``)."""
+    rates = []
+    began = time.perf_counter()
+    while len(rates) < rounds or time.perf_counter() - began < seconds:
+        started = time.perf_counter()
+        records = 0
+        for body in bodies:
+            req = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json; charset=utf-8"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                records += len(json.loads(resp.read())["results"])
+        rates.append(records / (time.perf_counter() - started))
+    return rates
 
 
 def intake_rounds(app, key: str, n: int, rounds: int) -> dict[str, float]:
@@ -141,17 +188,18 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=20_000)
     parser.add_argument("--intake", type=int, default=1_500, help="single ratings per intake round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--senders", type=int, default=2,
-                        help="concurrent pushes (SKIP LOCKED shares the backlog), as worker processes would")
+    parser.add_argument("--senders", type=int, default=4,
+                        help="the push's sender threads (HCP_EXCHANGE_SENDERS; SKIP LOCKED shares the backlog)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
     if not args.database.startswith("hcp_bench"):
         parser.error("the database name must start with hcp_bench")
+    receiver = None
     try:
+        receiver = Receiver()  # forked before any database connection is open
         loaded = load_ratings.load(args.database, args.backlog, seed=3, days=30)
         app = loaded["app"]
         queued = queue_backlog(args.database)
-        receiver = Receiver()
         settings = app.config["HCP_SETTINGS"]
         settings.exchange_url, settings.area_code = receiver.url, "330106"
 
@@ -162,34 +210,25 @@ def main() -> None:
         from service.extensions import db
 
         bodies = bare_bodies(app, settings)
-        bare = bare_loop(receiver.url, bodies)
-        receiver.received.clear()
-        outcomes = []
-
-        def sender():
-            with app.app_context():  # a session (a connection) of its own, like a worker process
-                outcomes.append(push.push(db.session, settings, budget_seconds=float("inf")))
-
-        threads = [threading.Thread(target=sender) for _ in range(args.senders)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        drained = time.perf_counter() - started
-        done = push.Pushed()
-        for outcome in outcomes:
-            done.add(outcome)
-        with app.app_context():
+        bare = bare_loop(receiver.url, bodies, settings.exchange_batch)
+        receiver.clear()
+        settings.exchange_senders = args.senders
+        with app.app_context():  # the beat's one push task: its sender threads share the backlog
+            started = time.perf_counter()
+            done = push.push(db.session, settings, budget_seconds=float("inf"))
+            drained = time.perf_counter() - started
             sent = db.session.scalar(select(func.count()).where(OutboxRecord.status == "sent"))
             db.session.rollback()
-        once = sum(1 for n in receiver.received.values() if n == 1)
-        bare = min(bare, bare_loop(receiver.url, bodies))
-        print(f"backlog {queued:,} records in {len(bodies)} batches of {settings.exchange_batch}")
+        once = receiver.counts()["once"]
+        bare += bare_loop(receiver.url, bodies, settings.exchange_batch)
+        bare_rate = statistics.median(bare)
+        print(f"backlog {queued:,} records in {-(-queued // settings.exchange_batch):,} batches of "
+              f"{settings.exchange_batch}")
         print(f"exchange drain (hcp push, {args.senders} senders)   {queued / drained:10.0f} records/s   "
               f"({drained:.1f}s)")
-        print(f"exchange drain (bare loop)  {queued / bare:10.0f} records/s   ({bare:.1f}s)")
-        print(f"ratio hcp / bare loop: {bare / drained:.2f}x")
+        print(f"exchange drain (bare loop)  {bare_rate:10.0f} records/s   (median of {len(bare)} rounds of "
+              f"{len(bodies):,} batches before and after; {min(bare):.0f}–{max(bare):.0f})")
+        print(f"ratio hcp / bare loop: {queued / drained / bare_rate:.2f}x")
         print(f"delivered: {sent:,} marked sent, {once:,} record ids received exactly once, "
               f"{done.failed} failed, {done.held} held")
         if sent != queued or once != queued:
@@ -207,6 +246,8 @@ def main() -> None:
         print(f"intake single (outbox off)  {best['off']:.3f} ms/rating")
         print(f"outbox cost on the single intake: {100 * (best['on'] / best['off'] - 1):+.1f} %")
     finally:
+        if receiver is not None:
+            receiver.stop()
         if not args.keep:
             load_ratings.drop(args.database)
             print(f"dropped {args.database}")

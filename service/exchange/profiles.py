@@ -25,6 +25,10 @@ DIRECTORY = Path(__file__).with_name("profiles")
 KINDS = ("rating", "case")
 
 
+_PLAIN, _TIME, _CODE = "plain", "time", "code"  # how encode() writes a field
+_REQUIRED = "required"  # steps' key of the required fields, in order
+
+
 class Held(Exception):
     """A record that cannot be coded in a profile; ``reasons`` say which values lack a code."""
 
@@ -62,6 +66,15 @@ class Profile:
     times: frozenset[str] = frozenset()
     required: frozenset[str] = frozenset()
     decodes: dict[str, dict[str, str]] = field(default_factory=dict)  # neutral field → {code: hcp value}
+    # kind → ((platform field, neutral field, how, code table), …): encode()'s plan, made once.
+    steps: dict[str, tuple] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        self.steps[_REQUIRED] = tuple(sorted(self.required))
+        for kind, fields in self.fields.items():
+            self.steps[kind] = tuple(
+                (platform_field, neutral, _TIME if neutral in self.times else _CODE if neutral in self.codes
+                 else _PLAIN, self.codes.get(neutral)) for platform_field, neutral in fields.items())
 
     def code(self, neutral: str, value):
         """``value`` of neutral field ``neutral`` in this profile's code; KeyError if it has none."""
@@ -87,30 +100,32 @@ class Profile:
 
     def encode(self, kind: str, record: dict) -> dict:
         """The platform's shape of one neutral ``record`` of ``kind``; Held if a value has no code."""
-        out, held = {}, []
-        for name in sorted(self.required):
+        out, held = {}, None
+        for name in self.steps[_REQUIRED]:
             if record.get(name) in (None, ""):
-                held.append(f"{name} is not set")
-        for platform_field, neutral in self.fields[kind].items():
+                held = (held or []) + [f"{name} is not set"]
+        for platform_field, neutral, how, table in self.steps[kind]:
             value = record.get(neutral)
-            if value is None:
-                out[platform_field] = None
-            elif neutral in self.times:
-                out[platform_field] = self.format_time(value)
-            elif neutral in self.codes:
-                values = value if isinstance(value, list) else [value]
-                coded = []
-                for one in values:
-                    try:
-                        coded.append(self.code(neutral, one))
-                    except KeyError:
-                        held.append(f"{neutral} {_key(one)} has no code in profile {self.name}")
-                out[platform_field] = coded if isinstance(value, list) else (coded[0] if coded else None)
-            else:
+            if value is None or how is _PLAIN:
                 out[platform_field] = value
+            elif how is _TIME:
+                out[platform_field] = self.format_time(value)
+            elif isinstance(value, list):
+                coded = [table.get(_key(one)) for one in value]
+                held = self._missing(held, neutral, value, coded)
+                out[platform_field] = coded
+            else:
+                code = out[platform_field] = table.get(_key(value))
+                if code is None:
+                    held = self._missing(held, neutral, [value], [code])
         if held:
             raise Held(held)
         return out
+
+    def _missing(self, held, neutral: str, values: list, coded: list):
+        missing = [f"{neutral} {_key(v)} has no code in profile {self.name}"
+                   for v, c in zip(values, coded) if c is None]
+        return (held or []) + missing if missing else held
 
     def decode_record(self, kind: str, data: dict) -> tuple[dict, dict]:
         """A platform record back to neutral fields: (values, errors by the platform's field name)."""

@@ -1,15 +1,16 @@
 """The push (上报, SPEC §8): pending outbox records to the upstream platform, in batches.
 
-One batch: claim up to HCP_EXCHANGE_BATCH due records (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, so concurrent pushes never take the same record) by moving their ``due_at``
-a lease ahead. On PostgreSQL the claimed rows stay locked until the batch's outcome
-commits (other senders skip them; a sender that dies frees them at once); on SQLite the
-claim is committed first, so its single writer is not held over the HTTP call, and a
-sender that dies leaves its records to come due when the lease runs out. Either way a
-resend carries the same record id, which the receiver drops. Then code each record in
-the target's profile (one that cannot be coded is ``held``), POST them, and write what
-the answer says: ``ok`` → ``sent``, ``rejected`` → ``rejected`` with the reason,
-nothing (a timeout, a 5xx, a record missing from the answer) → pending again after an exponential backoff with jitter.
+One batch: claim up to HCP_EXCHANGE_BATCH due records — on PostgreSQL by locking them
+(``FOR UPDATE SKIP LOCKED``, so concurrent pushes never take the same record, and a
+sender that dies frees its records at once), in the same statement that reads their
+ratings and lookups; on SQLite by a lease (``due_at`` moved ahead) committed first, so
+its single writer is not held over the HTTP call, and a sender that dies leaves its
+records to come due when the lease runs out. Either way a resend carries the same record
+id, which the receiver drops. Then code each record in the target's profile (one that
+cannot be coded is ``held``), POST them, and write what the answer says in one
+transaction: ``ok`` → ``sent`` (one UPDATE for the batch), ``rejected`` → ``rejected``
+with the reason, nothing (a timeout, a 5xx, a record missing from the answer) → pending
+again after an exponential backoff with jitter. Records are Core rows, never ORM objects.
 """
 from __future__ import annotations
 
@@ -17,13 +18,16 @@ import json
 import logging
 import random
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, update
-from sqlalchemy.orm import Session, aliased
+from flask import current_app
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session
 
 from config import Settings
 from models import IntegrationClient, OutboxRecord
@@ -81,59 +85,64 @@ def lease(settings: Settings) -> timedelta:
     return timedelta(seconds=3 * settings.exchange_timeout + 30)
 
 
-def claim(session: Session, settings: Settings, now: datetime, rows: bool = False) -> list:
-    """Up to a batch of due pending records leased to this sender — their ids, or (``rows``)
-    the records themselves from the same statement; the caller commits."""
-    due = (select(OUTBOX.c.id).where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now)
-           .order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(settings.exchange_batch))
-    if session.get_bind().dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    claimed = session.scalars(update(OutboxRecord).where(OutboxRecord.id.in_(due.scalar_subquery()))
-                              .values(due_at=now + lease(settings))
-                              .returning(OutboxRecord if rows else OutboxRecord.id)
-                              .execution_options(synchronize_session=False)).all()
-    return sorted(claimed, key=lambda r: r.id) if rows else sorted(claimed)
+_RECORD = (OUTBOX.c.id, OUTBOX.c.record_id, OUTBOX.c.kind, OUTBOX.c.rating_id, OUTBOX.c.client_id,
+           OUTBOX.c.payload, OUTBOX.c.attempts)
 
 
-def claim_with_values(session: Session, settings: Settings, now: datetime) -> tuple[list, dict, dict]:
-    """PostgreSQL: one statement claims a batch (``UPDATE … RETURNING`` in a CTE, SKIP LOCKED)
-    and reads everything its records need — the rating with its lookups, the client's target.
-    The claimed records (ORM rows, locked until the caller commits), their ratings by
-    rating id, their clients by id."""
-    due = (select(OUTBOX.c.id).where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= now)
-           .order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(settings.exchange_batch)
-           .with_for_update(skip_locked=True))
-    cte = (update(OUTBOX).where(OUTBOX.c.id.in_(due.scalar_subquery())).values(due_at=now + lease(settings))
-           .returning(*OUTBOX.c).cte("claimed"))
-    rec = aliased(OutboxRecord, cte)
+def _due(limit, *columns):
+    return (select(*(columns or (OUTBOX.c.id,)))
+            .where(OUTBOX.c.status == "pending", OUTBOX.c.due_at <= bindparam("now"))
+            .order_by(OUTBOX.c.due_at, OUTBOX.c.id).limit(limit))
+
+
+def _read(claimed):
+    """The claimed records (``claimed``: a CTE of their _RECORD columns, or a list of ids)
+    with everything their coding needs, one Core row each (no ORM objects): the record, its
+    rating's values (records.rating_columns) and the client's kind and callback URL."""
+    rec = OUTBOX if isinstance(claimed, list) else claimed
     stmt = records.join_ratings(
-        select(rec, *records.rating_columns(), IntegrationClient.kind.label("c_kind"),
-               IntegrationClient.callback_url.label("c_callback_url"))
-        .outerjoin(IntegrationClient, IntegrationClient.id == rec.client_id), rec.rating_id).order_by(rec.id)
-    claimed, ratings, clients = [], {}, {}
-    for row in session.execute(stmt):
-        claimed.append(row[0])
-        if (values := records.rating_values(row)) is not None:
-            ratings[values["id"]] = values
-        if row[0].client_id is not None:
-            clients[row[0].client_id] = (row.c_kind, row.c_callback_url)
-    return claimed, ratings, clients
+        select(*(rec.c[c.name] for c in _RECORD), *records.rating_columns(),
+               IntegrationClient.kind.label("c_kind"), IntegrationClient.callback_url.label("c_callback_url"))
+        .select_from(rec).outerjoin(IntegrationClient, IntegrationClient.id == rec.c.client_id),
+        rec.c.rating_id).order_by(rec.c.id)
+    return stmt.where(OUTBOX.c.id.in_(claimed)) if isinstance(claimed, list) else stmt
 
 
-def _targets(session: Session, settings: Settings, claimed: list[OutboxRecord],
-             clients: dict[int, tuple] | None = None) -> dict[int | None, Target]:
+# PostgreSQL: one statement locks a batch of due records (SKIP LOCKED: concurrent senders
+# take different ones, none waits) and reads them with their ratings, departments, items,
+# sources and clients. The locks are the claim: no row is written until the outcome. It
+# also turns synchronous_commit off for its transaction (no round trip of its own): a "sent"
+# lost in a crash only means the record is sent again under its record id, which the
+# receiver drops, so the push's commits need not wait for the disk.
+_PG_CLAIM = (_read(_due(bindparam("limit"), *_RECORD).with_for_update(skip_locked=True).cte("claimed"))
+             .add_columns(func.set_config("synchronous_commit", "off", True).label("async_commit")))
+
+
+def claim(session: Session, settings: Settings, now: datetime) -> list:
+    """Up to a batch of due pending records for this sender, as Core rows (``_read``) in id order.
+
+    PostgreSQL: row locks (``FOR UPDATE SKIP LOCKED``) held until the caller commits the
+    outcome — a sender that dies frees its records at once. SQLite (one writer): a lease —
+    ``due_at`` moved ahead and committed here, so the intake is not held up over the HTTP
+    call; a sender that dies leaves its records to come due when the lease runs out.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return session.execute(_PG_CLAIM, {"now": now, "limit": settings.exchange_batch}).all()
+    ids = session.scalars(update(OUTBOX).where(OUTBOX.c.id.in_(_due(settings.exchange_batch).scalar_subquery()))
+                          .values(due_at=now + lease(settings)).returning(OUTBOX.c.id), {"now": now}).all()
+    session.commit()
+    return session.execute(_read(sorted(ids))).all() if ids else []
+
+
+def _targets(settings: Settings, claimed: list) -> dict[int | None, Target]:
     """Where each client's records go: its callback URL (in the hotline shape for a 12345
     system), else HCP_EXCHANGE_URL in the exchange profile."""
     upstream = Target(settings.exchange_url, settings.exchange_profile, settings.exchange_token)
     out: dict[int | None, Target] = {None: upstream}
-    if clients is None:
-        ids = {r.client_id for r in claimed if r.client_id is not None}
-        clients = {c.id: (c.kind, c.callback_url) for c in session.execute(
-            select(IntegrationClient.id, IntegrationClient.kind, IntegrationClient.callback_url)
-            .where(IntegrationClient.id.in_(ids)))} if ids else {}
-    for client_id, (kind, callback_url) in clients.items():
-        out[client_id] = (Target(callback_url, HOTLINE_PROFILE if kind == "hotline" else settings.exchange_profile,
-                                 None) if callback_url else upstream)
+    for rec in claimed:
+        if rec.client_id is not None and rec.client_id not in out:
+            out[rec.client_id] = (Target(rec.c_callback_url, HOTLINE_PROFILE if rec.c_kind == "hotline"
+                                         else settings.exchange_profile, None) if rec.c_callback_url else upstream)
     return out
 
 
@@ -159,97 +168,106 @@ def post(target: Target, body: dict, timeout: float) -> dict[str, dict]:
     return {str(r["id"]): r for r in results if isinstance(r, dict) and "id" in r}
 
 
-def _fail(session: Session, settings: Settings, recs: list[OutboxRecord], reason: str, now: datetime) -> None:
-    for rec in recs:
-        rec.attempts = min(rec.attempts + 1, 32000)
-        rec.due_at = now + backoff(settings, rec.attempts)
-        rec.reason = reason[:500]
+_MARK = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"))
+         .values(status=bindparam("b_status"), reason=bindparam("b_reason")))
+_RETRY = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"))
+          .values(attempts=bindparam("b_attempts"), due_at=bindparam("b_due"), reason=bindparam("b_reason")))
 
 
-def _send(session: Session, settings: Settings, target: Target, recs: list[OutboxRecord],
-          neutral: dict, now: datetime) -> Pushed:
+@dataclass
+class _Outcome:
+    """A batch's settle: one UPDATE for the sent, one executemany each for the rest (rare)."""
+
+    sent: list[int] = field(default_factory=list)
+    marked: list[dict] = field(default_factory=list)  # rejected, held
+    retry: list[dict] = field(default_factory=list)
+
+    def mark(self, rec, status: str, reason: str) -> None:
+        self.marked.append({"b_id": rec.id, "b_status": status, "b_reason": reason[:500]})
+
+    def fail(self, settings: Settings, recs: list, reason: str, now: datetime) -> None:
+        for rec in recs:
+            attempts = min(rec.attempts + 1, 32000)
+            self.retry.append({"b_id": rec.id, "b_attempts": attempts, "b_due": now + backoff(settings, attempts),
+                               "b_reason": reason[:500]})
+
+    def write(self, session: Session, answered: datetime) -> None:
+        if self.sent:
+            session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(self.sent))
+                            .values(status="sent", sent_at=answered, reason=None))
+        if self.marked:
+            session.execute(_MARK, self.marked)
+        if self.retry:
+            session.execute(_RETRY, self.retry)
+
+
+def _send(settings: Settings, target: Target, recs: list, neutral: dict, outcome: _Outcome) -> Pushed:
     done = Pushed()
     profile = profiles.load(target.profile)
-    shaped = {}
+    shaped, sending = [], []
     for rec in recs:
         try:
-            shaped[rec.record_id] = records.shaped(profile, rec, neutral[rec.id])
+            shaped.append(records.shaped(profile, rec, neutral[rec.id]))
+            sending.append(rec)
         except Held as held:
-            rec.status, rec.reason = "held", str(held)[:500]
+            outcome.mark(rec, "held", str(held))
             done.held += 1
-    sending = [r for r in recs if r.record_id in shaped]
     if not sending:
         return done
-    body = {"profile": profile.name, "version": profile.version, "records": list(shaped.values())}
+    body = {"profile": profile.name, "version": profile.version, "records": shaped}
     try:
         results = post(target, body, settings.exchange_timeout)
     except PushError as err:
-        _fail(session, settings, sending, str(err), utcnow())
+        outcome.fail(settings, sending, str(err), utcnow())
         done.failed += len(sending)
         done.errors.append(str(err))
         return done
-    answered = utcnow()
-    missing, sent = [], []
+    missing = []
     for rec in sending:
         result = results.get(rec.record_id)
         status = result.get("status") if result else None
         if status == "ok":
-            sent.append(rec.id)
+            outcome.sent.append(rec.id)
         elif status == "rejected":
-            rec.status, rec.reason = "rejected", str(result.get("reason") or "rejected by the receiver")[:500]
+            outcome.mark(rec, "rejected", str(result.get("reason") or "rejected by the receiver"))
             done.rejected += 1
         else:
             missing.append(rec)
-    if sent:  # the common case, set-based: one UPDATE for the batch, not one per record
-        # Core, not ORM: the batch's objects are not read again before the commit expires them.
-        session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(sent)).values(status="sent", sent_at=answered,
-                                                                           reason=None))
-        done.sent += len(sent)
+    done.sent += len(sending) - len(missing) - done.rejected
     if missing:
-        _fail(session, settings, missing, "no result for this record in the receiver's answer", answered)
+        outcome.fail(settings, missing, "no result for this record in the receiver's answer", utcnow())
         done.failed += len(missing)
     return done
 
 
 def push_batch(session: Session, settings: Settings, now: datetime | None = None) -> Pushed:
-    """Claim, send and settle one batch, committing the claim and the outcome; counts by outcome."""
+    """Claim, send and settle one batch, committing the outcome; counts by outcome."""
     now = now or utcnow()
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        # A "sent" lost in a crash only means the record is sent again under its record id,
-        # which the receiver drops: the push's own commits need not wait for the disk.
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-    ratings = clients = None
-    if postgres:
-        # The claimed rows stay locked until the outcome commits (one transaction per batch;
-        # a dead sender's rows come free at once), so they are read by the claim itself,
-        # with their ratings and clients: one statement, no per-record query.
-        claimed, ratings, clients = claim_with_values(session, settings, now)
-    else:
-        # SQLite has one writer: the claim (its lease) is committed before the HTTP call, so
-        # the intake is not held up meanwhile; the rows are read after the commit, which
-        # would have expired them (a reload per attribute).
-        ids = claim(session, settings, now)
-        session.commit()
-        claimed = list(session.scalars(select(OutboxRecord).where(OutboxRecord.id.in_(ids))
-                                       .order_by(OutboxRecord.id))) if ids else []
+    claimed = claim(session, settings, now)
     if not claimed:
         session.commit()
         return Pushed()
-    done = Pushed()
+    done, outcome = Pushed(), _Outcome()
+    ratings = {r.r_id: records.rating_values(r) for r in claimed if r.r_id is not None}
     neutral = records.neutral(session, claimed, settings.area_code, ratings)
-    targets = _targets(session, settings, claimed, clients)
-    by_target: dict[Target, list[OutboxRecord]] = {}
+    targets = _targets(settings, claimed)
+    by_target: dict[Target, list] = {}
     for rec in claimed:
-        by_target.setdefault(targets.get(rec.client_id, targets[None]), []).append(rec)
+        by_target.setdefault(targets[rec.client_id], []).append(rec)
     for target, recs in by_target.items():
-        done.add(_send(session, settings, target, recs, neutral, now))
+        done.add(_send(settings, target, recs, neutral, outcome))
+    outcome.write(session, utcnow())
     session.commit()
     return done
 
 
 def push(session: Session, settings: Settings, budget_seconds: float = 50.0) -> Pushed:
     """Batches until nothing is due, a batch fails, or ``budget_seconds`` have passed.
+
+    On PostgreSQL, when the first batch was a full one (a backlog), HCP_EXCHANGE_SENDERS − 1
+    more sender threads join in, each with its own session and connection: the claim's SKIP
+    LOCKED gives each its own records, so one sender's wait on PostgreSQL or the receiver is
+    another's turn. SQLite (one writer) keeps one sender.
 
     A failing receiver stops the push at once: its records wait out their backoff, and
     the next beat sweep tries again. Without HCP_EXCHANGE_URL nothing is sent (records wait;
@@ -258,9 +276,49 @@ def push(session: Session, settings: Settings, budget_seconds: float = 50.0) -> 
     total = Pushed()
     if not settings.exchange_url:
         return total
-    started = utcnow()
+    deadline = time.monotonic() + budget_seconds
+    first = push_batch(session, settings)
+    total.add(first)
+    if first.handled == 0 or first.failed:
+        return total
+    helpers: list[threading.Thread] = []
+    outcomes: list[Pushed | BaseException] = []
+    if (first.handled >= settings.exchange_batch and settings.exchange_senders > 1
+            and session.get_bind().dialect.name == "postgresql"):
+        app = current_app._get_current_object()
+
+        def helper() -> None:
+            from service.extensions import db
+
+            with app.app_context():
+                try:
+                    outcomes.append(_drain(db.session, settings, deadline))
+                except BaseException as err:  # noqa: BLE001 — re-raised in the calling thread
+                    outcomes.append(err)
+                finally:
+                    db.session.remove()
+
+        helpers = [threading.Thread(target=helper, name=f"exchange-sender-{n}", daemon=True)
+                   for n in range(1, settings.exchange_senders)]
+        for thread in helpers:
+            thread.start()
+    try:
+        total.add(_drain(session, settings, deadline))
+    finally:
+        for thread in helpers:
+            thread.join()
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        total.add(outcome)
+    return total
+
+
+def _drain(session: Session, settings: Settings, deadline: float) -> Pushed:
+    """One sender's loop: batches until nothing is due, a batch fails, or the deadline."""
+    total = Pushed()
     while True:
         done = push_batch(session, settings)
         total.add(done)
-        if done.handled == 0 or done.failed or (utcnow() - started).total_seconds() > budget_seconds:
+        if done.handled == 0 or done.failed or time.monotonic() > deadline:
             return total
