@@ -695,7 +695,7 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-class", help="gunicorn worker class")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the hcp web workers in the first intake round")
     parser.add_argument("--profile-mode", choices=["wall", "gil"], default="wall")
-    parser.add_argument("--only", choices=["intake", "batch", "suspicious", "applications"],
+    parser.add_argument("--only", choices=["intake", "batch", "suspicious", "exchange", "applications"],
                         help="run one measurement (plus memory)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the logs directory")
@@ -719,6 +719,7 @@ def main(argv=None) -> int:
             bench.figures()
             bench.case_export()
             bench.hotspots()
+        if args.only in (None, "exchange"):
             bench.exchange()
         if args.only in (None, "applications"):
             bench.applications()

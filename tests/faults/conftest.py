@@ -52,3 +52,13 @@ def stack_factory(tmp_path):
         stack.stop()
         if os.environ.get("HCP_FAULT_KEEP_LOGS"):
             print(f"logs of {stack.workdir} kept")
+
+
+@pytest.fixture
+def fault_platform():
+    """The fake provincial platform the 上报 fault tests push to (load.PushRun)."""
+    from tests.fake_platform import FakePlatform
+
+    platform = FakePlatform(token="fault-token")
+    yield platform
+    platform.stop()

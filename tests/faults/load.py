@@ -168,3 +168,64 @@ def start(fn, *args, **kwargs) -> threading.Thread:
     thread.box = box
     thread.start()
     return thread
+
+
+class PushRun:
+    """The 上报 fault tests' shared setup and count: a whole deployment (gunicorn, a Celery
+    worker, beat) pushing to the fake platform (tests/fake_platform.py) while kiosks stream
+    ``count`` ratings; then every stored rating's record counted at the platform by record
+    id — none lost — and the duplicates (a record delivered twice, which the platform drops
+    by id) counted and printed."""
+
+    ENV = {"HCP_EXCHANGE_TOKEN": "fault-token", "HCP_AREA_CODE": "330106", "HCP_EXCHANGE_SWEEP_SECONDS": "1",
+           "HCP_EXCHANGE_BACKOFF_SECONDS": "1", "HCP_EXCHANGE_BACKOFF_MAX_SECONDS": "8"}
+
+    def __init__(self, stack_factory, redis, platform, count: int, clients: int = 8,
+                 per_second: float | None = None, database_url: str | None = None, bad_every: int = 30):
+        self.platform = platform
+        self.stack = stack_factory(redis, database_url=database_url,
+                                   extra_env={**self.ENV, "HCP_EXCHANGE_URL": platform.url})
+        self.app, key, _ = self.stack.hall()
+        self.stack.start_web(workers=2, threads=8)
+        self.worker = self.stack.start_worker("w1", concurrency=2)
+        self.stack.start_beat()
+        self.items = bodies(count, bad_every=bad_every)
+        self.progress = [0]
+        self.tally = Tally()
+        self.streaming = start(stream, self.stack.web.url, key, self.items, clients=clients, per_second=per_second,
+                               tally=self.tally, progress=self.progress)
+
+    def stored_record_ids(self) -> set[str]:
+        from sqlalchemy import text
+
+        from models import rating_record_id
+        from service.extensions import db
+
+        with self.app.app_context():
+            ids = {rating_record_id(i) for (i,) in db.session.execute(text("SELECT id FROM ratings"))}
+            db.session.rollback()
+        return ids
+
+    def finish(self, name: str, routing_timeout: float = 180, **extra) -> dict:
+        """Wait for the stream, every stored rating's record at the platform and every bad
+        rating's case; print the figures; assert nothing lost and nothing the platform got
+        that was not stored. The figures, for the test's own checks."""
+        from tests import support
+        from tests.faults import figures
+
+        self.streaming.join(timeout=900)
+        assert not self.streaming.is_alive(), "the stream did not finish"
+        expected = self.stored_record_ids()
+        support.wait_for(lambda: expected <= set(self.platform.received), timeout=300, interval=0.5,
+                         message="every stored rating's record at the platform")
+        support.wait_for(lambda: (lambda b, r: b == r)(*figures.bad_routed(self.app)), timeout=routing_timeout,
+                         message="every bad rating to have its case")
+        figs = figures.count(self.app, [b["client_id"] for b in self.items])
+        lost = len(expected - set(self.platform.received))
+        figs.update(records_at_platform=len(self.platform.received), records_lost=lost,
+                    records_delivered_twice=self.platform.duplicates(), unexpected=len(self.tally.unexpected))
+        figures.report(name, figs, **extra)
+        figures.assert_nothing_lost(figs)
+        assert lost == 0 and len(expected) == len(self.items)
+        assert set(self.platform.received) == expected  # nothing that was not stored either
+        return figs
