@@ -10,6 +10,13 @@ function, then runs each mutant against those tests only, one process at a time.
     python scripts/mutation.py --list
     python scripts/mutation.py --again workflow   # new tests: rerun only the survivors
     python scripts/mutation.py --resume workflow  # go on after an interruption
+    python scripts/mutation.py --one-by-one intake  # each survivor again, in a fresh pytest
+
+mutmut's long sequential runs here report survivors that the same tests kill when the
+mutant is run alone (intake's ``_row`` with ``rater = None``, 2026-12-03). ``--one-by-one``
+is the check of record for survivors: each one runs in a pytest process of its own (no
+fork server, no state shared with the mutants before it) against the module's whole test
+selection, and its verdict is written back into mutmut's state.
 
 The summary (killed / survived / timeout per module) goes to stdout and to
 ``var/mutation/summary.txt``; ``var/mutation/NAME/`` keeps mutmut's state, so
@@ -20,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +46,9 @@ class Module:
     source: str  # the file mutated
     functions: tuple[str, ...]  # mutant name patterns (mutmut's x_NAME / Class.xǁ... form); () = all
     tests: tuple[str, ...]  # pytest arguments choosing the fast tests
+    # Functions (name patterns, as ``functions``) with PostgreSQL-only paths: ``--one-by-one``
+    # runs their SQLite survivors again on PostgreSQL, with the same tests.
+    postgres: tuple[str, ...] = ()
 
 
 MODULES = {
@@ -50,10 +62,21 @@ MODULES = {
         "tests/test_deadlines.py", "tests/test_routing.py::test_routing_uses_the_calendar_the_admin_entered")),
     "intake": Module("service/ratings/intake.py", ("x__canonical", "x__row", "x__insert_rows", "x_store"), (
         "tests/test_intake.py", "tests/test_routing.py::test_an_offline_rating_routes_from_the_day_it_was_received",
-        "-k", "not (batch_limit or rate_limit or eight_concurrent or cached_row_expires)")),
+        "tests/test_exchange_outbox.py::test_a_single_rating_writes_its_record",
+        "tests/test_exchange_outbox.py::test_a_batch_writes_one_record_per_created_rating_and_a_replay_none",
+        "tests/test_exchange_outbox.py::test_with_the_outbox_off_ratings_write_none",
+        "tests/test_citizen.py::test_a_rating_and_its_follow_up_carry_the_invitation",
+        "-k", "not (batch_limit or rate_limit or eight_concurrent or cached_row_expires)"),
+        # the unnest / scalar INSERTs and every column the row must name
+        postgres=("x__insert_rows", "x__row")),
     # test_stats.py without its random round (a minute per survivor); the replay is PostgreSQL only.
     "figures": Module("service/stats/figures.py", (), ("tests/test_stats.py", "-k", "not random_inserts")),
-    "rollup": Module("service/stats/rollup.py", (), ("tests/test_stats.py", "-k", "not random_inserts")),
+    # rebuild and differences (test_stats.py, the CLI in process); adjust is the suspicious
+    # flag's exclusion and restore (test_suspicious.py).
+    "rollup": Module("service/stats/rollup.py", (), (
+        "tests/test_stats.py::test_rollup_rebuild_equals_trigger_maintained_rollup",
+        "tests/test_stats.py::test_cli_check_and_rebuild",
+        "tests/test_suspicious.py::test_confirm_excludes_the_good_ratings_exactly_and_restore_puts_them_back")),
     "masking": Module("service/privacy.py", ("x_mask_phone", "x_mask_name", "x_normalise_phone"), (
         "tests/test_privacy.py", "tests/test_intake.py::test_get_rating_needs_staff_and_masks_rater")),
     # The department scope. (staff_required's role check is applied when the views are
@@ -113,6 +136,13 @@ def counts(work: Path, module: Module) -> dict[str, int]:
     return tally
 
 
+def unchecked(work: Path, module: Module) -> list[str]:
+    """The mutants of ``module`` an interrupted run did not check."""
+    meta = json.loads((work / "mutants" / (module.source + ".meta")).read_text(encoding="utf-8"))
+    return [n for n, code in meta["exit_code_by_key"].items()
+            if code is None and any(fnmatch.fnmatchcase(n, p) for p in patterns(module))]
+
+
 def refresh_tests(work: Path) -> list[str]:
     """Bring the tests of an earlier run up to date; the mutants it did not kill, to run again."""
     for where in (work / "tests", work / "mutants" / "tests"):
@@ -123,14 +153,63 @@ def refresh_tests(work: Path) -> list[str]:
     return [n.rstrip(":") for n in names if n.startswith(("service.", "models."))]
 
 
-def run(name: str, module: Module, again: bool = False, resume: bool = False) -> dict[str, int]:
+def _pytest(work: Path, module: Module, mutant: str, timeout: float, backend: str = "sqlite") -> int:
+    """Exit code of the module's tests with ``mutant`` switched in, in a fresh process (36: timeout)."""
+    env = {**os.environ, "HCP_TEST_BACKEND": backend, "MUTANT_UNDER_TEST": mutant}
+    cmd = ["nice", "-n", "10", str(ROOT / ".venv" / "bin" / "python"), "-m", "pytest", "-x", "-q",
+           "--rootdir=.", "-p", "no:cacheprovider", "-p", "no:randomly", *module.tests]
+    try:
+        return subprocess.run(cmd, cwd=work / "mutants", env=env, check=False, timeout=timeout,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    except subprocess.TimeoutExpired:
+        return 36
+
+
+def one_by_one(name: str, module: Module) -> None:
+    """Run each survivor of the last run alone in a fresh pytest; record the verdicts in mutmut's state."""
+    work = OUT / name
+    names = [n for n in refresh_tests(work)
+             if n in {line.split(":")[0] for line in (work / "survivors.txt").read_text().splitlines()
+                      if line.endswith(": survived")}]
+    start = time.monotonic()
+    if _pytest(work, module, "", 3600) != 0:
+        raise SystemExit(f"{name}: the tests fail without a mutant")
+    clean = time.monotonic() - start
+    if module.postgres and _pytest(work, module, "", 3600, backend="postgres") != 0:
+        raise SystemExit(f"{name}: the tests fail on PostgreSQL without a mutant")
+    if _pytest(work, module, "fail", 3600) == 0:  # the mutated tree is not the one imported
+        raise SystemExit(f"{name}: the forced failure passed; the tests do not run the mutants/ tree")
+    meta_path = work / "mutants" / (module.source + ".meta")
+    print(f"== {name}: {len(names)} survivors one by one (clean run {clean:.0f} s)", flush=True)
+    on_postgres = patterns(Module(module.source, module.postgres, ())) if module.postgres else []
+    for n, mutant in enumerate(names, 1):
+        code = _pytest(work, module, mutant, timeout=10 * clean + 30)
+        backend = "sqlite"
+        if code == 0 and any(fnmatch.fnmatchcase(mutant, p) for p in on_postgres):
+            backend, code = "postgres", _pytest(work, module, mutant, timeout=20 * clean + 60, backend="postgres")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["exit_code_by_key"][mutant] = code
+        meta_path.write_text(json.dumps(meta, indent=4), encoding="utf-8")
+        print(f"   {n}/{len(names)} {mutant}: exit {code} ({backend})", flush=True)
+
+
+def run(name: str, module: Module, again: bool = False, resume: bool = False,
+        alone: bool = False) -> dict[str, int]:
+    if alone:
+        one_by_one(name, module)
+        return counts(OUT / name, module)
     work = OUT / name
     names = None
     if again and (work / "survivors.txt").exists():
         names = refresh_tests(work)
         if not names:
             return counts(work, module)
-    elif not (resume and (work / "mutants").exists()):
+    elif resume and (work / "mutants").exists():
+        # By name: mutmut given patterns runs every mutant they match again, checked or not.
+        names = unchecked(work, module)
+        if not names:
+            return counts(work, module)
+    else:
         work = prepare(name, module)
     env = {**os.environ, "HCP_TEST_BACKEND": "sqlite"}
     mutmut = str(ROOT / ".venv" / "bin" / "mutmut")
@@ -148,6 +227,8 @@ def main() -> int:
                         help="go on with an interrupted run: the mutants not checked yet")
     parser.add_argument("--again", action="store_true",
                         help="with the current tests, run again only the mutants an earlier run left alive")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="run each survivor of the last run again alone, in a fresh pytest process")
     args = parser.parse_args()
     if args.list:
         for name, module in MODULES.items():
@@ -158,7 +239,7 @@ def main() -> int:
         parser.error(f"unknown module(s): {', '.join(sorted(unknown))}")
     rows = []
     for name in args.modules or MODULES:
-        tally = run(name, MODULES[name], again=args.again, resume=args.resume)
+        tally = run(name, MODULES[name], again=args.again, resume=args.resume, alone=args.one_by_one)
         total = sum(tally.values())
         score = 100 * (tally["killed"] + tally["timeout"]) / total if total else 0.0
         rows.append(f"{name:10} killed {tally['killed']:4}  survived {tally['survived']:4}  "

@@ -79,6 +79,16 @@ def test_rate_then_follow_up_once(app, worker, client, invited, query):
     assert "您的追评" in final and "提交" not in final
 
 
+def test_a_rating_and_its_follow_up_carry_the_invitation(client, invited, query):
+    token = invited("P-5")
+    assert client.post(f"/r/{token}", data={"level": "4"}).status_code == 303
+    assert client.post(f"/r/{token}", data={"level": "5"}).status_code == 303
+    first, follow = ratings(query)
+    assert first.invitation_id is not None and follow.invitation_id == first.invitation_id
+    assert (first.assess_number, first.followup_of, first.is_default) == (1, None, False)
+    assert (follow.assess_number, follow.followup_of, follow.is_default) == (2, first.id, False)
+
+
 def test_follow_up_window_and_expiry(app, client, invited, query):
     from service.extensions import db
 

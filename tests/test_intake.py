@@ -50,7 +50,7 @@ def test_every_body_field_is_stored(app, client, kiosk, org):
                        headers={**bearer(key), "X-Request-ID": "req-1"})
     assert resp.status_code == 201
     from service.extensions import db
-    from service.privacy import decrypt
+    from service.privacy import blind_index, decrypt
     with app.app_context():
         row = db.session.get(Rating, resp.get_json()["id"])
         assert (row.level, row.negative, row.device_id, row.item_id, row.department_id) == \
@@ -62,7 +62,11 @@ def test_every_body_field_is_stored(app, client, kiosk, org):
         assert (row.tags, row.reasons) == (["wait", "attitude"], ["off_att_rude", "off_eff_wait"])
         assert (row.real_name, row.rater_name_masked, row.rater_phone_masked) == (True, "陈**", mask_phone(PHONE))
         assert (decrypt(row.rater_name_enc), decrypt(row.rater_phone_enc)) == ("陈大文", PHONE)
+        # the key the case search by phone looks up (service/cases/query.py), whatever the spelling
+        assert row.rater_phone_index == blind_index("138-1234 5678") and PHONE not in row.rater_phone_index
         assert row.request_id == "req-1"
+        # a device's rating: the first assessment, no invitation, not a default rating (默认评价)
+        assert (row.invitation_id, row.assess_number, row.followup_of, row.is_default) == (None, 1, None, False)
 
 
 def test_good_rating_is_not_negative(client, kiosk):
@@ -272,6 +276,15 @@ def test_batch_mixed_items(app, client, kiosk):
     assert "level" in results[1]["errors"] and "item_code" in results[6]["errors"]
     assert results[5]["client_id"] is None
     assert count_ratings(app) == 2
+
+
+def test_a_batch_opening_with_an_invalid_item_stores_the_rest(app, client, kiosk):
+    _, _, key = kiosk
+    items = [{"level": 1}, rating_body(level=2)]
+    resp = client.post("/api/v1/ratings/batch", json={"ratings": items}, headers=bearer(key))
+    assert resp.status_code == 200
+    assert [r["status"] for r in resp.get_json()["results"]] == ["invalid", "created"]
+    assert count_ratings(app) == 1
 
 
 def test_batch_limit_is_500(app, client, kiosk):
