@@ -62,7 +62,7 @@ def test_a_replay_is_duplicate_and_a_changed_record_a_conflict(client, org, dist
     first = inbound(client, key, [ticket("T-1")]).get_json()["results"][0]
     again = inbound(client, key, [ticket("T-1"), ticket("T-1", satisfaction=3)]).get_json()["results"]
     assert [r["status"] for r in again] == ["duplicate", "conflict"]
-    assert again[0]["rating_id"] == first["rating_id"]
+    assert again[0]["rating_id"] == first["rating_id"] and again[1].get("rating_id") is None
     assert query(lambda s: s.scalar(select(func.count(Rating.id)))) == 1
     assert query(lambda s: s.scalar(select(func.count(InboundSource.rating_id)))) == 1
 

@@ -273,17 +273,22 @@ def test_batch_mixed_items(app, client, kiosk):
     assert [r["status"] for r in results] == ["created", "invalid", "duplicate", "conflict",
                                               "duplicate", "invalid", "invalid"]
     assert results[0]["client_id"] == new["client_id"] and results[4]["id"] == results[0]["id"]
+    assert [r["client_id"] for r in results[2:5]] == [stored["client_id"], stored["client_id"], new["client_id"]]
     assert "level" in results[1]["errors"] and "item_code" in results[6]["errors"]
     assert results[5]["client_id"] is None
     assert count_ratings(app) == 2
 
 
-def test_a_batch_opening_with_an_invalid_item_stores_the_rest(app, client, kiosk):
+def test_invalid_items_first_in_a_batch_leave_the_rest_stored(app, client, kiosk):
     _, _, key = kiosk
-    items = [{"level": 1}, rating_body(level=2)]
+    items = [{"level": 1}, {**rating_body(), "item_code": "nope"},
+             rating_body(level=5, reasons=["off_att_rude"]), rating_body(level=2)]  # a bad rating's reason
     resp = client.post("/api/v1/ratings/batch", json={"ratings": items}, headers=bearer(key))
     assert resp.status_code == 200
-    assert [r["status"] for r in resp.get_json()["results"]] == ["invalid", "created"]
+    results = resp.get_json()["results"]
+    assert [r["status"] for r in results] == ["invalid", "invalid", "invalid", "created"]
+    assert [r["client_id"] for r in results] == [None] + [b["client_id"] for b in items[1:]]
+    assert "item_code" in results[1]["errors"] and "reasons" in results[2]["errors"]
     assert count_ratings(app) == 1
 
 
