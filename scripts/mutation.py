@@ -16,7 +16,9 @@ mutmut's long sequential runs here report survivors that the same tests kill whe
 mutant is run alone (intake's ``_row`` with ``rater = None``, 2026-12-03). ``--one-by-one``
 is the check of record for survivors: each one runs in a pytest process of its own (no
 fork server, no state shared with the mutants before it) against the module's whole test
-selection, and its verdict is written back into mutmut's state.
+selection, and its verdict is written back into mutmut's state. A survivor in a function
+listed in the module's ``postgres`` runs on PostgreSQL instead (the same tests, and the
+PostgreSQL-only paths the SQLite run cannot reach).
 
 The summary (killed / survived / timeout per module) goes to stdout and to
 ``var/mutation/summary.txt``; ``var/mutation/NAME/`` keeps mutmut's state, so
@@ -147,8 +149,11 @@ def unchecked(work: Path, module: Module) -> list[str]:
             if code is None and any(fnmatch.fnmatchcase(n, p) for p in patterns(module))]
 
 
-def refresh_tests(work: Path) -> list[str]:
-    """Bring the tests of an earlier run up to date; the mutants it did not kill, to run again."""
+def refresh_tests(work: Path, module: Module) -> list[str]:
+    """Bring the tests (and their selection) of an earlier run up to date; the mutants it did
+    not kill, to run again."""
+    config = (ROOT / "setup.cfg").read_text(encoding="utf-8") + mutmut_section(module)
+    (work / "setup.cfg").write_text(config, encoding="utf-8")
     for where in (work / "tests", work / "mutants" / "tests"):
         shutil.rmtree(where)
         shutil.copytree(ROOT / "tests", where, ignore=shutil.ignore_patterns("__pycache__", "faults", "fuzz"))
@@ -172,7 +177,7 @@ def _pytest(work: Path, module: Module, mutant: str, timeout: float, backend: st
 def one_by_one(name: str, module: Module) -> None:
     """Run each survivor of the last run alone in a fresh pytest; record the verdicts in mutmut's state."""
     work = OUT / name
-    names = [n for n in refresh_tests(work)
+    names = [n for n in refresh_tests(work, module)
              if n in {line.split(":")[0] for line in (work / "survivors.txt").read_text().splitlines()
                       if line.endswith(": survived")}]
     start = time.monotonic()
@@ -187,10 +192,10 @@ def one_by_one(name: str, module: Module) -> None:
     print(f"== {name}: {len(names)} survivors one by one (clean run {clean:.0f} s)", flush=True)
     on_postgres = patterns(Module(module.source, module.postgres, ())) if module.postgres else []
     for n, mutant in enumerate(names, 1):
-        code = _pytest(work, module, mutant, timeout=10 * clean + 30)
-        backend = "sqlite"
-        if code == 0 and any(fnmatch.fnmatchcase(mutant, p) for p in on_postgres):
-            backend, code = "postgres", _pytest(work, module, mutant, timeout=20 * clean + 60, backend="postgres")
+        # A survivor of the SQLite run in a function with PostgreSQL-only paths: PostgreSQL
+        # runs the same tests (and more), so it alone tells.
+        backend = "postgres" if any(fnmatch.fnmatchcase(mutant, p) for p in on_postgres) else "sqlite"
+        code = _pytest(work, module, mutant, timeout=20 * clean + 60, backend=backend)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta["exit_code_by_key"][mutant] = code
         meta_path.write_text(json.dumps(meta, indent=4), encoding="utf-8")
@@ -205,7 +210,7 @@ def run(name: str, module: Module, again: bool = False, resume: bool = False,
     work = OUT / name
     names = None
     if again and (work / "survivors.txt").exists():
-        names = refresh_tests(work)
+        names = refresh_tests(work, module)
         if not names:
             return counts(work, module)
     elif resume and (work / "mutants").exists():
