@@ -42,8 +42,18 @@ def route_rating(self, rating_id: int) -> int | None:
 
 @shared_task(bind=True, autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=60,
              max_retries=20, acks_late=True)
+def process_stored(self, count_ids: list[int], check_ids: list[int]) -> int:
+    """One stored batch's term counts and suspicious rules, in one transaction. Safe to run twice."""
+    flags = after_commit.process(db.session, count_ids, check_ids)
+    db.session.commit()
+    return flags
+
+
+# Sent by web processes of the release before process_stored; kept so their queued messages run.
+@shared_task(bind=True, autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=60,
+             max_retries=20, acks_late=True)
 def count_terms(self, rating_ids: list[int]) -> int:
-    """Count the terms of one stored batch into the hot spots. Safe to run twice (claimed ids)."""
+    """Count the terms of one stored batch (see process_stored)."""
     counted = counting.count(db.session, rating_ids)
     db.session.commit()
     return counted
@@ -52,7 +62,7 @@ def count_terms(self, rating_ids: list[int]) -> int:
 @shared_task(bind=True, autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=60,
              max_retries=20, acks_late=True)
 def check_suspicious(self, rating_ids: list[int]) -> int:
-    """Run the suspicious-rating rules on one stored batch. Safe to run twice (marks are unique)."""
+    """Run the suspicious-rating rules on one stored batch (see process_stored)."""
     flags = rules.check(db.session, rating_ids)
     db.session.commit()
     return len(flags)

@@ -1,7 +1,7 @@
 """Counting the terms of ratings into ``insight_terms``: as batches are stored, and from scratch.
 
-The intake stores a batch and sends its rating ids to the ``count_terms`` task
-(``send_stored``); the task calls ``count`` in its own transaction. ``count`` first
+The intake stores a batch and sends the ids of its ratings with text (``to_count``) to the
+worker's ``process_stored`` task (service/ratings/after_commit.py), which calls ``count``. ``count`` first
 claims the ratings in ``insight_counted`` (``INSERT … ON CONFLICT DO NOTHING
 RETURNING``), so a task delivered twice, or racing a rebuild, counts each rating once.
 ``rebuild`` and ``differences`` recount from the raw rows (``hcp insights rebuild`` /
@@ -10,7 +10,6 @@ each counted once per rating.
 """
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from datetime import date, timedelta
 
@@ -20,12 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models import InsightCounted, InsightTerm, InsightTermMonthly, Rating
-from service import dispatch
 from service.insights.segment import terms
 from service.reasons.table import labels
 from service.stats.rollup import month_sql
 
-log = logging.getLogger(__name__)
 
 HAS_TEXT = "(r.comment IS NOT NULL OR r.tags IS NOT NULL OR r.reasons IS NOT NULL)"
 _R = Rating.__table__.c
@@ -42,23 +39,13 @@ def has_text(body: dict) -> bool:
     return bool(body.get("comment") or body.get("tags") or body.get("reasons"))
 
 
-def send_stored(outcomes, bodies) -> None:
-    """After commit: send the created ratings of one stored batch that carry text to ``count_terms``.
-
-    One task per batch. A broker that is down must not fail the intake: the ratings are
-    stored, and the catch-up sweep (service/ratings/after_commit.py) counts them; so it does
-    when ``HCP_TERM_COUNTING`` is off.
-    """
+def to_count(outcomes, bodies) -> list[int]:
+    """The created ratings of one stored batch whose terms the worker counts: those carrying
+    text, none when ``HCP_TERM_COUNTING`` is off (the catch-up sweep counts them then)."""
     if not current_app.config["HCP_SETTINGS"].term_counting:
-        return
-    ids = [o.rating["id"] for o, b in zip(outcomes, bodies)
-           if o.status == "created" and isinstance(b, dict) and has_text(b)]
-    if not ids:
-        return
-    try:
-        dispatch.send("count_terms", ids, retry=False)
-    except Exception:  # noqa: BLE001 — never lose the 201 for a count
-        log.warning("broker unavailable; terms of ratings %s left for a rebuild", ids, exc_info=True)
+        return []
+    return [o.rating["id"] for o, b in zip(outcomes, bodies)
+            if o.status == "created" and isinstance(b, dict) and has_text(b)]
 
 
 def rating_terms(row, label_of: dict) -> set[str]:

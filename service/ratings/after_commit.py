@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from models import Rating, SuspiciousMark, SweepWatermark
 from models.types import utcnow
+from service import dispatch
 from service.insights import counting
 from service.ratings.intake import Outcome, route_created
 from service.suspicious import rules
@@ -29,13 +30,28 @@ CHUNK = 2000  # ratings passed per transaction of the catch-up
 def send_tasks(outcomes: list[Outcome], bodies: list, request_id: str | None = None) -> None:
     """Send the tasks of a committed batch; ``bodies`` are the stored bodies, in order.
 
-    Each sender catches a broker that is down (the sweeps catch up later: ``sweep_unrouted``
-    for routing, ``catch_up`` for the term counts and the rules), so this never fails a
-    rating that is stored.
+    Routing, one task per bad rating; the term counts and the rules, one ``process_stored``
+    task for the batch (one message, one worker transaction). Each send catches a broker
+    that is down (the sweeps catch up later: ``sweep_unrouted`` for routing, ``catch_up``
+    for the term counts and the rules), so this never fails a rating that is stored.
     """
     route_created(outcomes, request_id)
-    counting.send_stored(outcomes, bodies)
-    rules.send_stored(outcomes)
+    count_ids, check_ids = counting.to_count(outcomes, bodies), rules.to_check(outcomes)
+    if not count_ids and not check_ids:
+        return
+    try:
+        dispatch.send("process_stored", count_ids, check_ids, retry=False)
+    except Exception:  # noqa: BLE001 — never lose the 201 for a count or a check
+        log.warning("broker unavailable; ratings %s left for the catch-up sweep", check_ids or count_ids,
+                    exc_info=True)
+
+
+def process(session: Session, count_ids: list[int], check_ids: list[int]) -> int:
+    """The worker's side of ``send_tasks``: count the terms of ``count_ids`` and run the rules
+    on ``check_ids``; the caller commits. Safe to run twice (claimed ids, unique marks).
+    Returns the number of flags opened or grown."""
+    counting.count(session, count_ids)
+    return len(rules.check(session, check_ids)) if check_ids else 0
 
 
 def _watermark(session: Session) -> int:

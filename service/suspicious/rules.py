@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from models import Device, Project, Rating, SuspiciousFlag, SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark
 from models.types import utcnow
-from service import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +32,12 @@ KEEP = timedelta(days=2)
 _CHUNK = 1000
 
 
-def send_stored(outcomes) -> None:
-    """After commit: send the ratings one stored batch created to ``check_suspicious``.
-
-    One task per batch. A broker that is down must not fail the intake: the ratings are
-    stored; their marks are missing, so a burst among them may go unflagged.
-    """
+def to_check(outcomes) -> list[int]:
+    """The created ratings of one stored batch the worker runs the rules on (none when
+    ``HCP_SUSPICIOUS_RULES`` is off)."""
     if not current_app.config["HCP_SETTINGS"].suspicious_rules:
-        return
-    ids = [o.rating["id"] for o in outcomes if o.status == "created"]
-    if not ids:
-        return
-    try:
-        dispatch.send("check_suspicious", ids, retry=False)
-    except Exception:  # noqa: BLE001 — never lose the 201 for a check
-        log.warning("broker unavailable; ratings %s not checked for suspicious patterns", ids, exc_info=True)
+        return []
+    return [o.rating["id"] for o in outcomes if o.status == "created"]
 
 
 def normal_comment(comment: str | None) -> str:
