@@ -49,12 +49,14 @@ def fill_terms(app, name: str) -> int:
         with conn.cursor().copy("COPY pool_terms (idx, term) FROM STDIN") as copy:
             for pair in pairs:
                 copy.write_row(pair)
+        # In date order, as the count task writes them day by day: a GROUP BY's hash order would
+        # scatter each day's rows over the whole table, which no live database does.
         conn.execute("""
             INSERT INTO insight_terms (rated_date, department_id, item_id, term, ratings, bad)
             SELECT r.rated_date, r.department_id, COALESCE(r.item_id, 0), p.term, count(*),
                    count(*) FILTER (WHERE r.negative)
             FROM ratings r JOIN pool_terms p ON p.idx = (r.id / 3) %% %s
-            WHERE r.id %% 3 = 0 GROUP BY 1, 2, 3, 4""" % len(COMMENTS))
+            WHERE r.id %% 3 = 0 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""" % len(COMMENTS))
         conn.execute("INSERT INTO insight_terms_monthly (month, department_id, term, ratings, bad) "
                      "SELECT date_trunc('month', rated_date)::date, department_id, term, sum(ratings), sum(bad) "
                      "FROM insight_terms GROUP BY 1, 2, 3")
