@@ -2,8 +2,8 @@
 
 - **default ratings**: ``BENCH_DEFAULT_INVITATIONS`` (default 200,000) due invitations in a
   database of their own, turned into default ratings by the task itself
-  (``service.invitations.defaults.run``: batches, ON CONFLICT, NOT EXISTS, marking the
-  invitations settled, their 上报 records) against one bare ``INSERT … SELECT`` of the same
+  (``service.invitations.defaults.run``: batches, ON CONFLICT, the invitations taken off the
+  sweep's queue, their 上报 records) against one bare ``INSERT … SELECT`` of the same
   rows into ``ratings`` (rolled back), in the same database, same run. Both fire the rollup
   triggers. Target ≤ 2× the bare insert's time.
 - **PUT /projects**: wrk PUTting new applications (stage done: an invitation and its SMS
@@ -50,6 +50,10 @@ INSERT INTO invitations (project_id, stage, nonce, token_hash, stage_at, expires
 SELECT p.id, 'done', md5(p.id::text), md5(p.id::text) || md5('t' || p.id::text), p.done_at,
        p.done_at + interval '7 days', p.done_at
 FROM projects p
+"""
+LOAD_UNSETTLED = """
+INSERT INTO invitations_unsettled (expires_at, invitation_id, project_id)
+SELECT expires_at, id, project_id FROM invitations
 """
 
 SETUP = """
@@ -101,6 +105,7 @@ def default_ratings(n: int, base_env: dict) -> dict:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(LOAD_PROJECTS, {**org, "n": n})
             conn.execute(LOAD_INVITATIONS)
+            conn.execute(LOAD_UNSETTLED)
             conn.execute("VACUUM ANALYZE")
         with psycopg.connect(dsn) as conn:  # the bare statement, timed, then undone
             started = time.perf_counter()

@@ -4,7 +4,7 @@ from models.cases import (CalendarOverride, Case, CaseEvent, Notification, OPEN_
                           OUTCOME_LABELS, STATUS_LABELS)
 from models.clients import CLIENT_KINDS, IntegrationClient
 from models.exchange import OUTBOX_STATE_LABELS, OUTBOX_STATES, InboundSource, OutboxRecord, rating_record_id
-from models.invitations import INVITATION_STATES, Invitation
+from models.invitations import INVITATION_STATES, Invitation, UnsettledInvitation
 from models.insights import InsightCounted, InsightTerm, InsightTermMonthly
 from models.org import (CHANNEL_LABELS, CHANNELS, ROLE_LABELS, ROLES, ApiToken, Department, Device, PairCode,
                         PasswordLink, QrVoter, ServiceItem, User)
@@ -32,6 +32,6 @@ __all__ = [
     "RouteResend", "STATUS_LABELS", "ServiceItem", "StatsDaily", "StatsDailyDetail", "StatsMonthly", "StatsMonthlyItem",
     "StatsOpen",
     "FLAG_STATES", "FLAG_STATE_LABELS", "RULES", "RULE_LABELS", "SuspiciousFlag", "SuspiciousFlagEvent",
-    "SuspiciousFlagRating", "SuspiciousMark", "SweepWatermark",
+    "SuspiciousFlagRating", "SuspiciousMark", "SweepWatermark", "UnsettledInvitation",
     "User", "is_bad",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import db
@@ -31,14 +31,24 @@ class Invitation(db.Model):
     stage_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the 办件评价率 scan
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Set once a first rating exists (the citizen's, or the default one): the default-rating
-    # sweep then never looks at the invitation again.
-    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     project: Mapped[Project] = relationship()
 
     __table_args__ = (UniqueConstraint("project_id", "stage", name="uq_invitations_project_id_stage"),
-                      # The sweep's scan: unsettled invitations in its order (expiry, id).
-                      Index("ix_invitations_unsettled", "expires_at", "id", postgresql_where=text("settled_at IS NULL"),
-                            sqlite_where=text("settled_at IS NULL")),
                       {"sqlite_autoincrement": True})
+
+
+class UnsettledInvitation(db.Model):
+    """An invitation with no first rating yet: the default-rating sweep's queue.
+
+    A row is added with its invitation and deleted when the first rating is made (the
+    citizen's, or the sweep's default one), so the sweep reads the due ones off this
+    table's primary key in its order (expiry, id). Deleting a row changes no index, where
+    marking the invitation itself would write a new version of it into every index of
+    ``invitations`` (its token's hash among them, a random page each).
+    """
+
+    __tablename__ = "invitations_unsettled"
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(BigId, ForeignKey("invitations.id"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(BigId)

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from models import Invitation, Project, Rating
+from models import Invitation, Project, Rating, UnsettledInvitation
 from models.types import utcnow
 from service.stats import figures
 from tests.support import hcp
@@ -20,11 +20,17 @@ from tests.test_citizen import invited  # noqa: F401 — the fixture
 pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
 
 
-def expire(app, *, but=()):
+def expire(app, *, but=(), only=None):
+    """Move invitations' expiry a minute into the past (all, all ``but`` these ids, or ``only``
+    these), in the sweep's queue too: ``hcp ratings run-defaults`` runs in a process of its own,
+    so the app's clock cannot be set for it."""
     from service.extensions import db
+    moment = utcnow() - timedelta(minutes=1)
+    ids, queued = Invitation.id, UnsettledInvitation.invitation_id
     with app.app_context():
-        db.session.execute(update(Invitation).where(Invitation.id.not_in(but) if but else True)
-                           .values(expires_at=utcnow() - timedelta(minutes=1)))
+        for table, column in ((Invitation, ids), (UnsettledInvitation, queued)):
+            where = column.in_(only) if only is not None else column.not_in(but) if but else True
+            db.session.execute(update(table).where(where).values(expires_at=moment))
         db.session.commit()
 
 
@@ -33,11 +39,17 @@ def count(query, **where):
 
 
 def test_expired_invitations_become_default_ratings(app, client, invited, query):  # noqa: F811
+    def queued():  # the sweep's queue: invitations without a first rating
+        return set(query(lambda s: s.scalars(select(UnsettledInvitation.invitation_id)).all()))
+
     rated = invited("P-1")
+    assert len(queued()) == 1
     assert client.post(f"/r/{rated}", data={"level": "3"}).status_code == 303
+    assert queued() == set()  # the citizen's rating settled it
     tokens = [invited(f"P-{n}") for n in range(2, 6)]
     pending = invited("P-6")
     pending_id = query(lambda s: s.scalar(select(Invitation.id).order_by(Invitation.id.desc())))
+    assert len(queued()) == 5
     expire(app, but=[pending_id])
 
     # The session's worker runs the same sweep from beat; whoever comes first makes them, once.
@@ -45,6 +57,7 @@ def test_expired_invitations_become_default_ratings(app, client, invited, query)
     assert "0 default ratings made" in hcp("ratings", "run-defaults").stdout  # idempotent
     rows = query(lambda s: s.scalars(select(Rating).where(Rating.is_default)).all())
     assert len(rows) == 4
+    assert queued() == {pending_id}
     assert {(r.channel, r.level, r.assess_number, r.real_name) for r in rows} == {("default", 5, 1, False)}
     assert {r.project_no for r in rows} == {"P-2", "P-3", "P-4", "P-5"}
 
@@ -126,10 +139,7 @@ def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, 
     assert kiosk_rating.status_code == 201
     to_default_id = query(lambda s: s.scalar(select(Invitation.id).join(Project).where(
         Project.project_no == "M-2")))
-    with app.app_context():
-        db.session.execute(update(Invitation).where(Invitation.id == to_default_id)
-                           .values(expires_at=utcnow() - timedelta(minutes=1)))
-        db.session.commit()
+    expire(app, only=[to_default_id])
     hcp("ratings", "run-defaults")
     # the sweep made one default rating, level 5: market has 3 ratings, 1 of them default
     today = date.today()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import STAGES, Invitation, Project, Rating
+from models import STAGES, Invitation, Project, Rating, UnsettledInvitation
 from models.types import utcnow
 from service import dispatch, notify
 from service.invitations import sms, tokens  # sms: also registers the outbox's sms sender
@@ -65,6 +65,9 @@ def ensure(session: Session, project: Project) -> list[int]:
         new_id = session.scalar(
             insert(Invitation).values(project_id=project.id, **row)
             .on_conflict_do_nothing(index_elements=["project_id", "stage"]).returning(Invitation.id))
+        if new_id is not None:  # the default sweep's queue, until a first rating settles it
+            session.execute(insert(UnsettledInvitation).values(expires_at=row["expires_at"], invitation_id=new_id,
+                                                               project_id=project.id))
         if new_id is not None and project.applicant_phone_enc:
             # The payload names the invitation only: the phone stays encrypted until the send.
             delivery = notify.claim(session, sms_key(new_id), sms.KIND, {"invitation_id": new_id})

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from models import Device, Invitation, Rating, is_bad
+from models import Device, Invitation, Rating, UnsettledInvitation, is_bad
 from models.types import utcnow
 from service.auth.access import new_device_key
 from service.pooling import intake_engine
@@ -138,13 +138,14 @@ def submit(session: Session, invitation: Invitation, via: str | None, level: int
                          **({"phone": phone} if phone else {})}
     device_ref = SimpleNamespace(id=device.id, department_id=device.department_id, channel=device.channel,
                                  window=device.window)
+    queued = (UnsettledInvitation.expires_at == invitation.expires_at,
+              UnsettledInvitation.invitation_id == invitation.id)
     # The session's transaction ends (and, on SQLite, its lock) before the intake's own
     # connection writes; nothing below touches the session's rows again.
     session.commit()
     with intake_engine().begin() as conn:
         outcome = intake.store(conn, device_ref, [body], request_id=request_id)[0]
-        if outcome.status == "created" and assess == 1:
-            conn.execute(update(Invitation).where(Invitation.id == body["invitation_id"])
-                         .values(settled_at=utcnow()))
+        if outcome.status == "created" and assess == 1:  # settled: off the default sweep's queue
+            conn.execute(delete(UnsettledInvitation).where(*queued))
     after_commit.send_tasks([outcome], [body], request_id)
     return outcome

@@ -6,7 +6,8 @@ row and updates it, refusing a stage that would move back.
 
 On PostgreSQL the first PUT is one statement in autocommit (``create``): the item looked
 up in the client's subtree, the application, its invitations and their SMS outbox rows
-inserted as data-modifying CTEs, and whether ratings already name it — one round trip
+inserted as data-modifying CTEs (and the invitations queued for the default sweep,
+``invitations_unsettled``), and whether ratings already name it — one round trip
 instead of a dozen ORM statements and a transaction. A ``project_no`` that exists already
 (nothing inserted) goes the ORM way (``upsert``).
 """
@@ -164,7 +165,10 @@ invited AS (
   FROM project, unnest(%(i_stage)s::varchar[], %(i_nonce)s::varchar[], %(i_token_hash)s::varchar[],
                        %(i_stage_at)s::timestamptz[], %(i_expires_at)s::timestamptz[], %(i_created_at)s::timestamptz[])
        AS t(stage, nonce, token_hash, stage_at, expires_at, created_at)
-  ON CONFLICT (project_id, stage) DO NOTHING RETURNING id, stage, stage_at, expires_at),
+  ON CONFLICT (project_id, stage) DO NOTHING RETURNING id, project_id, stage, stage_at, expires_at),
+unsettled AS (
+  INSERT INTO invitations_unsettled (expires_at, invitation_id, project_id)
+  SELECT expires_at, id, project_id FROM invited),
 sms AS (
   INSERT INTO notifications (kind, key, payload, created_at, attempts)
   SELECT '{sms_sender.KIND}', {issue.SMS_KEY_SQL.format(id="invited.id")},
