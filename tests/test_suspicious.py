@@ -80,6 +80,17 @@ def test_a_device_burst_is_flagged_and_a_human_pace_is_not(app, district, query)
     assert "a1 hall" in flag.subject
 
 
+def test_a_long_burst_rating_by_rating_flags_every_one_past_the_limit(app, district, query):  # noqa: F811
+    """One rating per task, 30 in one window: the window's count is read only as far as the
+    decision needs, and still the 11th opens the flag with all 11 and each later one joins it."""
+    devs = district["devices"]
+    ids = []
+    for i in range(30):
+        ids += store(app, devs["a1-hall"], [good(at=START + timedelta(seconds=i))])
+        got = [ids_ for _r, _d, _s, ids_, _ in flags(query, rule="burst")]
+        assert got == ([] if i < 10 else [sorted(ids)]), i
+
+
 def test_a_phone_over_its_daily_cap_is_flagged_by_its_blind_index(app, district, query):  # noqa: F811
     devs = district["devices"]
     phone = "13812345678"

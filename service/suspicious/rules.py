@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ _R = Rating.__table__.c
 # posts late from its offline buffer), then deleted.
 KEEP = timedelta(days=2)
 _CHUNK = 1000
+_COUNTED = 200  # windows counted per statement
 
 
 def to_check(outcomes) -> list[int]:
@@ -92,11 +93,11 @@ def _over(session: Session, marks: list[dict], limits: dict) -> dict[tuple, set[
     windows = sorted(mine)
     groups: dict[tuple, set[int]] = defaultdict(set)
     crossed = []
-    for start in range(0, len(windows), _CHUNK):
-        for rule, key, window, n in session.execute(
-                select(m.rule, m.key, m.window, func.count()).where(
-                    tuple_(m.rule, m.key, m.window).in_(windows[start:start + _CHUNK]))
-                .group_by(m.rule, m.key, m.window)):
+    # A window's marks are counted only as far as the decision needs (its limit plus this
+    # batch's marks in it, plus one): a long burst's window does not cost more per rating.
+    cap = max(limits.values()) + max(len(batch) for batch in mine.values()) + 1
+    for start in range(0, len(windows), _COUNTED):
+        for rule, key, window, n in _capped_counts(session, windows[start:start + _COUNTED], cap):
             if n <= limits[rule]:
                 continue
             batch = mine[(rule, key, window)]
@@ -111,6 +112,18 @@ def _over(session: Session, marks: list[dict], limits: dict) -> dict[tuple, set[
                     tuple_(m.rule, m.key, m.window).in_(crossed[start:start + _CHUNK]))):
             groups[(rule, group_key)].add(rating_id)
     return groups
+
+
+def _capped_counts(session: Session, windows: list[tuple], cap: int) -> list[tuple]:
+    """(rule, key, window, min(marks, cap)) of each window: each count reads at most ``cap``
+    index entries of the primary key, however many marks the window holds."""
+    parts, params = [], {"cap": cap}
+    for i, (rule, key, window) in enumerate(windows):
+        parts.append(f"SELECT :r{i} AS rule, :k{i} AS key, :w{i} AS win, count(*) AS n FROM "
+                     f"(SELECT 1 FROM suspicious_marks WHERE rule = :r{i} AND key = :k{i} AND \"window\" = :w{i} "
+                     f"LIMIT :cap) x{i}")
+        params.update({f"r{i}": rule, f"k{i}": key, f"w{i}": window})
+    return session.execute(text(" UNION ALL ".join(parts)), params).all()
 
 
 def _before_acceptance(session: Session, rows) -> dict[tuple, set[int]]:
