@@ -2,7 +2,9 @@
 -- Environment: BENCH_PATH, BENCH_KEY (device key, may be empty), BENCH_NONCE (8 hex
 -- digits, new for every run so client_ids never repeat), BENCH_RATED_AT, and
 -- BENCH_COMMENT_SHARE (default 0): the share of good ratings that carry a comment too, one
--- of a pool of hall comments numbered by the request (so no two are the same text).
+-- of a pool of hall comments numbered by the request (so no two are the same text);
+-- BENCH_KEYS (comma-separated device keys): each request from one of them at random, and
+-- with BENCH_RATED_NOW=1 rated at the moment it is posted.
 local threads = {}
 local counter = 0
 local comments = {"不动产登记要跑两趟，材料不全", "营业执照一窗通办很方便", "排队时间太长，工作人员态度生硬",
@@ -23,10 +25,15 @@ function init(args)
   headers = {["Content-Type"] = "application/json"}
   local key = os.getenv("BENCH_KEY")
   if key and key ~= "" then headers["Authorization"] = "Bearer " .. key end
+  keys = {}
+  for k in string.gmatch(os.getenv("BENCH_KEYS") or "", "[^,]+") do table.insert(keys, k) end
+  rated_now = os.getenv("BENCH_RATED_NOW") == "1"
 end
 
 function request()
   counter = counter + 1
+  if #keys > 0 then headers["Authorization"] = "Bearer " .. keys[math.random(1, #keys)] end
+  if rated_now then rated_at = os.date("!%Y-%m-%dT%H:%M:%SZ") end
   local cid = string.format("%s-%04x-4%03x-8%03x-%012x", nonce, tid, math.random(0, 4095),
                             math.random(0, 4095), counter)
   local body

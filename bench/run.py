@@ -246,10 +246,13 @@ class Bench:
             "    add_user('bench-h2', 'bench-pass-1', 'handler', d)\n"
             "    m = add_user('bench-mgr', 'bench-pass-1', 'manager', d)\n"
             "    dev, key = add_device('bench-kiosk', d, 'hall_terminal', '1', '100000000/minute')\n"
+            f"    keys = [add_device(f'bench-kiosk-{{i}}', d, 'hall_terminal', str(i % 40 + 2), '100000000/minute')[1]"
+            f" for i in range({self.args.kiosks if self.args.kiosks > 1 else 0})]\n"
             "    db.session.flush()\n"
             "    token, _ = issue_token(m)\n"
             "    db.session.commit()\n"
-            "    print(json.dumps({'key': key, 'device_id': dev.id, 'department_id': d.id, 'token': token}))\n"
+            "    print(json.dumps({'key': key, 'keys': keys, 'device_id': dev.id, 'department_id': d.id,\n"
+            "                      'token': token}))\n"
         )
         out = subprocess.run([PYTHON, "-c", script], env=self.env, cwd=ROOT, check=True,
                              capture_output=True, text=True).stdout
@@ -313,9 +316,12 @@ class Bench:
         result["server_cpu_ms"] = per_request
         return result
 
-    def _wrk(self, url: str, path: str, key: str, seconds: float, nonce: str, comment_share: float = 0.0) -> dict:
+    def _wrk(self, url: str, path: str, key: str, seconds: float, nonce: str, comment_share: float = 0.0,
+             kiosks: list[str] | None = None) -> dict:
         env = {**os.environ, "BENCH_PATH": path, "BENCH_KEY": key, "BENCH_NONCE": nonce,
                "BENCH_RATED_AT": self.rated_at, "BENCH_COMMENT_SHARE": str(comment_share)}
+        if kiosks:  # many kiosks, each rating rated when it is posted
+            env.update({"BENCH_KEYS": ",".join(kiosks), "BENCH_RATED_NOW": "1"})
         cmd = [WRK, f"-t{self.args.wrk_threads}", f"-c{self.args.connections}", f"-d{int(seconds)}s",
                "--timeout", "10s", "-s", str(ROOT / "bench" / "intake.lua"), url]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
@@ -533,15 +539,16 @@ class Bench:
                                 "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "metrics-off")})
         off_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(off_url + "/readyz"), 60, "hcp gunicorn (rules off)")
-        share = self.args.comment_share
+        share, kiosks = self.args.comment_share, self.org.get("keys") or None
         for url in (off_url, self.hcp_url):  # warm up both (the worker's tokenizer too)
-            self._wrk(url, "/api/v1/ratings", self.org["key"], 2, self._nonce(), share)
+            self._wrk(url, "/api/v1/ratings", self.org["key"], 2, self._nonce(), share, kiosks)
         celery = [p for w in self.workers for p in [w.pid] + children(w.pid)]
 
         def measured(url: str) -> dict:
             # The workers' CPU per rating beside the rate: the rules' work is theirs, not the request's.
             before = cpu_seconds(celery)
-            result = self._wrk(url, "/api/v1/ratings", self.org["key"], self.args.seconds, self._nonce(), share)
+            result = self._wrk(url, "/api/v1/ratings", self.org["key"], self.args.seconds, self._nonce(), share,
+                               kiosks)
             result["celery_cpu_ms"] = 1000 * (cpu_seconds(celery) - before) / max(1, result["requests"])
             return result
 
@@ -554,8 +561,9 @@ class Bench:
         ratio = best_on["rps"] / best_off["rps"]
         median = (sorted(r["rps"] for r in on_runs)[len(on_runs) // 2]
                   / sorted(r["rps"] for r in off_runs)[len(off_runs) // 2])
+        where = f", {len(kiosks)} kiosks" if kiosks else ""
         self.rows.append(Row(f"intake req/s, term counting + suspicious rules on vs off "
-                             f"({self.args.suspicious_rounds} rounds, median ratio {median:.2f}×)",
+                             f"({self.args.suspicious_rounds} rounds{where}, median ratio {median:.2f}×)",
                              f"{best_on['rps']:.0f}", f"{best_off['rps']:.0f}", ratio, "≥ 0.9×", ratio >= 0.9,
                              {"on": on_runs, "off": off_runs, "comment_share": share}))
         cpu_on, cpu_off = (min(r["celery_cpu_ms"] for r in runs) for runs in (on_runs, off_runs))
@@ -686,6 +694,9 @@ def main(argv=None) -> int:
                         help="rounds per side of the term counting + suspicious rules row (best kept)")
     parser.add_argument("--comment-share", type=float, default=0.33,
                         help="share of good ratings with a comment in that row")
+    parser.add_argument("--kiosks", type=int, default=1,
+                        help="kiosks the suspicious row's ratings come from (more than 1: random kiosk per rating, "
+                             "rated when posted; 1: the intake row's one kiosk and fixed rated_at, one long burst)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--batches", type=int, default=40, help="500-rating batches per side and round")
