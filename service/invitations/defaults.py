@@ -22,7 +22,7 @@ and the next run starts again), there is never a second first rating for an invi
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from flask import current_app
 from sqlalchemy import bindparam, delete, select, text
@@ -55,12 +55,20 @@ ON CONFLICT DO NOTHING"""
 
 
 # PostgreSQL: one batch as one statement. ``{created}`` is the ratings' INSERT … RETURNING
-# (wrapped by the outbox when it is on); the answer is (settled, made).
+# (wrapped by the outbox when it is on); the answer is (made, settled, the last key taken).
+# A run goes on after the key its last batch took (:after_at, :after_id): the queue rows
+# the run deleted stay in the primary key until vacuum, and starting each batch from the
+# front would walk over all of them again (batch k over k × 5,000 dead entries).
 _PG_DUE = """
 due AS (DELETE FROM invitations_unsettled
-        WHERE ctid = ANY (ARRAY(SELECT ctid FROM invitations_unsettled WHERE expires_at <= :now
+        WHERE ctid = ANY (ARRAY(SELECT ctid FROM invitations_unsettled
+                                WHERE expires_at <= :now AND (expires_at, invitation_id) > (:after_at, :after_id)
                                 ORDER BY expires_at, invitation_id LIMIT :batch FOR UPDATE SKIP LOCKED))
         RETURNING invitation_id AS id, project_id, expires_at)"""
+_PG_LAST = ("(SELECT count(*) FROM due), (SELECT expires_at FROM due ORDER BY expires_at DESC, id DESC LIMIT 1), "
+            "(SELECT id FROM due ORDER BY expires_at DESC, id DESC LIMIT 1)")
+# Before every key: no invitation expires before 2000 (service/projects/schemas.py).
+_FIRST_KEY = (datetime(1970, 1, 1, tzinfo=timezone.utc), 0)
 # No NOT EXISTS here: the unique (invitation_id, assess_number) index and the shared
 # client_id make ON CONFLICT skip an invitation the citizen rated at the last second.
 _PG_INSERT = """
@@ -79,7 +87,7 @@ RETURNING id, received_at""".format(rated_date=closed_day_sql("postgresql", "due
 
 
 def _pg_batch_sql() -> str:
-    answer = "count(*), (SELECT count(*) FROM due)"
+    answer = f"count(*), {_PG_LAST}"
     if outbox.enabled():
         # "WITH created AS (…), queued AS (…) SELECT …": the due CTE goes first.
         return "WITH" + _PG_DUE + "," + outbox.pg_rating_cte(_PG_INSERT, answer)[len("WITH"):]
@@ -97,8 +105,10 @@ def ensure_devices(session: Session, now: datetime) -> None:
 
 
 def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH,
-              devices_ready: bool = False) -> tuple[int, int]:
-    """One batch: (invitations settled, default ratings made). The caller commits."""
+              devices_ready: bool = False, after: tuple[datetime, int] | None = None) -> tuple[int, int, tuple | None]:
+    """One batch: (invitations settled, default ratings made, the last queue key taken). The
+    caller commits. ``after``: the key the previous batch of this run ended at (PostgreSQL;
+    SQLite deletes its rows outright)."""
     settings = current_app.config["HCP_SETTINGS"]
     now = now or utcnow()
     if not devices_ready:
@@ -106,15 +116,18 @@ def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH,
     level = settings.default_rating_level
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        made, settled = session.execute(text(_pg_batch_sql()).bindparams(bindparam("now", type_=UTCDateTime())), {
-            "now": now, "batch": batch, "level": level, "negative": is_bad(level),
-            "device_name": SYSTEM_NAMES["default"]}).one()
-        return settled, made
+        after_at, after_id = after or _FIRST_KEY
+        made, settled, last_at, last_id = session.execute(
+            text(_pg_batch_sql()).bindparams(bindparam("now", type_=UTCDateTime()),
+                                             bindparam("after_at", type_=UTCDateTime())),
+            {"now": now, "batch": batch, "level": level, "negative": is_bad(level),
+             "device_name": SYSTEM_NAMES["default"], "after_at": after_at, "after_id": after_id}).one()
+        return settled, made, (last_at, last_id) if settled else after
     ids = list(session.scalars(select(UnsettledInvitation.invitation_id).where(UnsettledInvitation.expires_at <= now)
                                .order_by(UnsettledInvitation.expires_at, UnsettledInvitation.invitation_id)
                                .limit(batch)))
     if not ids:
-        return 0, 0
+        return 0, 0, after
     ids_param, now_param = bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime())
     made = session.execute(
         text(_insert_sql(dialect)).bindparams(ids_param, now_param),
@@ -123,16 +136,16 @@ def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH,
     outbox.queue_invitation_ratings(session, ids, now)  # their 上报 records, in this transaction
     session.execute(delete(UnsettledInvitation).where(UnsettledInvitation.expires_at <= now,
                                                       UnsettledInvitation.invitation_id.in_(ids)))
-    return len(ids), made
+    return len(ids), made, after
 
 
 def run(session: Session, now: datetime | None = None, batch: int = BATCH) -> int:
     """Every due invitation, batch by batch, each committed; the number of ratings made."""
     now = now or utcnow()
     ensure_devices(session, now)
-    total = 0
+    total, after = 0, None
     while True:
-        settled, made = run_batch(session, now, batch, devices_ready=True)
+        settled, made, after = run_batch(session, now, batch, devices_ready=True, after=after)
         session.commit()
         total += made
         if settled == 0:
