@@ -11,6 +11,7 @@ function, then runs each mutant against those tests only, one process at a time.
     python scripts/mutation.py --again workflow   # new tests: rerun only the survivors
     python scripts/mutation.py --resume workflow  # go on after an interruption
     python scripts/mutation.py --one-by-one intake  # each survivor again, in a fresh pytest
+    python scripts/mutation.py --one-by-one intake --mutant x_store__mutmut_24  # one of them
 
 mutmut's long sequential runs here report survivors that the same tests kill when the
 mutant is run alone (intake's ``_row`` with ``rater = None``, 2026-12-03). ``--one-by-one``
@@ -174,12 +175,13 @@ def _pytest(work: Path, module: Module, mutant: str, timeout: float, backend: st
         return 36
 
 
-def one_by_one(name: str, module: Module) -> None:
-    """Run each survivor of the last run alone in a fresh pytest; record the verdicts in mutmut's state."""
+def one_by_one(name: str, module: Module, only: list[str] | None = None) -> None:
+    """Run each survivor of the last run (or those of ``only``) alone in a fresh pytest; record
+    the verdicts in mutmut's state."""
     work = OUT / name
     names = [n for n in refresh_tests(work, module)
              if n in {line.split(":")[0] for line in (work / "survivors.txt").read_text().splitlines()
-                      if line.endswith(": survived")}]
+                      if line.endswith(": survived")} and (not only or n.rpartition(".")[2] in only)]
     start = time.monotonic()
     if _pytest(work, module, "", 3600) != 0:
         raise SystemExit(f"{name}: the tests fail without a mutant")
@@ -203,9 +205,9 @@ def one_by_one(name: str, module: Module) -> None:
 
 
 def run(name: str, module: Module, again: bool = False, resume: bool = False,
-        alone: bool = False) -> dict[str, int]:
+        alone: bool = False, only: list[str] | None = None) -> dict[str, int]:
     if alone:
-        one_by_one(name, module)
+        one_by_one(name, module, only)
         return counts(OUT / name, module)
     work = OUT / name
     names = None
@@ -238,6 +240,8 @@ def main() -> int:
                         help="with the current tests, run again only the mutants an earlier run left alive")
     parser.add_argument("--one-by-one", action="store_true",
                         help="run each survivor of the last run again alone, in a fresh pytest process")
+    parser.add_argument("--mutant", action="append", metavar="NAME",
+                        help="with --one-by-one: only this survivor (x_FUNCTION__mutmut_N; repeatable)")
     args = parser.parse_args()
     if args.list:
         for name, module in MODULES.items():
@@ -248,7 +252,7 @@ def main() -> int:
         parser.error(f"unknown module(s): {', '.join(sorted(unknown))}")
     rows = []
     for name in args.modules or MODULES:
-        tally = run(name, MODULES[name], again=args.again, resume=args.resume, alone=args.one_by_one)
+        tally = run(name, MODULES[name], again=args.again, resume=args.resume, alone=args.one_by_one, only=args.mutant)
         total = sum(tally.values())
         score = 100 * (tally["killed"] + tally["timeout"]) / total if total else 0.0
         rows.append(f"{name:10} killed {tally['killed']:4}  survived {tally['survived']:4}  "

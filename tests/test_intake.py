@@ -69,6 +69,25 @@ def test_every_body_field_is_stored(app, client, kiosk, org):
         assert (row.invitation_id, row.assess_number, row.followup_of, row.is_default) == (None, 1, None, False)
 
 
+def test_a_batch_stores_every_field_as_a_single_post_does(app, client, kiosk, org):
+    """Two or more rows take another INSERT on PostgreSQL (one array per column)."""
+    dept, _, key = kiosk
+    org.item("it1", dept)
+    org.item("it2", dept)
+    bodies = [full_body(), {**full_body(), "tags": ["wait"], "reasons": ["off_eff_wait"], "comment": "没人理"}]
+    resp = client.post("/api/v1/ratings/batch", json={"ratings": bodies}, headers=bearer(key))
+    ids = [r["id"] for r in resp.get_json()["results"]]
+    from service.extensions import db
+    from service.privacy import decrypt
+    with app.app_context():
+        rows = [db.session.get(Rating, i) for i in ids]
+        assert [(r.tags, r.reasons, r.comment) for r in rows] == [
+            (["wait", "attitude"], ["off_att_rude", "off_eff_wait"], "排队太久"),
+            (["wait"], ["off_eff_wait"], "没人理")]
+        assert [(r.staff_no, r.project_no, decrypt(r.rater_phone_enc)) for r in rows] == [
+            ("S001", "P-2026-0001", PHONE)] * 2
+
+
 def test_good_rating_is_not_negative(client, kiosk):
     _, _, key = kiosk
     resp = client.post("/api/v1/ratings", json=rating_body(level=3), headers=bearer(key))
