@@ -540,8 +540,10 @@ class Bench:
         off_url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(off_url + "/readyz"), 60, "hcp gunicorn (rules off)")
         share, kiosks = self.args.comment_share, self.org.get("keys") or None
-        for url in (off_url, self.hcp_url):  # warm up both (the worker's tokenizer too)
-            self._wrk(url, "/api/v1/ratings", self.org["key"], 2, self._nonce(), share, kiosks)
+        # Warm up both (the worker's tokenizer too; with many kiosks, long enough for both sides'
+        # device caches to hold them all).
+        for url in (off_url, self.hcp_url):
+            self._wrk(url, "/api/v1/ratings", self.org["key"], 12 if kiosks else 2, self._nonce(), share, kiosks)
         celery = [p for w in self.workers for p in [w.pid] + children(w.pid)]
 
         def measured(url: str) -> dict:
