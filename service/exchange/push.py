@@ -7,7 +7,9 @@ ratings and lookups; on SQLite by a lease (``due_at`` moved ahead) committed fir
 its single writer is not held over the HTTP call, and a sender that dies leaves its
 records to come due when the lease runs out. Either way a resend carries the same record
 id, which the receiver drops. Then code each record in the target's profile (one that
-cannot be coded is ``held``), POST them, and write what the answer says in one
+cannot be coded is ``held``) — on PostgreSQL the claim statement itself writes each record
+for HCP_EXCHANGE_PROFILE as its JSON text (service/exchange/pgcode.py), and Python only
+joins them into the body — POST them, and write what the answer says in one
 transaction: ``ok`` → ``sent`` (one UPDATE for the batch), ``rejected`` → ``rejected``
 with the reason, nothing (a timeout, a 5xx, a record missing from the answer) → pending
 again after an exponential backoff with jitter. Records are Core rows, never ORM objects.
@@ -26,14 +28,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import BigInteger, String, bindparam, cast, func, literal_column, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
 from config import Settings
 from models import IntegrationClient, OutboxRecord
 from models.types import utcnow
-from service.exchange import profiles, records
-from service.exchange.profiles import Held
+from service.exchange import pgcode, profiles, records
+from service.exchange.profiles import Held, UnknownProfile
 
 log = logging.getLogger(__name__)
 OUTBOX = OutboxRecord.__table__
@@ -116,6 +119,34 @@ def _read(claimed):
 # receiver drops, so the push's commits need not wait for the disk.
 _PG_CLAIM = (_read(_due(bindparam("limit"), *_RECORD).with_for_update(skip_locked=True).cte("claimed"))
              .add_columns(func.set_config("synchronous_commit", "off", True).label("async_commit")))
+_PG_CODED: dict[tuple[str, str | None], tuple] = {}  # (profile, area code) → (statement, its code tables)
+# What a record coded by the claim is read as (the rest, for one coded in Python: _read again).
+_CODED_ROW = ("id", "record_id", "kind", "rating_id", "client_id", "attempts", "c_kind", "c_callback_url",
+              "async_commit")
+_CODES = select(cast(bindparam("codes", type_=String), JSONB).label("t")).subquery("codes")
+
+
+def _pg_claim(settings: Settings) -> tuple:
+    """_PG_CLAIM with each record coded in HCP_EXCHANGE_PROFILE by the database (``sql_record``,
+    its JSON text, unless ``sql_held``: pgcode.columns), and its parameters; built once per
+    profile and area code."""
+    key = (settings.exchange_profile, settings.area_code)
+    made = _PG_CODED.get(key)
+    if made is None:
+        try:
+            profile = profiles.load(settings.exchange_profile)
+            cols = pgcode.columns(profile, settings.area_code)
+        except UnknownProfile:
+            cols = None
+        if cols is None:
+            made = _PG_CLAIM, {}
+        else:
+            q = _PG_CLAIM.subquery("q")
+            made = (select(*(q.c[name] for name in _CODED_ROW), literal_column(cols[0]).label("sql_record"),
+                           literal_column(cols[1]).label("sql_held"))
+                    .select_from(q).join(_CODES, true()).order_by(q.c.id), {"codes": pgcode.codes(profile)})
+        _PG_CODED[key] = made
+    return made
 
 
 def claim(session: Session, settings: Settings, now: datetime) -> list:
@@ -127,7 +158,8 @@ def claim(session: Session, settings: Settings, now: datetime) -> list:
     call; a sender that dies leaves its records to come due when the lease runs out.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return session.execute(_PG_CLAIM, {"now": now, "limit": settings.exchange_batch}).all()
+        stmt, params = _pg_claim(settings)
+        return session.execute(stmt, {**params, "now": now, "limit": settings.exchange_batch}).all()
     ids = session.scalars(update(OUTBOX).where(OUTBOX.c.id.in_(_due(settings.exchange_batch).scalar_subquery()))
                           .values(due_at=now + lease(settings)).returning(OUTBOX.c.id), {"now": now}).all()
     session.commit()
@@ -146,9 +178,18 @@ def _targets(settings: Settings, claimed: list) -> dict[int | None, Target]:
     return out
 
 
-def post(target: Target, body: dict, timeout: float) -> dict[str, dict]:
-    """POST one batch; the receiver's results by record id. PushError if it gave none."""
-    data = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
+def body(profile: profiles.Profile, coded: list[str]) -> bytes:
+    """A batch as sent: the profile's name and version, and the records (each its JSON text)."""
+    head = json.dumps({"profile": profile.name, "version": profile.version}, ensure_ascii=False)
+    return f'{head[:-1]}, "records": [{", ".join(coded)}]}}'.encode()
+
+
+def _json(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, default=str)
+
+
+def post(target: Target, data: bytes, timeout: float) -> dict[str, dict]:
+    """POST one batch (``body``); the receiver's results by record id. PushError if it gave none."""
     headers = {"Content-Type": "application/json; charset=utf-8"}
     if target.token:
         headers["Authorization"] = f"Bearer {target.token}"
@@ -174,6 +215,13 @@ _RETRY = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"))
           .values(attempts=bindparam("b_attempts"), due_at=bindparam("b_due"), reason=bindparam("b_reason")))
 
 
+# The sent of a batch: one UPDATE (PostgreSQL: ``id = ANY(array)``, one parameter, where an
+# expanding IN renders and binds each id).
+_SENT = {pg: update(OUTBOX).where(OUTBOX.c.id == func.any(bindparam("b_ids", type_=ARRAY(BigInteger))) if pg
+                                 else OUTBOX.c.id.in_(bindparam("b_ids", expanding=True)))
+         .values(status="sent", sent_at=bindparam("b_at"), reason=None) for pg in (False, True)}
+
+
 @dataclass
 class _Outcome:
     """A batch's settle: one UPDATE for the sent, one executemany each for the rest (rare)."""
@@ -193,30 +241,41 @@ class _Outcome:
 
     def write(self, session: Session, answered: datetime) -> None:
         if self.sent:
-            session.execute(update(OUTBOX).where(OUTBOX.c.id.in_(self.sent))
-                            .values(status="sent", sent_at=answered, reason=None))
+            session.execute(_SENT[session.get_bind().dialect.name == "postgresql"],
+                            {"b_ids": self.sent, "b_at": answered})
         if self.marked:
             session.execute(_MARK, self.marked)
         if self.retry:
             session.execute(_RETRY, self.retry)
 
 
+def _coded(rec, target: Target, settings: Settings) -> str | None:
+    """The record's JSON text as the claim wrote it, when it is for that profile and not held."""
+    m = rec._mapping
+    if target.profile == settings.exchange_profile and m.get("sql_held") is False:
+        return m["sql_record"]
+    return None
+
+
 def _send(settings: Settings, target: Target, recs: list, neutral: dict, outcome: _Outcome) -> Pushed:
     done = Pushed()
     profile = profiles.load(target.profile)
-    shaped, sending = [], []
+    coded, sending = [], []
     for rec in recs:
-        try:
-            shaped.append(records.shaped(profile, rec, neutral[rec.id]))
-            sending.append(rec)
-        except Held as held:
-            outcome.mark(rec, "held", str(held))
-            done.held += 1
+        text = _coded(rec, target, settings)
+        if text is None:
+            try:
+                text = _json(records.shaped(profile, rec, neutral[rec.id]))
+            except Held as held:
+                outcome.mark(rec, "held", str(held))
+                done.held += 1
+                continue
+        coded.append(text)
+        sending.append(rec)
     if not sending:
         return done
-    body = {"profile": profile.name, "version": profile.version, "records": shaped}
     try:
-        results = post(target, body, settings.exchange_timeout)
+        results = post(target, body(profile, coded), settings.exchange_timeout)
     except PushError as err:
         outcome.fail(settings, sending, str(err), utcnow())
         done.failed += len(sending)
@@ -248,9 +307,14 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
         session.commit()
         return Pushed()
     done, outcome = Pushed(), _Outcome()
-    ratings = {r.r_id: records.rating_values(r) for r in claimed if r.r_id is not None}
-    neutral = records.neutral(session, claimed, settings.area_code, ratings)
     targets = _targets(settings, claimed)
+    uncoded = [r for r in claimed if _coded(r, targets[r.client_id], settings) is None]
+    if uncoded and "r_id" not in uncoded[0]._mapping:  # coded by the claim, but not these: read them whole
+        whole = {r.id: r for r in session.execute(_read([r.id for r in uncoded])).all()}
+        claimed = [whole.get(r.id, r) for r in claimed]
+        uncoded = list(whole.values())
+    ratings = {r.r_id: records.rating_values(r) for r in uncoded if r.r_id is not None}
+    neutral = records.neutral(session, uncoded, settings.area_code, ratings)
     by_target: dict[Target, list] = {}
     for rec in claimed:
         by_target.setdefault(targets[rec.client_id], []).append(rec)

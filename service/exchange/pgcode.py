@@ -1,0 +1,155 @@
+"""PostgreSQL: a profile's coding (profiles.Profile.encode of records.neutral) as SQL, so the
+push's claim returns each record as the JSON text it is sent as (SPEC §8).
+
+``columns(profile, area_code)`` gives two SQL expressions over the claim's row (``q``, the
+labels of push._read): ``sql_record``, the record's ``{id, type, data}`` as JSON text
+(``json_build_object``: the fields in the profile's order), and ``sql_held``, true when the
+record cannot be coded this way — a value with no code, a required field empty, its rating
+gone, a value of a shape the SQL does not code. The push codes a held one in Python
+(Profile.encode), which holds it with its reasons: the rules and the reasons keep their one
+home, and a record is never sent mis-coded. Code tables are looked up in a jsonb of them
+bound to the statement (``codes``: the statement stays short, its text parsed and planned
+once), times ``to_char`` in Asia/Shanghai. A profile the SQL cannot write exactly (a time format other
+than "iso" or %Y %m %d %H %M %S, a time written plain or coded) gets ``None``: it is coded
+in Python.
+tests/test_exchange_pgcode.py holds the two to the same payloads for every profile.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from models.exchange import RATING_RECORD_PREFIX
+from service.exchange.profiles import _PLAIN, _REQUIRED, _TIME, Profile
+
+_STRFTIME = {"%Y": "YYYY", "%m": "MM", "%d": "DD", "%H": "HH24", "%M": "MI", "%S": "SS"}
+# A neutral value's shape: text, a number, HCP_AREA_CODE, a value of the case's payload, a list, a time.
+_SCALAR, _NUMBER, _CONSTANT, _JSON, _LIST, _MOMENT = "scalar", "number", "constant", "json", "list", "moment"
+
+
+def lit(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def to_char_format(time_format: str) -> str | None:
+    """A strftime format as to_char's, literal text quoted; None if it has another directive."""
+    out = []
+    for part in re.split(r"(%.)", time_format):
+        if part in _STRFTIME:
+            out.append(_STRFTIME[part])
+        elif part.startswith("%"):
+            return None
+        elif any(c.isalnum() or c in '"\\' for c in part):  # text to_char could read as a pattern
+            out.append('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            out.append(part)
+    return "".join(out)
+
+
+def _time(time_format: str, expr: str) -> str | None:
+    """SQL writing the moment ``expr`` as Profile.format_time does; None if it cannot."""
+    operand = expr if re.fullmatch(r"[\w.]+", expr) else f"({expr})"
+    local = f"({operand} AT TIME ZONE 'Asia/Shanghai')"
+    if time_format == "iso":  # isoformat(): microseconds only when there are some, then the offset
+        return (f"to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN date_trunc('second', {expr}) <> ({expr}) "
+                f"THEN to_char({local}, '.US') ELSE '' END || '+' || to_char({local} - (({expr}) AT TIME ZONE 'UTC'), "
+                f"'HH24:MI')")
+    fmt = to_char_format(time_format)
+    return None if fmt is None else f"to_char({local}, {lit(fmt)})"
+
+
+def _neutral(area_code: str | None) -> dict[str, dict[str, tuple[str, str]]]:
+    """records.neutral's fields over the claim's row, per kind: neutral field → (shape, SQL)."""
+    base = {"project_no": (_SCALAR, "q.r_project_no"), "item_code": (_SCALAR, "q.r_item_code"),
+            "credit_code": (_SCALAR, "q.r_credit_code"),
+            "area_code": (_CONSTANT, "NULL::text" if area_code is None else f"{lit(area_code)}::text"),
+            "rating_record_id": (_SCALAR, f"coalesce(q.r_source_id, {lit(RATING_RECORD_PREFIX)} || q.r_id)")}
+    rating = {**base, "channel": (_SCALAR, "q.r_channel"), "level": (_NUMBER, "q.r_level"),
+              "level_label": (_NUMBER, "q.r_level"), "assess_number": (_NUMBER, "q.r_assess_number"),
+              "rated_at": (_MOMENT, "q.r_rated_at"), "reasons": (_LIST, "q.r_reasons"),
+              "comment": (_SCALAR, "q.r_comment"),
+              "rater": (_SCALAR, "CASE WHEN q.r_real_name THEN q.r_rater_name_masked ELSE '匿名' END")}
+    case = {**base, **{name: (_JSON, f"q.payload -> {lit(name)}")
+                       for name in ("outcome", "cause", "action", "contacted", "satisfied", "source_id")},
+            "closed_at": (_MOMENT, "nullif(q.payload ->> 'closed_at', '')::timestamptz")}
+    return {"rating": rating, "case": case}
+
+
+def _key(shape: str, expr: str) -> str:
+    """The value as a code table's key (text), as profiles._key writes it."""
+    if shape == _JSON:
+        return expr.replace(" -> ", " ->> ", 1)
+    return f"{expr}::text" if shape == _NUMBER else expr
+
+
+def _coded(name: str, key: str) -> str:
+    """The code of ``key`` in the profile's table of neutral field ``name`` (``codes.t``, codes())."""
+    return f"(codes.t -> {lit(name)} ->> ({key}))" if " " in key else f"(codes.t -> {lit(name)} ->> {key})"
+
+
+def codes(profile: Profile) -> str:
+    """The profile's code tables as the JSON the claim binds as ``codes`` (a jsonb looked up per value)."""
+    return json.dumps(profile.codes, ensure_ascii=False)
+
+
+def _kind(profile: Profile, kind: str, neutral: dict[str, tuple[str, str]]):
+    """(data, held) SQL of one kind of record, or None if the SQL cannot write it exactly."""
+    pairs, held = [], []
+    for name in profile.steps[_REQUIRED]:
+        if name not in neutral:
+            return "NULL::json", "true"
+        shape, expr = neutral[name]
+        if shape == _CONSTANT:  # HCP_AREA_CODE: known when the statement is made
+            if expr.startswith("NULL") or expr.startswith("''"):
+                return "NULL::json", "true"
+            continue
+        key = _key(shape, expr)
+        held.append(f"{key} IS NULL OR {key} = ''")
+    for platform_field, name, how, table in profile.steps[kind]:
+        if name not in neutral:  # a field of the other kind: None, as in Python
+            pairs += [lit(platform_field), "NULL::text"]
+            continue
+        shape, expr = neutral[name]
+        if (how is _TIME) != (shape == _MOMENT):
+            return None  # a time written plain or coded, or a non-time written as one
+        if how is _TIME:
+            value = _time(profile.time_format, expr)
+            if value is None:
+                return None
+        elif shape == _LIST:
+            array = f"json_typeof({expr}) = 'array'"
+            held.append(f"coalesce(json_typeof({expr}), 'null') NOT IN ('array', 'null')")
+            if how is _PLAIN:  # `reasons or None`
+                value = f"CASE WHEN {array} THEN CASE WHEN json_array_length({expr}) > 0 THEN {expr} END END"
+            else:
+                code = _coded(name, "e.value")
+                elems = f"json_array_elements_text(CASE WHEN {array} THEN {expr} END) WITH ORDINALITY AS e(value, n)"
+                value = f"(SELECT json_agg({code} ORDER BY e.n) FROM {elems})"
+                held.append(f"EXISTS (SELECT FROM {elems.replace(' WITH ORDINALITY AS e(value, n)', ' e')} "
+                            f"WHERE {code} IS NULL)")
+        elif how is _PLAIN:
+            value = expr
+        else:
+            key = _key(shape, expr)
+            value = _coded(name, key)
+            held.append(f"{key} IS NOT NULL AND {value} IS NULL")
+        pairs += [lit(platform_field), value]
+    data = f"json_build_object({', '.join(pairs)})"
+    return data, " OR ".join(f"({h})" for h in held) or "false"
+
+
+def columns(profile: Profile, area_code: str | None) -> tuple[str, str] | None:
+    """(sql_record, sql_held) over the claim's row ``q`` and the code tables ``codes.t`` (bound as
+    codes(profile)); None if the profile is coded in Python."""
+    neutral = _neutral(area_code)
+    kinds = {}
+    for kind in ("rating", "case"):
+        made = _kind(profile, kind, neutral[kind])
+        if made is None:
+            return None
+        kinds[kind] = made
+    data = "CASE q.kind " + " ".join(f"WHEN {lit(k)} THEN {d}" for k, (d, _) in kinds.items()) + " END"
+    held = ("(q.r_id IS NULL OR CASE q.kind " + " ".join(f"WHEN {lit(k)} THEN {h}" for k, (_, h) in kinds.items())
+            + " ELSE true END)")
+    return f"json_build_object('id', q.record_id, 'type', q.kind, 'data', {data})::text", held
