@@ -142,28 +142,11 @@ with app.app_context():
 
 
 def _wrk(ctx, url: str, script: str, env: dict, seconds: int) -> dict:
-    from bench.run import cpu_seconds
-
-    parts = ctx._server_side(ctx.hcp)
-    before = {name: cpu_seconds(pids) for name, pids in parts.items()}
-    cmd = [ctx_wrk(), f"-t{ctx.args.wrk_threads}", f"-c{ctx.args.connections}", f"-d{int(seconds)}s",
-           "--timeout", "10s", "-s", str(ROOT / "bench" / script), url]
-    out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True,
-                         timeout=seconds + 60).stdout
-    match = re.search(r"BENCH_RESULT (\{.*\})", out)
-    if not match:
-        raise RuntimeError("wrk gave no result:\n" + out)
-    result = json.loads(match.group(1))
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    # CPU per request by part (web workers, PostgreSQL, Redis, Celery workers sending the SMS).
-    result["server_cpu_ms"] = {name: round(1000 * (cpu_seconds(pids) - before[name]) / max(1, result["requests"]), 2)
-                               for name, pids in parts.items()}
+    """wrk with ``script`` and the CPU per request by part (web workers, PostgreSQL, Redis,
+    the Celery workers sending the SMS), rounded for the printout."""
+    result = ctx.measured(url, lambda: ctx.wrk_script(url, script, env, seconds))
+    result["server_cpu_ms"] = {name: round(ms, 2) for name, ms in result["server_cpu_ms"].items()}
     return result
-
-
-def ctx_wrk() -> str:
-    from bench.run import WRK
-    return WRK
 
 
 def put_projects(ctx) -> tuple[dict, dict, list, list]:

@@ -50,10 +50,5 @@ function request()
   return wrk.format("POST", path, headers, body)
 end
 
-function done(summary, latency, requests)
-  io.write(string.format(
-    'BENCH_RESULT {"requests":%d,"duration_us":%d,"non2xx":%d,"socket_errors":%d,"p50_us":%d,"p99_us":%d,"mean_us":%f}\n',
-    summary.requests, summary.duration, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50), latency:percentile(99), latency.mean))
-end
+-- done(): the BENCH_RESULT line bench/run.py reads (bench/result.lua, one copy for every script).
+dofile(os.getenv("BENCH_LUA_DIR") .. "/result.lua")

@@ -304,27 +304,36 @@ class Bench:
         return {"web": children(server.pid), "postgres": postgres, "redis": [self.redis.pid], "celery": celery}
 
     def wrk(self, url: str, path: str, key: str, seconds: float, nonce: str) -> dict:
-        server = self.hcp if url == self.hcp_url else self.base
-        parts = self._server_side(server)
+        result = self.measured(url, lambda: self._wrk(url, path, key, seconds, nonce))
+        result["cpu_ms"] = result["server_cpu_ms"]["web"]
+        return result
+
+    def measured(self, url: str, run) -> dict:
+        """``run()``'s wrk result with the CPU per request of each server-side part behind
+        ``url``: what a dedicated core would make of it, whatever else the machine was doing
+        meanwhile (``server_cpu_ms``: web workers, PostgreSQL, Redis, Celery workers)."""
+        parts = self._server_side(self.hcp if url == self.hcp_url else self.base)
         before = {name: cpu_seconds(pids) for name, pids in parts.items()}
-        result = self._wrk(url, path, key, seconds, nonce)
-        # CPU per request: what a dedicated core would make of it, whatever else the
-        # machine was doing meanwhile. Web workers alone, and every server-side part.
-        per_request = {name: 1000 * (cpu_seconds(pids) - before[name]) / max(1, result["requests"])
-                       for name, pids in parts.items()}
-        result["cpu_ms"] = per_request["web"]
-        result["server_cpu_ms"] = per_request
+        result = run()
+        result["server_cpu_ms"] = {name: 1000 * (cpu_seconds(pids) - before[name]) / max(1, result["requests"])
+                                   for name, pids in parts.items()}
         return result
 
     def _wrk(self, url: str, path: str, key: str, seconds: float, nonce: str, comment_share: float = 0.0,
              kiosks: list[str] | None = None) -> dict:
-        env = {**os.environ, "BENCH_PATH": path, "BENCH_KEY": key, "BENCH_NONCE": nonce,
+        env = {"BENCH_PATH": path, "BENCH_KEY": key, "BENCH_NONCE": nonce,
                "BENCH_RATED_AT": self.rated_at, "BENCH_COMMENT_SHARE": str(comment_share)}
         if kiosks:  # many kiosks, each rating rated when it is posted
             env.update({"BENCH_KEYS": ",".join(kiosks), "BENCH_RATED_NOW": "1"})
+        return self.wrk_script(url, "intake.lua", env, seconds)
+
+    def wrk_script(self, url: str, script: str, env: dict, seconds: float) -> dict:
+        """wrk with ``bench/SCRIPT`` against ``url`` for ``seconds``: the script's BENCH_RESULT
+        (bench/result.lua) and its requests per second."""
         cmd = [WRK, f"-t{self.args.wrk_threads}", f"-c{self.args.connections}", f"-d{int(seconds)}s",
-               "--timeout", "10s", "-s", str(ROOT / "bench" / "intake.lua"), url]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
+               "--timeout", "10s", "-s", str(ROOT / "bench" / script), url]
+        out = subprocess.run(cmd, env={**os.environ, "BENCH_LUA_DIR": str(ROOT / "bench"), **env},
+                             capture_output=True, text=True, timeout=seconds + 60).stdout
         match = re.search(r"BENCH_RESULT (\{.*\})", out)
         if not match:
             raise RuntimeError("wrk gave no result:\n" + out)
