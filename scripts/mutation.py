@@ -79,11 +79,15 @@ MODULES = {
     # test_stats.py without its random round (a minute per survivor); the replay is PostgreSQL only.
     "figures": Module("service/stats/figures.py", (), ("tests/test_stats.py", "-k", "not random_inserts")),
     # rebuild and differences (test_stats.py, the CLI in process); adjust is the suspicious
-    # flag's exclusion and restore (test_suspicious.py).
+    # flag's exclusion and restore (test_suspicious.py) and over more than one chunk of ids;
+    # differences' default-channel check (test_default_ratings.py).
     "rollup": Module("service/stats/rollup.py", (), (
         "tests/test_stats.py::test_rollup_rebuild_equals_trigger_maintained_rollup",
         "tests/test_stats.py::test_cli_check_and_rebuild",
-        "tests/test_suspicious.py::test_confirm_excludes_the_good_ratings_exactly_and_restore_puts_them_back"),
+        "tests/test_suspicious.py::test_confirm_excludes_the_good_ratings_exactly_and_restore_puts_them_back",
+        "tests/test_stats.py::test_rollup_adjust_takes_every_id_of_more_than_one_chunk_once",
+        "tests/test_default_ratings.py::"
+        "test_the_rollup_check_holds_with_default_ratings_and_lists_a_flag_off_its_channel"),
         # the PostgreSQL spellings (the Shanghai day, the month, a quoted "window"), rebuild's lock
         postgres=("x__q", "x_closed_day_sql", "x_month_sql", "x__counts_select", "x_rebuild", "x_adjust",
                   "x_differences")),

@@ -106,6 +106,32 @@ def test_concurrent_sweeps_and_a_late_citizen_make_one_rating_each(app, client, 
     assert {n for _, n in per_invitation} == {1}
 
 
+def test_the_rollup_check_holds_with_default_ratings_and_lists_a_flag_off_its_channel(app, client, invited, query):  # noqa: F811
+    """In process (the rollup's mutation subset): a default rating (channel default, is_default
+    true) beside a citizen's one is no difference; a rating whose is_default disagrees with its
+    channel, either way, is listed by id."""
+    from service.extensions import db
+    from service.invitations import defaults
+    from service.stats import rollup
+
+    rated = invited("P-1")
+    invited("P-2")
+    assert client.post(f"/r/{rated}", data={"level": "4"}).status_code == 303
+    expire(app)
+    with app.app_context():
+        assert defaults.run(db.session) == 1
+        rows = db.session.execute(select(Rating.id, Rating.channel, Rating.is_default).order_by(Rating.id)).all()
+        (citizen, channel, citizen_default), (default, default_channel, is_default) = rows
+        assert (channel != "default", citizen_default, default_channel, is_default) == (True, False, "default", True)
+        assert rollup.differences(db.session) == []
+        db.session.execute(update(Rating).where(Rating.id == citizen).values(is_default=True))
+        db.session.execute(update(Rating).where(Rating.id == default).values(is_default=False))
+        db.session.commit()
+        assert rollup.differences(db.session) == [
+            {"side": "raw", "grain": "ratings.is_default", "id": citizen, "channel": channel, "is_default": True},
+            {"side": "raw", "grain": "ratings.is_default", "id": default, "channel": "default", "is_default": False}]
+
+
 def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, client, query):
     """default, good_rate_rated, active_rating_rate and 办件评价率 per department, item, staff
     and day: a department with applications and no rating is a group at 0 %, the channel

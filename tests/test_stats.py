@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from models import Case, CaseEvent, Department, Rating, User
 from service.cases.warnings import Cards
@@ -275,6 +275,30 @@ def test_rollup_rebuild_equals_trigger_maintained_rollup(app, district, query):
         rollup.rebuild(db.session)
         db.session.commit()
     assert query(snapshot) == before
+
+
+def test_rollup_adjust_takes_every_id_of_more_than_one_chunk_once(app, district, query):
+    """adjust counts its ratings 1,000 ids at a time: over 1,001 of them (a decision that large),
+    none is left out or counted twice, excluding and restoring."""
+    from models.types import utcnow
+    from service.extensions import db
+    from service.stats import rollup
+
+    at = datetime(2021, 5, 1, 10, tzinfo=SH)
+    store_ratings(app, district["devices"]["b-hall"],
+                  [{"level": 5 - i % 2, "rated_at": at + timedelta(seconds=i)} for i in range(1003)])
+    ids = query(lambda s: list(s.scalars(select(Rating.id).order_by(Rating.id))))
+    chosen = ids[1:-1]  # 1,001: the first chunk and one id over, with ratings on either side kept
+    assert len(chosen) == 1001
+    with app.app_context():
+        rollup.adjust(db.session, chosen, -1)
+        db.session.execute(update(Rating).where(Rating.id.in_(chosen)).values(excluded_at=utcnow()))
+        db.session.commit()
+        assert rollup.differences(db.session) == []
+        db.session.execute(update(Rating).where(Rating.id.in_(chosen)).values(excluded_at=None))
+        rollup.adjust(db.session, chosen, 1)
+        db.session.commit()
+        assert rollup.differences(db.session) == []
 
 
 def _close(app, rating_id: int, steps: list[tuple[str, str, dict]], now=None):
