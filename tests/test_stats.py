@@ -464,6 +464,35 @@ def test_department_breakdown_groups_children_with_their_subtrees(app, client, o
     assert groups["bureau-a"]["total"] == want_a["total"] and groups["bureau-a"]["bad"] == want_a["bad"]
 
 
+def test_department_breakdown_in_a_sub_scope_and_over_several_top_level_departments(app, org, filled, query):
+    """by=department: in a scope below the top, the scope's children with their subtrees and the
+    scope's own ratings (本级); with no scope and one top-level department, its children and
+    itself (本级); with several top-level departments, each top-level subtree."""
+    from service.stats.figures import Filters, breakdown
+
+    d = filled["depts"]
+    at = datetime(2021, 5, 1, 10, tzinfo=SH)
+    store_ratings(app, org.device(d["a"], channel="hall_terminal", window="9", name="a hall")[0],
+                  [{"level": 5, "rated_at": at}, {"level": 1, "rated_at": at}])
+
+    def groups(path=None):
+        out = query(lambda s: breakdown(s, Filters(YEAR_FROM, YEAR_TO, department_path=path), "department"))
+        return {g["key"]: (g["label"], g["total"]) for g in out["groups"]}
+
+    def total(dept):
+        return query(lambda s: expected(s, {"from": YEAR_FROM, "to": YEAR_TO, "path": dept.path}))["total"]
+
+    assert groups(d["a"].path) == {"section-a1": ("婚姻登记科", total(d["a1"])), "bureau-a": ("区民政局（本级）", 2)}
+    own = total(d["root"]) - total(d["a"]) - total(d["b"])
+    assert own > 0
+    want = {"bureau-a": ("区民政局", total(d["a"])), "bureau-b": ("区市场监管局", total(d["b"])),
+            "district": ("示范区政务服务中心（本级）", own)}
+    assert groups() == groups(d["root"].path) == want
+    other = org.department("other", "另一中心")
+    store_ratings(app, org.device(other, channel="pc", window=None, name="other pc")[0], [{"level": 4, "rated_at": at}])
+    assert groups() == {"district": ("示范区政务服务中心", total(d["root"])), "other": ("另一中心", 1)}
+
+
 def test_channels_carry_the_labels_the_pages_show_in_breakdown_and_export(app, client, org, filled):
     mgr = org.token(filled["users"]["manager"])
     year = {"from": "2021-01-01", "to": "2021-12-31", "by": "channel"}
