@@ -175,6 +175,12 @@ def query(app):
 
 
 @pytest.fixture
+def shell(app):
+    """``hcp`` in this process against the test app (tests.support.Shell)."""
+    return support.Shell(app)
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -222,6 +222,30 @@ def hcp(*args: str, stdin: str | None = None, check: bool = True,
     return proc
 
 
+class Shell:
+    """``hcp`` run in this process against the test app, answering like ``hcp()``.
+
+    The console script's own start (imports, app factory, settings from the environment)
+    is proven by the tests that call ``hcp()``; a test about what a command does takes this
+    one, which costs milliseconds instead of a process start. A Python exception other
+    than the command's own exit fails the test at once, as a traceback would show.
+    """
+
+    def __init__(self, app):
+        self.runner = app.test_cli_runner()
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        from service.cli import main
+
+        result = self.runner.invoke(main, list(args), input=stdin)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        proc = subprocess.CompletedProcess(["hcp", *args], result.exit_code, result.stdout, result.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"hcp {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
 class RobotServer:
     """A group-robot webhook on 127.0.0.1, started at once: records each JSON post by its
     full path (query included, as robot keys and signatures travel there); can fail first."""

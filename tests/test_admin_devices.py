@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from models import AuditEntry, CalendarOverride, Device, Notification, Rating
 from models.types import utcnow
-from tests.support import bearer, hcp, rating_body
+from tests.support import bearer, rating_body
 from tests.web_support import add_staff, csrf_token, login
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -260,7 +260,7 @@ def test_who_sees_the_devices(app, hall, client, org, role, status):
         assert client.get("/admin/audit").status_code == 403
 
 
-def test_cli_lists_last_seen_and_gives_pairing_codes(app, hall, org, query):
+def test_cli_lists_last_seen_and_gives_pairing_codes(app, hall, org, query, shell):
     from service.extensions import db
     quiet, _ = org.device(hall[1], name="quiet-kiosk")
     busy, _ = org.device(hall[1], name="busy-kiosk")
@@ -268,10 +268,10 @@ def test_cli_lists_last_seen_and_gives_pairing_codes(app, hall, org, query):
         db.session.get(Device, quiet.id).last_seen_at = utcnow() - timedelta(days=30)
         db.session.get(Device, busy.id).last_seen_at = utcnow()
         db.session.commit()
-    lines = {line.split("\t")[1]: line.split("\t") for line in hcp("devices", "list").stdout.splitlines()}
+    lines = {line.split("\t")[1]: line.split("\t") for line in shell("devices", "list").stdout.splitlines()}
     assert lines["quiet-kiosk"][-1] == "SILENT" and lines["busy-kiosk"][-1] != "SILENT"
     assert lines["busy-kiosk"][6][:4].isdigit()  # the last-seen time
-    code = hcp("devices", "pair-code", str(busy.id)).stdout.strip()
+    code = shell("devices", "pair-code", str(busy.id)).stdout.strip()
     assert re.fullmatch(r"[A-Z2-9]{6}", code)
     assert app.test_client().post("/api/v1/devices/pair", json={"code": code}).status_code == 200
     assert query(lambda s: s.scalar(select(Rating.id))) is None

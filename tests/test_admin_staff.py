@@ -131,15 +131,14 @@ def test_only_admins_manage_staff(app, tree, client, role, status):
     assert resp.status_code == (403 if status == 403 else 302)
 
 
-def test_the_cli_calls_the_same_functions(app, tree, org, query):
-    from tests.support import hcp
+def test_the_cli_calls_the_same_functions(app, tree, org, query, shell):
     district, bureau, section, section2 = tree
     device, _ = org.device(section, name="科室评价器")
     case_id = make_case(app, device, assignee="handler")
-    link = hcp("users", "password-link", "handler").stdout.strip()
+    link = shell("users", "password-link", "handler").stdout.strip()
     path = link[link.index("/set-password/"):]
     assert app.test_client().get(path).status_code == 200
-    out = hcp("users", "move", "handler", "--department", "section2").stdout
+    out = shell("users", "move", "handler", "--department", "section2").stdout
     assert f"1 open case(s) returned to unassigned: {case_id}" in out
     assert query(lambda s: s.get(Case, case_id).status) == "unassigned"
-    assert "unlocked" in hcp("users", "unlock", "handler").stdout
+    assert "unlocked" in shell("users", "unlock", "handler").stdout

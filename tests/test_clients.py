@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from models import IntegrationClient
 from service.privacy import key_digest
-from tests.support import bearer, hcp, rating_body
+from tests.support import bearer, rating_body
 
 
 def _client(org, app, kind="approval", dept=None):
@@ -17,9 +17,9 @@ def _client(org, app, kind="approval", dept=None):
     return org._build(lambda: add_client("审批系统", kind, db.session.merge(dept)))
 
 
-def test_add_list_disable_enable(app, client, query):
-    hcp("departments", "add", "district", "区政务服务中心")
-    proc = hcp("clients", "add", "审批系统", "--kind", "approval", "--department", "district",
+def test_add_list_disable_enable(app, client, query, shell):
+    shell("departments", "add", "district", "区政务服务中心")
+    proc = shell("clients", "add", "审批系统", "--kind", "approval", "--department", "district",
                "--callback-url", "https://approval.example/hcp?token=abc")
     key = proc.stdout.strip()
     assert key.startswith("hcpc_") and "shown once" in proc.stderr
@@ -32,24 +32,24 @@ def test_add_list_disable_enable(app, client, query):
                              "department": "district"}
     cid = str(me.get_json()["id"])
 
-    listed = hcp("clients", "list").stdout
+    listed = shell("clients", "list").stdout
     assert "审批系统\tapproval\tdistrict" in listed and "active" in listed
     assert key not in listed and "abc" not in listed  # the key never, the URL's query redacted
 
-    hcp("clients", "disable", cid)
+    shell("clients", "disable", cid)
     assert client.get("/api/v1/clients/me", headers=bearer(key)).status_code == 401
-    assert "disabled" in hcp("clients", "list").stdout
-    hcp("clients", "enable", cid)
+    assert "disabled" in shell("clients", "list").stdout
+    shell("clients", "enable", cid)
     assert client.get("/api/v1/clients/me", headers=bearer(key)).status_code == 200
 
 
-def test_cli_refuses_bad_input(app):
-    hcp("departments", "add", "district", "区政务服务中心")
+def test_cli_refuses_bad_input(app, shell):
+    shell("departments", "add", "district", "区政务服务中心")
     for args in (["--kind", "fax", "--department", "district"],
                  ["--kind", "approval", "--department", "nope"],
                  ["--kind", "approval", "--department", "district", "--callback-url", "ftp://x"]):
-        assert hcp("clients", "add", "x", *args, check=False).returncode != 0
-    assert "no client" in hcp("clients", "disable", "999", check=False).stderr
+        assert shell("clients", "add", "x", *args, check=False).returncode != 0
+    assert "no client" in shell("clients", "disable", "999", check=False).stderr
 
 
 def test_client_key_refused_on_device_and_staff_endpoints(app, client, org):

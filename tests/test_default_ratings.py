@@ -13,7 +13,6 @@ from sqlalchemy import func, select, update
 from models import Invitation, Project, Rating, UnsettledInvitation
 from models.types import utcnow
 from service.stats import figures
-from tests.support import hcp
 from tests.test_citizen import invited  # noqa: F401 — the fixture
 
 # The sweep's queries once drew an SAWarning (a bare distinct()); keep them clean.
@@ -38,7 +37,7 @@ def count(query, **where):
     return query(lambda s: s.scalar(select(func.count(Rating.id)).filter_by(**where)))
 
 
-def test_expired_invitations_become_default_ratings(app, client, invited, query):  # noqa: F811
+def test_expired_invitations_become_default_ratings(app, client, invited, query, shell):  # noqa: F811
     def queued():  # the sweep's queue: invitations without a first rating
         return set(query(lambda s: s.scalars(select(UnsettledInvitation.invitation_id)).all()))
 
@@ -53,8 +52,9 @@ def test_expired_invitations_become_default_ratings(app, client, invited, query)
     expire(app, but=[pending_id])
 
     # The session's worker runs the same sweep from beat; whoever comes first makes them, once.
-    assert re.search(r"^[0-4] default ratings made$", hcp("ratings", "run-defaults", "--batch-size", "3").stdout, re.M)
-    assert "0 default ratings made" in hcp("ratings", "run-defaults").stdout  # idempotent
+    made = shell("ratings", "run-defaults", "--batch-size", "3").stdout
+    assert re.search(r"^[0-4] default ratings made$", made, re.M)
+    assert "0 default ratings made" in shell("ratings", "run-defaults").stdout  # idempotent
     rows = query(lambda s: s.scalars(select(Rating).where(Rating.is_default)).all())
     assert len(rows) == 4
     assert queued() == {pending_id}
@@ -132,7 +132,7 @@ def test_the_rollup_check_holds_with_default_ratings_and_lists_a_flag_off_its_ch
             {"side": "raw", "grain": "ratings.is_default", "id": default, "channel": "default", "is_default": False}]
 
 
-def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, client, query):
+def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, client, query, shell):
     """default, good_rate_rated, active_rating_rate and 办件评价率 per department, item, staff
     and day: a department with applications and no rating is a group at 0 %, the channel
     groups have no 办件评价率, the total is the summary, and hcp stats check holds."""
@@ -166,7 +166,7 @@ def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, 
     to_default_id = query(lambda s: s.scalar(select(Invitation.id).join(Project).where(
         Project.project_no == "M-2")))
     expire(app, only=[to_default_id])
-    hcp("ratings", "run-defaults")
+    shell("ratings", "run-defaults")
     # the sweep made one default rating, level 5: market has 3 ratings, 1 of them default
     today = date.today()
     f = figures.Filters(today - timedelta(days=2), today + timedelta(days=1))
@@ -216,9 +216,9 @@ def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, 
     assert total_row[header.index("主动评价率")] == f"{summary['active_rating_rate'] * 100:.2f}%"
     assert total_row[header.index("默认评价")] == "1"
 
-    assert "rollups equal the raw rows" in hcp("stats", "check").stdout
+    assert "rollups equal the raw rows" in shell("stats", "check").stdout
     with app.app_context():  # a rating marked default off its channel breaks the figures' rule
         db.session.execute(update(Rating).where(Rating.channel != "default").values(is_default=True))
         db.session.commit()
-    broken = hcp("stats", "check", check=False)
+    broken = shell("stats", "check", check=False)
     assert broken.returncode == 1 and "ratings.is_default" in broken.stdout

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import Case, Department, OutboxRecord, Rating, User, rating_record_id
 from models.types import utcnow
-from tests.support import bearer, hcp, rating_body
+from tests.support import bearer, rating_body
 from tests.test_citizen import invited  # noqa: F401 — the fixture
 from tests.test_default_ratings import expire
 
@@ -127,14 +127,14 @@ def test_an_outbox_row_that_cannot_be_written_fails_the_rating_with_it(app, hall
     assert query(lambda s: s.scalar(select(func.count(Rating.id)))) == 0
 
 
-def test_the_citizen_page_and_default_ratings_write_records_once(app, client, invited, query):  # noqa: F811
+def test_the_citizen_page_and_default_ratings_write_records_once(app, client, invited, query, shell):  # noqa: F811
     token = invited("P-1")
     assert client.post(f"/r/{token}", data={"level": "4"}).status_code == 303
     invited("P-2")
     invited("P-3")
     expire(app)
-    hcp("ratings", "run-defaults")
-    hcp("ratings", "run-defaults")
+    shell("ratings", "run-defaults")
+    shell("ratings", "run-defaults")
     ratings = query(lambda s: s.scalars(select(Rating.id)).all())
     assert len(ratings) == 3
     assert sorted(r.rating_id for r in records(query)) == sorted(ratings)
@@ -204,12 +204,12 @@ def test_a_rolled_back_closing_leaves_no_record(app, client, hall, org, query):
     assert query(lambda s: s.get(Case, case_id).status) == "feedback"
 
 
-def test_departments_set_credit_code(app, hall, query):
-    out = hcp("departments", "set", "hall", "--credit-code", "11330106002482000b").stdout
+def test_departments_set_credit_code(app, hall, query, shell):
+    out = shell("departments", "set", "hall", "--credit-code", "11330106002482000b").stdout
     assert "11330106002482000B" in out
     assert query(lambda s: s.scalar(select(Department.credit_code))) == "11330106002482000B"
-    bad = hcp("departments", "set", "hall", "--credit-code", "11330106002482000C", check=False)
+    bad = shell("departments", "set", "hall", "--credit-code", "11330106002482000C", check=False)
     assert bad.returncode != 0 and "check character" in bad.stderr
-    assert hcp("departments", "set", "nowhere", "--credit-code", "", check=False).returncode != 0
-    hcp("departments", "set", "hall", "--credit-code", "")
+    assert shell("departments", "set", "nowhere", "--credit-code", "", check=False).returncode != 0
+    shell("departments", "set", "hall", "--credit-code", "")
     assert query(lambda s: s.scalar(select(Department.credit_code))) is None

@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 
 from models import Case, QrVoter, Rating
 from models.types import utcnow
-from tests.support import concurrently, hcp, wait_for
+from tests.support import concurrently, wait_for
 
 
 @pytest.fixture
-def window(app, org):
+def window(app, org, shell):
     """A hall QR at window 5 of 区市场监管局, made as the operator does: its page's address."""
     org.department("market", "区市场监管局")
-    out = hcp("qr", "add", "5号窗口扫码评价", "--department", "market", "--window", "5")
+    out = shell("qr", "add", "5号窗口扫码评价", "--department", "market", "--window", "5")
     url = out.stdout.strip()
     assert re.fullmatch(r"http://[^/]+/q/[2-9a-z]{8}", url), url
     return url.rsplit("/", 1)[1]
@@ -116,22 +116,22 @@ def test_concurrent_taps_of_one_phone_store_one_rating(app, window, client, quer
     assert len(ratings(query)) == 1
 
 
-def test_unknown_and_disabled_codes_are_chinese_404s(app, window, client, query):
+def test_unknown_and_disabled_codes_are_chinese_404s(app, window, client, query, shell):
     assert client.get(f"/q/{window}/qr.svg").mimetype == "image/svg+xml"
     gone = client.get("/q/zzzzzzzz")
     assert gone.status_code == 404 and "没有找到这个评价二维码" in gone.get_data(as_text=True)
     assert client.post("/q/zzzzzzzz", data={"level": "5"}).status_code == 404
-    listed = hcp("qr", "list").stdout
+    listed = shell("qr", "list").stdout
     assert f"/q/{window}" in listed and "5号窗口扫码评价" in listed and "active" in listed
     device_id = listed.split("\t", 1)[0]
-    hcp("devices", "disable", device_id)
+    shell("devices", "disable", device_id)
     assert client.get(f"/q/{window}").status_code == 404
 
 
-def test_devices_add_qrcode_gives_a_hall_page_and_default_is_reserved(app, org):
+def test_devices_add_qrcode_gives_a_hall_page_and_default_is_reserved(app, org, shell):
     org.department("tax", "区税务局")
-    out = hcp("devices", "add", "大厅扫码", "--department", "tax", "--channel", "qrcode")
+    out = shell("devices", "add", "大厅扫码", "--department", "tax", "--channel", "qrcode")
     assert re.search(r"its hall QR page: http://[^ ]+/q/[2-9a-z]{8}", out.stderr)
     assert out.stdout.strip()  # the device key, as for every device
-    refused = hcp("devices", "add", "x", "--department", "tax", "--channel", "default", check=False)
+    refused = shell("devices", "add", "x", "--department", "tax", "--channel", "default", check=False)
     assert refused.returncode == 2 and "default" in refused.stderr

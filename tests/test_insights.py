@@ -8,7 +8,7 @@ from math import comb
 import pytest
 from sqlalchemy import select
 
-from tests.support import bearer, hcp, rating_body, wait_for
+from tests.support import bearer, rating_body, wait_for
 
 SH = timezone(timedelta(hours=8))
 PERIOD = (date(2026, 11, 1), date(2026, 11, 14))
@@ -153,7 +153,7 @@ def test_counts_kept_as_ratings_arrive_equal_a_recount_and_rebuild(app, hall):
     assert stored_term_counts(app) == stored
 
 
-def test_check_finds_uncounted_ratings_and_rebuild_of_a_period_repairs_them(app, hall):
+def test_check_finds_uncounted_ratings_and_rebuild_of_a_period_repairs_them(app, hall, shell):
     from service.extensions import db
     from service.insights import counting
 
@@ -163,12 +163,12 @@ def test_check_finds_uncounted_ratings_and_rebuild_of_a_period_repairs_them(app,
         diffs = counting.differences(db.session)
         assert [d["term"] for d in diffs] == ["营业执照"] and diffs[0]["stored"] is None
         assert counting.differences(db.session, PERIOD[1], PERIOD[1]) == []
-    proc = hcp("insights", "check", check=False)
+    proc = shell("insights", "check", check=False)
     assert proc.returncode == 1 and "营业执照" in proc.stdout
-    hcp("insights", "rebuild", "--from", PERIOD[0].isoformat(), "--to", PERIOD[0].isoformat())
-    assert "equal the raw rows" in hcp("insights", "check").stdout
+    shell("insights", "rebuild", "--from", PERIOD[0].isoformat(), "--to", PERIOD[0].isoformat())
+    assert "equal the raw rows" in shell("insights", "check").stdout
     assert stored_term_counts(app) == raw_term_counts(app)
-    bad = hcp("insights", "rebuild", "--from", "2026-11-02", "--to", "2026-11-01", check=False)
+    bad = shell("insights", "rebuild", "--from", "2026-11-02", "--to", "2026-11-01", check=False)
     assert bad.returncode == 2 and "--to" in bad.stderr
 
 

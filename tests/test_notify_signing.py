@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Department
-from tests.support import RobotServer, hcp
+from tests.support import RobotServer
 
 SECRET = "SEC0123456789abcdef加签"
 
@@ -32,13 +32,13 @@ def expected_sign(timestamp: str, secret: str) -> str:
     return base64.b64encode(digest).decode()
 
 
-def test_signed_robot_posts_carry_a_fresh_valid_signature(app, org, query, robot):
+def test_signed_robot_posts_carry_a_fresh_valid_signature(app, org, query, robot, shell):
     from service import notify
     from service.extensions import db
 
     url, posts = robot.url("d1"), robot.posts
     dept = org.department("d1")
-    out = hcp("departments", "notify", "d1", "--webhook", url, "--secret", "-", stdin=SECRET + "\n").stdout
+    out = shell("departments", "notify", "d1", "--webhook", url, "--secret", "-", stdin=SECRET + "\n").stdout
     assert "signed" in out and SECRET not in out and "secret-d1" not in out
     stored = query(lambda s: s.scalar(select(Department.notify_webhook_secret_enc)))
     assert stored and SECRET not in stored  # encrypted, not in clear
@@ -56,7 +56,7 @@ def test_signed_robot_posts_carry_a_fresh_valid_signature(app, org, query, robot
     assert params["sign"] == [expected_sign(timestamp, SECRET)]
 
     # Without a secret the URL goes as it was given.
-    hcp("departments", "notify", "d1", "--secret", "")
+    shell("departments", "notify", "d1", "--secret", "")
     with app.app_context():
         notify.send_webhook({"department_id": dept.id, "content": "x"}, app.config["HCP_SETTINGS"], db.session)
     assert parse_qs(urlsplit(posts[1][0]).query) == {"key": ["secret-d1"]}

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from models import Rating
 from service.stats import figures
-from tests.support import bearer, hcp, rating_body
+from tests.support import bearer, rating_body
 
 NEW_TABLE = """code,label,dimension,scope,levels
 wait,等候太久,服务效率,offline,12
@@ -52,7 +52,7 @@ def test_rating_reasons_checked_per_level(app, client, org, query):
     assert query(lambda s: len(s.scalars(select(Rating.id)).all())) == 2
 
 
-def test_import_replaces_the_active_version(app, client, org, tmp_path, query):
+def test_import_replaces_the_active_version(app, client, org, tmp_path, query, shell):
     dept = org.department("d1")
     _, key = org.device(dept)
     old = client.post("/api/v1/ratings", json=rating_body(level=1, reasons=["off_att_rude"]), headers=bearer(key))
@@ -60,13 +60,13 @@ def test_import_replaces_the_active_version(app, client, org, tmp_path, query):
 
     bad = tmp_path / "bad.csv"
     bad.write_text("code,label,dimension,scope,levels\nx,X,维度,offline,16\n", encoding="utf-8")
-    proc = hcp("reasons", "import", str(bad), check=False)
+    proc = shell("reasons", "import", str(bad), check=False)
     assert proc.returncode != 0 and "line 2" in proc.stderr and "levels" in proc.stderr
 
     good = tmp_path / "reasons.csv"
     good.write_text(NEW_TABLE, encoding="utf-8-sig")
     # The version is the new row's id: not 1 on PostgreSQL after other tests imported (TRUNCATE keeps sequences).
-    version = int(re.search(r"version (\d+) active: 2 reasons", hcp("reasons", "import", str(good)).stdout).group(1))
+    version = int(re.search(r"version (\d+) active: 2 reasons", shell("reasons", "import", str(good)).stdout).group(1))
     listed = client.get("/api/v1/reasons?level=1", headers=bearer(key)).get_json()
     assert listed["version"] == version and [r["code"] for r in listed["reasons"]] == ["wait"]
     assert client.post("/api/v1/ratings", json=rating_body(level=1, reasons=["off_att_rude"]),

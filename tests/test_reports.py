@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.support import bearer, hcp
+from tests.support import bearer
 from tests.test_insights import spec, store
 
 REPORTS = "/api/v1/reports"
@@ -187,13 +187,13 @@ def test_a_missing_font_is_a_clear_503_and_markdown_still_works(app, client, org
     assert get(client, manager, format="md", **YEAR).status_code == 200
 
 
-def test_hcp_report_writes_the_file(app, org, bureau, tmp_path):
+def test_hcp_report_writes_the_file(app, org, bureau, tmp_path, shell):
     _fill(app, bureau, low_month=False)
     out = tmp_path / "2021.docx"
-    proc = hcp("report", "--from", "2021-01-01", "--to", "2021-12-31", "--department", "bureau-a",
+    proc = shell("report", "--from", "2021-01-01", "--to", "2021-12-31", "--department", "bureau-a",
                "--format", "docx", "--out", str(out))
     assert "全年共收到评价40条，其中好评40条、差评0条" in proc.stdout
     from docx import Document
     assert Document(str(out)).paragraphs[0].text == "区不动产登记中心好差评工作情况报告"
-    bad = hcp("report", "--from", "2021-01-01", "--to", "2021-12-31", "--department", "nope", check=False)
+    bad = shell("report", "--from", "2021-01-01", "--to", "2021-12-31", "--department", "nope", check=False)
     assert bad.returncode == 2 and "nope" in bad.stderr

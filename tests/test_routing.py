@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from models import Case, CaseEvent, Rating
 from models.types import utcnow
 from service.cases import routing
-from tests.support import bearer, hcp, rating_body, wait_for
+from tests.support import bearer, rating_body, wait_for
 
 
 def case_of(query, rating_id):
@@ -171,7 +171,7 @@ def route_received(app, device_id: int, received_at, rated_at=None) -> Case:
 SH = ZoneInfo("Asia/Shanghai")
 
 
-def test_routing_uses_the_calendar_the_admin_entered(app, org):
+def test_routing_uses_the_calendar_the_admin_entered(app, org, shell):
     """``hcp calendar add-holiday`` / ``add-workday`` move the deadlines of cases routed after."""
     dept = org.department("d1")
     device, _ = org.device(dept)
@@ -179,11 +179,11 @@ def test_routing_uses_the_calendar_the_admin_entered(app, org):
     before = route_received(app, device.id, received)
     assert (before.callback_due, before.close_due) == (date(2026, 11, 27), date(2026, 12, 17))
 
-    hcp("calendar", "add-holiday", "2026-11-27", "--note", "区里放假")  # Friday off
+    shell("calendar", "add-holiday", "2026-11-27", "--note", "区里放假")  # Friday off
     holiday = route_received(app, device.id, received)
     assert (holiday.callback_due, holiday.close_due) == (date(2026, 11, 30), date(2026, 12, 18))
 
-    hcp("calendar", "add-workday", "2026-11-28")  # ... made up on Saturday
+    shell("calendar", "add-workday", "2026-11-28")  # ... made up on Saturday
     made_up = route_received(app, device.id, received)
     assert (made_up.callback_due, made_up.close_due) == (date(2026, 11, 28), date(2026, 12, 17))
 

@@ -236,15 +236,13 @@ def test_supervisor_searches_and_assigns_ticked_cases(app, live_server, context,
     assert sum(1 for status, _ in rows.values() if status == "unassigned") == 1
 
 
-def test_kiosk_keeps_a_rating_whose_reason_was_withdrawn(live_server, context, team, query, tmp_path):
+def test_kiosk_keeps_a_rating_whose_reason_was_withdrawn(live_server, context, team, query, tmp_path, shell):
     """The reason table replaced while the tablet's page is open: the server refuses the old
     code (422), and the tablet sends the rating again with the code as a free tag."""
-    from tests.support import hcp
-
     page = open_kiosk(context, live_server, team.key)
     table = tmp_path / "reasons.csv"
     table.write_text("code,label,dimension,scope,levels\noff_new_queue,取号难,服务效率,offline,12\n", encoding="utf-8")
-    hcp("reasons", "import", str(table))
+    shell("reasons", "import", str(table))
     tap(page, 1, reasons=["off_eff_wait"])
     wait_for(lambda: count_ratings(query) == 1, message="the rating, without its withdrawn reason")
     [row] = query(lambda s: [(r.level, r.reasons, r.tags) for r in s.scalars(select(Rating))])

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from models import ApiToken
 from models.types import utcnow
-from tests.support import bearer, hcp
+from tests.support import bearer
 from tests.web_support import PHONE, build_team, csrf_token, login, make_case
 
 
@@ -34,12 +34,12 @@ def test_a_cookie_copied_before_sign_out_is_dead_after_it(app, client, team):
     assert thief.get("/api/v1/cases").status_code == 401
 
 
-def test_disabling_a_user_ends_their_sessions_for_good(app, client, team):
+def test_disabling_a_user_ends_their_sessions_for_good(app, client, team, shell):
     login(client, "super")
     assert client.get("/cases").status_code == 200
-    hcp("users", "disable", "super")
+    shell("users", "disable", "super")
     assert client.get("/cases").status_code == 302
-    hcp("users", "enable", "super")
+    shell("users", "enable", "super")
     assert client.get("/cases").status_code == 302  # enabling again does not revive the old session
     login(client, "super")
     assert client.get("/cases").status_code == 200
