@@ -65,6 +65,11 @@ def moved_entry(change: Change) -> dict:
     return {"期限调整工单": "、".join(f"#{i}" for i in change.moved)} if change.moved else {}
 
 
+def override_entry(kind: str, note: str | None, change: Change) -> dict:
+    """The 操作日志's "after" of a day set to ``kind``, from the console or the shell."""
+    return {"kind": kind, "note": note, **moved_entry(change)}
+
+
 def moved_text(change: Change) -> str:
     """What the console and the shell say about the deadlines after a change."""
     if change.moved:

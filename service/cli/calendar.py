@@ -7,7 +7,7 @@ import click
 from flask.cli import with_appcontext
 
 from models.clock import SHANGHAI
-from service.cases.calendar_admin import moved_entry, remove_override, set_override
+from service.cases.calendar_admin import moved_entry, override_entry, remove_override, set_override
 from service.cli.admin import logged
 from service.cases.deadlines import WorkCalendar
 from service.extensions import db
@@ -45,7 +45,7 @@ def due(received_at, working_days):
 def _override(day: str, kind: str, note: str | None) -> None:
     d = _day(day)
     change = set_override(db.session, d, kind, note)
-    logged(f"calendar.{kind}", d.isoformat(), change.before, {"kind": kind, "note": note, **moved_entry(change)})
+    logged(f"calendar.{kind}", d.isoformat(), change.before, override_entry(kind, note, change))
     _say_moved(change)
 
 
@@ -80,9 +80,10 @@ def add_workday(day, note):
 @with_appcontext
 def remove(day):
     """Remove the override of DAY."""
-    change = remove_override(db.session, _day(day))
+    d = _day(day)
+    change = remove_override(db.session, d)
     if change is None:
         raise click.ClickException(f"no override for {day}")
-    logged("calendar.remove", _day(day).isoformat(), change.before, moved_entry(change))
+    logged("calendar.remove", d.isoformat(), change.before, moved_entry(change))
     _say_moved(change)
     click.echo(f"override of {day} removed")

@@ -46,7 +46,7 @@ def exchange_status():
 def exchange_requeue(rejected):
     """Make held records (and pending ones in a backoff) due now; with --rejected, rejected ones too."""
     changed = operations.requeue(db.session, rejected=rejected)
-    logged("exchange.requeue", "上报队列", None, {"包括被拒收": "是" if rejected else "否", "记录数": changed})
+    logged("exchange.requeue", "上报队列", None, operations.requeue_entry(rejected, changed))
     click.echo(f"{changed} records requeued")
 
 

@@ -62,6 +62,11 @@ def requeue(session: Session, rejected: bool = False, now: datetime | None = Non
     return result.rowcount
 
 
+def requeue_entry(rejected: bool, changed: int) -> dict:
+    """The 操作日志's "after" of a requeue, from the console or the shell."""
+    return {"包括被拒收": "是" if rejected else "否", "记录数": changed}
+
+
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The UTC moments an Asia/Shanghai calendar day starts and ends."""
     start = datetime.combine(day, time(0), tzinfo=SHANGHAI)

@@ -62,7 +62,7 @@ def calendar_set():
     note = (form.note.data or "").strip() or None
     change = calendar_admin.set_override(db.session, day, form.kind.data, note)
     return saved(f"calendar.{form.kind.data}", day.isoformat(), change.before,
-                 {"kind": form.kind.data, "note": note, **calendar_admin.moved_entry(change)},
+                 calendar_admin.override_entry(form.kind.data, note, change),
                  f"{day.isoformat()} 已设为{calendar_admin.KINDS[form.kind.data]}；"
                  + calendar_admin.moved_text(change),
                  url_for("admin.calendar", year=day.year))

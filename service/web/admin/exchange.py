@@ -41,5 +41,5 @@ def exchange():
 def exchange_requeue():
     rejected = request.form.get("rejected") == "1"
     changed = operations.requeue(db.session, rejected=rejected)
-    return saved("exchange.requeue", "上报队列", None, {"包括被拒收": "是" if rejected else "否", "记录数": changed},
+    return saved("exchange.requeue", "上报队列", None, operations.requeue_entry(rejected, changed),
                  f"已将 {changed} 条记录重新排入上报队列", url_for("admin.exchange"))
