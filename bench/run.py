@@ -70,6 +70,8 @@ PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
+REQUEST_FRAMES = ("wsgi", "handle_request")  # a profiled web worker's thread serving a request
+TASK_FRAMES = ("celery/app/trace.py",)  # a profiled Celery worker running a task
 
 
 def free_port() -> int:
@@ -383,27 +385,44 @@ class Bench:
     def _nonce(self) -> str:
         return secrets.token_hex(4)
 
-    def _start_profile(self):
+    def _start_profile(self, name: str = "intake", pid: int | None = None):
+        """py-spy on ``pid`` (the hcp gunicorn by default) and its children for one round:
+        ``DIR/NAME.folded``, summarised by ``_finish_profile``."""
         spy = shutil.which("py-spy") or str(BIN / "py-spy")
         outdir = Path(self.args.profile)
         outdir.mkdir(parents=True, exist_ok=True)
-        self.profile_raw = outdir / "intake.folded"
+        raw = outdir / f"{name}.folded"
         # "wall": every sampled thread, waiting included (round trips show up);
         # "gil": only the thread holding the GIL (where the CPU goes).
         mode = ["--gil"] if self.args.profile_mode == "gil" else []
-        return subprocess.Popen([spy, "record", "--pid", str(self.hcp.pid), "--subprocesses", "--format", "raw",
-                                 "--nonblocking", "--rate", "200", "-d", str(int(self.args.seconds)),
-                                 "-o", str(self.profile_raw)] + mode,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([spy, "record", "--pid", str(pid or self.hcp.pid), "--subprocesses",
+                                 "--format", "raw", "--nonblocking", "--rate", "200", "-d", str(int(self.args.seconds)),
+                                 "-o", str(raw)] + mode, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc.profile_name, proc.profile_raw = name, raw
+        return proc
 
-    def _finish_profile(self, proc) -> None:
+    def _finish_profile(self, proc, marks: tuple[str, ...] = REQUEST_FRAMES) -> None:
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.terminate()
-        summary = summarise_profile(self.profile_raw)
-        (Path(self.args.profile) / "intake-summary.txt").write_text(summary)
+        summary = summarise_profile(proc.profile_raw, marks=marks)
+        (Path(self.args.profile) / f"{proc.profile_name}-summary.txt").write_text(summary)
         print(summary)
+
+    def profiled(self, name: str, run):
+        """``run()``, with the hcp web workers and the Celery workers sampled meanwhile when
+        ``--profile DIR`` is given (``DIR/NAME-web-summary.txt``, ``DIR/NAME-celery-summary.txt``)."""
+        if not self.args.profile:
+            return run()
+        spies = [(self._start_profile(f"{name}-web"), REQUEST_FRAMES)]
+        spies += [(self._start_profile(f"{name}-celery-{n}", w.pid), TASK_FRAMES)
+                  for n, w in enumerate(self.workers, 1)]
+        try:
+            return run()
+        finally:
+            for proc, marks in spies:
+                self._finish_profile(proc, marks)
 
     def batch_intake(self) -> None:
         """500-rating batches through hcp vs executemany of the same rows, same concurrency.
@@ -668,14 +687,15 @@ def folded_stacks(text: str) -> list[tuple[list[str], int]]:
     return stacks
 
 
-def summarise_profile(path: Path, top: int = 25) -> str:
-    """Inclusive share of samples per function (hcp/framework frames), from py-spy's folded stacks."""
+def summarise_profile(path: Path, top: int = 25, marks: tuple[str, ...] = REQUEST_FRAMES) -> str:
+    """Inclusive share of samples per function (hcp/framework frames), from py-spy's folded
+    stacks; only samples with a frame naming one of ``marks`` (idle threads are left out)."""
     total, inclusive, own = 0, {}, {}
     if not path.exists():
         return "no profile recorded"
     for frames, n in folded_stacks(path.read_text()):
-        if not any("wsgi" in f or "handle_request" in f for f in frames):
-            continue  # idle threads waiting for connections
+        if not any(mark in f for f in frames for mark in marks):
+            continue  # idle threads waiting for connections or tasks
         total += n
         seen = set()
         for frame in frames:
@@ -715,7 +735,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: config/gunicorn.py)")
     parser.add_argument("--threads", type=int, help="gunicorn threads per worker")
     parser.add_argument("--worker-class", help="gunicorn worker class")
-    parser.add_argument("--profile", metavar="DIR", help="py-spy the hcp web workers in the first intake round")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy the hcp web workers in the first intake round, and the web and "
+                             "Celery workers in the first PUT /projects round")
     parser.add_argument("--profile-mode", choices=["wall", "gil"], default="wall")
     parser.add_argument("--only", choices=["intake", "batch", "suspicious", "exchange", "applications"],
                         help="run one measurement (plus memory)")

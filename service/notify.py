@@ -6,7 +6,8 @@ the transaction that inserted it goes on to add one *delivery* row per destinati
 (``case:12:close:red:webhook:3``, ``case:12:close:red:email:u7``). After that transaction
 commits, each delivery is sent by its own Celery task (``workers.tasks.send_notification``),
 which retries with backoff on failure and never touches the case — a dead webhook cannot
-block or roll back the workflow.
+block or roll back the workflow. Kinds with a batch sender (the invitations' SMS) are sent
+many to a task instead (``send_batched``, ``deliver_batch``, ``workers.tasks.send_batch``).
 
 Senders are plain functions registered per channel in ``SENDERS``: ``webhook`` posts the
 WeCom / DingTalk group-robot JSON to the department's ``notify_webhook``; ``email`` goes
@@ -29,12 +30,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -58,12 +60,25 @@ class Undeliverable(Exception):
 
 Sender = Callable[[dict, Settings, Session], None]
 SENDERS: dict[str, Sender] = {}
+# Many deliveries at once: ``fn([(id, payload), …], settings, session)`` answers each id's
+# outcome (None: sent; SendError; Undeliverable).
+BatchSender = Callable[[list[tuple[int, dict]], Settings, Session], dict[int, Exception | None]]
+BATCH_SENDERS: dict[str, BatchSender] = {}
 
 
 def sender(channel: str) -> Callable[[Sender], Sender]:
     """Register ``fn(payload, settings, session)`` as the sender of ``channel`` deliveries."""
     def register(fn: Sender) -> Sender:
         SENDERS[channel] = fn
+        return fn
+    return register
+
+
+def batch_sender(channel: str) -> Callable[[BatchSender], BatchSender]:
+    """Register ``fn`` as the sender of ``channel`` deliveries in batches (``deliver_batch``);
+    its ``sender`` is still the one a single delivery (``deliver``) goes through."""
+    def register(fn: BatchSender) -> BatchSender:
+        BATCH_SENDERS[channel] = fn
         return fn
     return register
 
@@ -142,6 +157,79 @@ def deliver(session: Session, notification_id: int) -> str:
         raise
     row.sent_at, row.last_error = utcnow(), None
     return "sent"
+
+
+BATCH_SIZE = 200  # deliveries locked, sent and recorded in one transaction
+
+
+@dataclass
+class Batch:
+    taken: int = 0  # rows locked and sent (or tried)
+    sent: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)  # SendError: the caller retries these
+    untried: list[int] = field(default_factory=list)  # the sender stopped before them: retried too
+    dropped: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def deliver_batch(session: Session, kind: str, ids: list[int] | None = None, limit: int = BATCH_SIZE) -> Batch:
+    """Send up to ``limit`` deliveries of ``kind`` through its batch sender, in one transaction:
+    those of ``ids`` not sent yet, or (``ids`` None) the ones never tried, oldest first.
+
+    Each row's attempt and outcome are recorded as ``deliver`` records them (``attempts``,
+    ``last_error``, ``sent_at``); rows the sender gave no outcome (it stopped before them: the
+    gateway is down) are left as they were, in ``untried``. The caller commits. On PostgreSQL the rows are locked
+    ``SKIP LOCKED`` while they are sent: two batches at once, or a batch beside a single
+    ``deliver``, never send one twice.
+    """
+    t = Notification.__table__.c
+    stmt = select(t.id, t.payload).where(t.kind == kind, t.sent_at.is_(None))
+    stmt = stmt.where(t.id.in_(ids) if ids is not None else t.attempts == 0)
+    rows = session.execute(stmt.order_by(t.id).limit(limit).with_for_update(skip_locked=True)).all()
+    done = Batch(taken=len(rows))
+    if not rows:
+        return done
+    outcomes = BATCH_SENDERS[kind]([(r.id, r.payload or {}) for r in rows], current_app.config["HCP_SETTINGS"],
+                                   session)
+    errors = []
+    for row in rows:
+        if row.id not in outcomes:
+            done.untried.append(row.id)
+            continue
+        outcome = outcomes[row.id]
+        if outcome is None:
+            done.sent.append(row.id)
+            continue
+        (done.failed if isinstance(outcome, SendError) else done.dropped).append(row.id)
+        done.errors.append(str(outcome))
+        errors.append({"row_id": row.id, "error": str(outcome)[:500]})
+    if done.sent:
+        session.execute(update(Notification.__table__).where(t.id.in_(done.sent))
+                        .values(attempts=t.attempts + 1, sent_at=utcnow(), last_error=None))
+    if errors:
+        session.execute(update(Notification.__table__).where(t.id == bindparam("row_id"))
+                        .values(attempts=t.attempts + 1, last_error=bindparam("error")), errors)
+    return done
+
+
+BATCH_WAIT = 1.0  # seconds a batched delivery waits for others to share its task
+
+
+def batch_flag(kind: str) -> str:
+    """The name ``send_batch`` tasks of ``kind`` are coalesced under (service.dispatch)."""
+    return f"send_batch:{kind}"
+
+
+def send_batched(kind: str, ids: list[int], **options) -> None:
+    """After the commit that made deliveries ``ids`` of ``kind``: have them sent by a
+    ``send_batch`` task within ``BATCH_WAIT`` seconds, one task for every delivery made
+    meanwhile (it sends every delivery of ``kind`` never tried); without Redis, a task for
+    these ``ids``. Raises when the broker is down: the deliveries stay never tried, for the
+    next batch or the warning sweep (``never_tried``)."""
+    from service import dispatch
+
+    dispatch.send_coalesced(batch_flag(kind), "send_batch", kind, countdown=BATCH_WAIT,
+                            fallback_args=(kind, ids), **options)
 
 
 def never_tried(session: Session, older_than: timedelta, limit: int = 500) -> list[int]:

@@ -201,3 +201,90 @@ def test_unknown_tokens_are_a_chinese_page_and_rate_limited(app, client):
     limited = client.get("/r/x/qr.svg")
     assert limited.status_code == 429 and "Retry-After" in limited.headers
     assert "尝试次数过多" in limited.get_data(as_text=True)
+
+
+def _register_done(approval, how_many: int) -> list[int]:
+    """``how_many`` done applications registered in-process (no task sent): their SMS deliveries."""
+    from service.extensions import db
+    from service.projects import register
+    from service.projects.schemas import ProjectIn
+
+    client = db.session.merge(_client(approval))
+    made = [register.upsert(db.session, client, f"P-B{i}", ProjectIn().load(recent("done"))).sms[0]
+            for i in range(how_many)]
+    db.session.commit()
+    return made
+
+
+def _attempts(query) -> dict[int, tuple[int, bool, str | None]]:
+    return {r.id: (r.attempts, r.sent_at is not None, r.last_error) for r in query(lambda s: s.execute(
+        select(Notification.id, Notification.attempts, Notification.sent_at, Notification.last_error)
+        .where(Notification.kind == "sms")).all())}
+
+
+def test_sms_go_out_in_batches_with_each_attempt_kept(sms_app, approval, gateway, query):
+    """One batch sends every SMS never tried (service.notify.deliver_batch); one the gateway
+    refused keeps its attempt and error and is sent again by its id (the task's retry)."""
+    from service import notify
+    from service.extensions import db
+
+    gateway.posts.clear()
+    with sms_app.app_context():
+        made = _register_done(approval, 3)
+        gateway.fail["/hook/sms"] = 1
+        done = notify.deliver_batch(db.session, "sms")
+        db.session.commit()
+        assert (done.taken, done.failed, done.sent) == (3, made[:1], made[1:])
+        assert notify.deliver_batch(db.session, "sms").taken == 0  # tried once: left to the retry
+        db.session.commit()
+        again = notify.deliver_batch(db.session, "sms", made)  # the retry names them all; two are sent
+        db.session.commit()
+        assert (again.taken, again.sent) == (1, made[:1])
+    rows = _attempts(query)
+    assert {i: rows[i][:2] for i in made} == {made[0]: (2, True), made[1]: (1, True), made[2]: (1, True)}
+    assert rows[made[0]][2] is None
+    assert sorted(p["phone"] for p in sms_posts(gateway)) == [PHONE] * 3
+
+
+def test_an_unreachable_gateway_ends_the_batch_and_leaves_the_rest_untried(app, approval, query):
+    import socket
+
+    from service import notify
+    from service.extensions import db
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = app.config["HCP_SETTINGS"]
+    saved = settings.sms_url
+    settings.sms_url = f"http://127.0.0.1:{port}/sms"
+    try:
+        with app.app_context():
+            made = _register_done(approval, 3)
+            done = notify.deliver_batch(db.session, "sms")
+            db.session.commit()
+    finally:
+        settings.sms_url = saved
+    assert (done.failed, done.untried, done.sent) == (made[:1], made[1:], [])
+    rows = _attempts(query)
+    assert rows[made[0]][:2] == (1, False) and f"127.0.0.1:{port}" in rows[made[0]][2] and PHONE not in rows[made[0]][2]
+    assert [rows[i] for i in made[1:]] == [(0, False, None)] * 2  # never tried: a later batch or the sweep sends them
+
+
+def test_batched_sends_share_one_task_until_it_starts(app):
+    """service.dispatch.send_coalesced: a second call while the first task waits sends nothing;
+    once the task has started (coalesced_started), the next call sends again. Without Redis
+    (the embedded deployment) every call sends its own."""
+    from service import dispatch
+
+    name, kind = "test-coalesce", "test-nothing"  # a kind with no deliveries: the tasks find nothing to do
+    with app.app_context():
+        with_redis = app.config["HCP_SETTINGS"].redis_url is not None
+        try:
+            sent = [dispatch.send_coalesced(name, "send_batch", kind, countdown=0, fallback_args=(kind, []))
+                    for _ in range(2)]
+            dispatch.coalesced_started(name)
+            sent.append(dispatch.send_coalesced(name, "send_batch", kind, countdown=0, fallback_args=(kind, [])))
+        finally:
+            dispatch.coalesced_started(name)
+    assert sent == ([True, False, True] if with_redis else [True, True, True])

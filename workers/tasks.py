@@ -5,12 +5,13 @@ import logging
 from datetime import date, timedelta
 
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
 from models import Rating
 from models.types import utcnow
-from service import notify
+from service import dispatch, notify
 from service.cases import digest, routing, warnings
 from service.devices import health
 from models.clock import local_date
@@ -163,6 +164,42 @@ def send_notification(self, notification_id: int) -> str:
         raise
     db.session.commit()
     return outcome
+SEND_RETRIES = 10  # as send_notification's
+
+
+@shared_task(bind=True, autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=60,
+             max_retries=20, acks_late=True)
+def send_batch(self, kind: str, ids: list[int] | None = None) -> int:
+    """Send deliveries of ``kind`` (the invitations' SMS) in batches of notify.BATCH_SIZE, one
+    transaction each: every one never tried (sent by service.notify.send_batched), or those
+    of ``ids`` not sent yet. The failed ones are retried together, with backoff and jitter as
+    send_notification's; their attempts and errors are kept on the rows."""
+    if ids is None:  # deliveries made from now on get a task of their own
+        dispatch.coalesced_started(notify.batch_flag(kind))
+    sent, again, errors = 0, [], []
+    todo = ids
+    while todo is None or todo:
+        done = notify.deliver_batch(db.session, kind, None if todo is None else todo[:notify.BATCH_SIZE])
+        db.session.commit()
+        sent += len(done.sent)
+        again += done.failed + done.untried
+        errors += done.errors
+        rest = None if todo is None else todo[notify.BATCH_SIZE:]
+        if done.untried:  # the sender gave up (its gateway is down): the rest waits for the retry
+            again += rest or []
+            break
+        if todo is None and done.taken < notify.BATCH_SIZE:
+            break
+        todo = rest
+    if again:
+        log.warning("%d %s deliveries not sent (attempt %d): %s", len(again), kind, self.request.retries + 1,
+                    errors[-1] if errors else "not tried")
+        raise self.retry(args=(kind, again), exc=notify.SendError(errors[-1] if errors else "not tried"),
+                         countdown=get_exponential_backoff_interval(2, self.request.retries, 600, full_jitter=True),
+                         max_retries=SEND_RETRIES)
+    return sent
+
+
 @shared_task
 def check_satisfaction_floor() -> int:
     """Alert managers of departments whose monthly good rate is below HCP_SATISFACTION_FLOOR.

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from models import STAGES, Invitation, Project, Rating, UnsettledInvitation
 from models.types import utcnow
-from service import dispatch, notify
+from service import notify
 from service.invitations import sms, tokens  # sms: also registers the outbox's sms sender
 
 log = logging.getLogger(__name__)
@@ -77,13 +77,15 @@ def ensure(session: Session, project: Project) -> list[int]:
 
 
 def send_after_commit(delivery_ids: list[int]) -> None:
-    """One send task per SMS (retried by Celery); a broker that is down leaves them to the
-    warning sweep, which resends deliveries never tried (service.notify.never_tried)."""
-    for delivery_id in delivery_ids:
-        try:
-            dispatch.send("send_notification", delivery_id, retry=False)
-        except Exception:  # noqa: BLE001 — the invitation is stored; the sweep sends it
-            log.warning("broker unavailable; SMS %s left for the sweep", delivery_id)
+    """The SMS are sent in batches (service.notify.send_batched: one task for all those made
+    within a second, retried by Celery); a broker that is down leaves them to the next batch
+    or the warning sweep, which resends deliveries never tried (service.notify.never_tried)."""
+    if not delivery_ids:
+        return
+    try:
+        notify.send_batched(sms.KIND, delivery_ids, retry=False)
+    except Exception:  # noqa: BLE001 — the invitation is stored; a later batch or the sweep sends it
+        log.warning("broker unavailable; SMS %s left for the sweep", ", ".join(map(str, delivery_ids)))
 
 
 def state(session: Session, invitation: Invitation, now: datetime | None = None) -> str:
