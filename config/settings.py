@@ -114,6 +114,9 @@ class Settings:
     # old a stored rating must be before it does its term count and rule check itself.
     catch_up_seconds: float = 60.0
     catch_up_grace_seconds: float = 120.0
+    # A web process gathers its stored ratings this long and sends them to the worker's term
+    # counts and rules as one task (service/ratings/pending.py); 0: one task per request.
+    after_commit_linger_seconds: float = 0.2
     timezone: str = "Asia/Shanghai"
     # Names this deployment's Celery queue and rate-limit keys, so two hcp instances
     # (or two test runs) can share one Redis without seeing each other's messages.
@@ -288,6 +291,7 @@ def load_settings(overrides: dict | None = None) -> Settings:
         sweep_grace_seconds=float(env.get("HCP_SWEEP_GRACE_SECONDS", "30")),
         catch_up_seconds=float(env.get("HCP_CATCH_UP_SECONDS", "60")),
         catch_up_grace_seconds=float(env.get("HCP_CATCH_UP_GRACE_SECONDS", "120")),
+        after_commit_linger_seconds=float(env.get("HCP_AFTER_COMMIT_LINGER_SECONDS", "0.2")),
         instance=env.get("HCP_INSTANCE", "hcp"),
         warning_seconds=float(env.get("HCP_WARNING_SECONDS", "300")),
         digest_at=env.get("HCP_DIGEST_AT", "08:30"),
