@@ -168,7 +168,8 @@ class Settings:
     area_code: str | None = None
     exchange_outbox: bool = True
     exchange_batch: int = 100
-    # Sender threads of one push on PostgreSQL (SKIP LOCKED shares the backlog); SQLite: one.
+    # Batches one push has in flight at once on PostgreSQL (two claimers sharing the backlog by
+    # SKIP LOCKED, each claiming its half in one statement and POSTing it at once); SQLite: one.
     exchange_senders: int = 4
     exchange_timeout: float = 10.0
     exchange_sweep_seconds: float = 60.0

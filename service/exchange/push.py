@@ -1,6 +1,7 @@
 """The push (上报, SPEC §8): pending outbox records to the upstream platform, in batches.
 
-One batch: claim up to HCP_EXCHANGE_BATCH due records — on PostgreSQL by locking them
+One claim: up to HCP_EXCHANGE_BATCH due records (on PostgreSQL, in a backlog, several
+batches' worth: push()) — on PostgreSQL by locking them
 (``FOR UPDATE SKIP LOCKED``, so concurrent pushes never take the same record, and a
 sender that dies frees its records at once), in the same statement that reads their
 ratings and lookups; on SQLite by a lease (``due_at`` moved ahead) committed first, so
@@ -9,7 +10,8 @@ records to come due when the lease runs out. Either way a resend carries the sam
 id, which the receiver drops. Then code each record in the target's profile (one that
 cannot be coded is ``held``) — on PostgreSQL the claim statement itself writes each record
 for HCP_EXCHANGE_PROFILE as its JSON text (service/exchange/pgcode.py), and Python only
-joins them into the body — POST them, and write what the answer says in one
+joins them into the body — POST them in batches of HCP_EXCHANGE_BATCH (a claim's
+batches at the same time), and write what the answers say in one
 transaction: ``ok`` → ``sent`` (one UPDATE for the batch), ``rejected`` → ``rejected``
 with the reason, nothing (a timeout, a 5xx, a record missing from the answer) → pending
 again after an exponential backoff with jitter. Records are Core rows, never ORM objects.
@@ -24,6 +26,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -149,18 +152,20 @@ def _pg_claim(settings: Settings) -> tuple:
     return made
 
 
-def claim(session: Session, settings: Settings, now: datetime) -> list:
-    """Up to a batch of due pending records for this sender, as Core rows (``_read``) in id order.
+def claim(session: Session, settings: Settings, now: datetime, limit: int | None = None) -> list:
+    """Up to ``limit`` (default a batch) due pending records for this sender, as Core rows
+    (``_read``) in id order.
 
     PostgreSQL: row locks (``FOR UPDATE SKIP LOCKED``) held until the caller commits the
     outcome — a sender that dies frees its records at once. SQLite (one writer): a lease —
     ``due_at`` moved ahead and committed here, so the intake is not held up over the HTTP
     call; a sender that dies leaves its records to come due when the lease runs out.
     """
+    limit = limit or settings.exchange_batch
     if session.get_bind().dialect.name == "postgresql":
         stmt, params = _pg_claim(settings)
-        return session.execute(stmt, {**params, "now": now, "limit": settings.exchange_batch}).all()
-    ids = session.scalars(update(OUTBOX).where(OUTBOX.c.id.in_(_due(settings.exchange_batch).scalar_subquery()))
+        return session.execute(stmt, {**params, "now": now, "limit": limit}).all()
+    ids = session.scalars(update(OUTBOX).where(OUTBOX.c.id.in_(_due(limit).scalar_subquery()))
                           .values(due_at=now + lease(settings)).returning(OUTBOX.c.id), {"now": now}).all()
     session.commit()
     return session.execute(_read(sorted(ids))).all() if ids else []
@@ -257,12 +262,15 @@ def _coded(rec, target: Target, settings: Settings) -> str | None:
     return None
 
 
-def _send(settings: Settings, target: Target, recs: list, neutral: dict, outcome: _Outcome) -> Pushed:
+def _send(settings: Settings, target: Target, recs: list, neutral: dict, outcome: _Outcome,
+          pool: ThreadPoolExecutor | None) -> Pushed:
+    """Code ``recs`` (pairs: the record, its text from the claim or None), POST them in batches
+    of HCP_EXCHANGE_BATCH (at once through ``pool``, when there are several) and note each
+    answer in ``outcome``."""
     done = Pushed()
     profile = profiles.load(target.profile)
     coded, sending = [], []
-    for rec in recs:
-        text = _coded(rec, target, settings)
+    for rec, text in recs:
         if text is None:
             try:
                 text = _json(records.shaped(profile, rec, neutral[rec.id]))
@@ -274,41 +282,53 @@ def _send(settings: Settings, target: Target, recs: list, neutral: dict, outcome
         sending.append(rec)
     if not sending:
         return done
-    try:
-        results = post(target, body(profile, coded), settings.exchange_timeout)
-    except PushError as err:
-        outcome.fail(settings, sending, str(err), utcnow())
-        done.failed += len(sending)
-        done.errors.append(str(err))
-        return done
-    missing = []
-    for rec in sending:
-        result = results.get(rec.record_id)
-        status = result.get("status") if result else None
-        if status == "ok":
-            outcome.sent.append(rec.id)
-        elif status == "rejected":
-            outcome.mark(rec, "rejected", str(result.get("reason") or "rejected by the receiver"))
-            done.rejected += 1
-        else:
-            missing.append(rec)
-    done.sent += len(sending) - len(missing) - done.rejected
-    if missing:
-        outcome.fail(settings, missing, "no result for this record in the receiver's answer", utcnow())
-        done.failed += len(missing)
+    size = settings.exchange_batch
+    batches = [(sending[i:i + size], coded[i:i + size]) for i in range(0, len(sending), size)]
+
+    def one(batch: tuple[list, list]) -> dict[str, dict] | PushError:
+        try:
+            return post(target, body(profile, batch[1]), settings.exchange_timeout)
+        except PushError as err:
+            return err
+
+    answers = pool.map(one, batches) if pool is not None and len(batches) > 1 else map(one, batches)
+    for (recs, _), results in zip(batches, answers):
+        if isinstance(results, PushError):
+            outcome.fail(settings, recs, str(results), utcnow())
+            done.failed += len(recs)
+            done.errors.append(str(results))
+            continue
+        missing = []
+        for rec in recs:
+            result = results.get(rec.record_id)
+            status = result.get("status") if result else None
+            if status == "ok":
+                outcome.sent.append(rec.id)
+                done.sent += 1
+            elif status == "rejected":
+                outcome.mark(rec, "rejected", str(result.get("reason") or "rejected by the receiver"))
+                done.rejected += 1
+            else:
+                missing.append(rec)
+        if missing:
+            outcome.fail(settings, missing, "no result for this record in the receiver's answer", utcnow())
+            done.failed += len(missing)
     return done
 
 
-def push_batch(session: Session, settings: Settings, now: datetime | None = None) -> Pushed:
-    """Claim, send and settle one batch, committing the outcome; counts by outcome."""
+def push_batch(session: Session, settings: Settings, now: datetime | None = None, batches: int = 1,
+               pool: ThreadPoolExecutor | None = None) -> Pushed:
+    """Claim up to ``batches`` batches, send them (at once through ``pool``) and settle them,
+    committing the outcome; counts by outcome."""
     now = now or utcnow()
-    claimed = claim(session, settings, now)
+    claimed = claim(session, settings, now, settings.exchange_batch * batches)
     if not claimed:
         session.commit()
         return Pushed()
     done, outcome = Pushed(), _Outcome()
     targets = _targets(settings, claimed)
-    uncoded = [r for r in claimed if _coded(r, targets[r.client_id], settings) is None]
+    texts = [_coded(r, targets[r.client_id], settings) for r in claimed]
+    uncoded = [r for r, text in zip(claimed, texts) if text is None]
     if uncoded and "r_id" not in uncoded[0]._mapping:  # coded by the claim, but not these: read them whole
         whole = {r.id: r for r in session.execute(_read([r.id for r in uncoded])).all()}
         claimed = [whole.get(r.id, r) for r in claimed]
@@ -316,10 +336,10 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
     ratings = {r.r_id: records.rating_values(r) for r in uncoded if r.r_id is not None}
     neutral = records.neutral(session, uncoded, settings.area_code, ratings)
     by_target: dict[Target, list] = {}
-    for rec in claimed:
-        by_target.setdefault(targets[rec.client_id], []).append(rec)
+    for rec, text in zip(claimed, texts):
+        by_target.setdefault(targets[rec.client_id], []).append((rec, text))
     for target, recs in by_target.items():
-        done.add(_send(settings, target, recs, neutral, outcome))
+        done.add(_send(settings, target, recs, neutral, outcome, pool))
     outcome.write(session, utcnow())
     session.commit()
     return done
@@ -328,10 +348,13 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
 def push(session: Session, settings: Settings, budget_seconds: float = 50.0) -> Pushed:
     """Batches until nothing is due, a batch fails, or ``budget_seconds`` have passed.
 
-    On PostgreSQL, when the first batch was a full one (a backlog), HCP_EXCHANGE_SENDERS − 1
-    more sender threads join in, each with its own session and connection: the claim's SKIP
-    LOCKED gives each its own records, so one sender's wait on PostgreSQL or the receiver is
-    another's turn. SQLite (one writer) keeps one sender.
+    On PostgreSQL, when the first batch was a full one (a backlog), HCP_EXCHANGE_SENDERS
+    batches are in flight at once: two claimers (one with fewer than 4 senders), each with
+    its own session and connection, each claim taking its share of the senders' batches in
+    one statement (SKIP LOCKED gives each claimer its own records) and POSTing them at the
+    same time, one sender thread each, then settling them all in one UPDATE and commit —
+    one claim, settle and commit per several batches, and one claimer's statements overlap
+    the other's POSTs. SQLite (one writer) keeps one claim of one batch at a time.
 
     A failing receiver stops the push at once: its records wait out their backoff, and
     the next beat sweep tries again. Without HCP_EXCHANGE_URL nothing is sent (records wait;
@@ -345,32 +368,41 @@ def push(session: Session, settings: Settings, budget_seconds: float = 50.0) -> 
     total.add(first)
     if first.handled == 0 or first.failed:
         return total
-    helpers: list[threading.Thread] = []
-    outcomes: list[Pushed | BaseException] = []
+    claimers, width = 1, 1
     if (first.handled >= settings.exchange_batch and settings.exchange_senders > 1
             and session.get_bind().dialect.name == "postgresql"):
+        claimers = 2 if settings.exchange_senders >= 4 else 1  # so one's claim or settle overlaps the other's POSTs
+        width = settings.exchange_senders // claimers
+    pools = [ThreadPoolExecutor(width, thread_name_prefix="exchange-sender") if width > 1 else None
+             for _ in range(claimers)]
+    helpers: list[threading.Thread] = []
+    outcomes: list[Pushed | BaseException] = []
+    if claimers > 1:
         app = current_app._get_current_object()
 
-        def helper() -> None:
+        def helper(pool) -> None:
             from service.extensions import db
 
             with app.app_context():
                 try:
-                    outcomes.append(_drain(db.session, settings, deadline))
+                    outcomes.append(_drain(db.session, settings, deadline, width, pool))
                 except BaseException as err:  # noqa: BLE001 — re-raised in the calling thread
                     outcomes.append(err)
                 finally:
                     db.session.remove()
 
-        helpers = [threading.Thread(target=helper, name=f"exchange-sender-{n}", daemon=True)
-                   for n in range(1, settings.exchange_senders)]
+        helpers = [threading.Thread(target=helper, args=(pools[n],), name=f"exchange-claimer-{n}", daemon=True)
+                   for n in range(1, claimers)]
         for thread in helpers:
             thread.start()
     try:
-        total.add(_drain(session, settings, deadline))
+        total.add(_drain(session, settings, deadline, width, pools[0]))
     finally:
         for thread in helpers:
             thread.join()
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown()
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
@@ -378,11 +410,13 @@ def push(session: Session, settings: Settings, budget_seconds: float = 50.0) -> 
     return total
 
 
-def _drain(session: Session, settings: Settings, deadline: float) -> Pushed:
-    """One sender's loop: batches until nothing is due, a batch fails, or the deadline."""
+def _drain(session: Session, settings: Settings, deadline: float, batches: int = 1,
+           pool: ThreadPoolExecutor | None = None) -> Pushed:
+    """One claimer's loop: claims of ``batches`` batches until nothing is due, a batch fails,
+    or the deadline."""
     total = Pushed()
     while True:
-        done = push_batch(session, settings)
+        done = push_batch(session, settings, batches=batches, pool=pool)
         total.add(done)
         if done.handled == 0 or done.failed or time.monotonic() > deadline:
             return total
