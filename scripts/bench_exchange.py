@@ -17,6 +17,9 @@ record, counts them by record id), then, from this process:
   sender threads (HCP_EXCHANGE_SENDERS, default 4; SKIP LOCKED shares the backlog) until
   the outbox is empty (claim, code, POST, settle, commit per batch), then checks the
   receiver got every record id exactly once;
+- where the CPU goes, per batch (Linux ``/proc``): this process, the PostgreSQL backends
+  of the database and the receiver, for hcp and for the bare loop — a measure the shared
+  machine's load moves far less than the rates;
 - intake: single ratings through ``POST /api/v1/ratings`` (in-process client, one
   thread) with HCP_EXCHANGE_OUTBOX on and off, rounds alternating, each side's best.
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import threading
@@ -140,6 +144,48 @@ def bare_bodies(app, settings, sample: int = BARE_SAMPLE) -> list[bytes]:
     return bodies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (Linux /proc; 0 elsewhere or once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU per batch of this process (all its threads), the receiver and, when ``database`` is
+    given, that database's PostgreSQL backends, between ``start()`` and ``stop(batches)``."""
+
+    def __init__(self, receiver: Receiver, database: str | None = None):
+        self.receiver, self.database = receiver, database
+
+    def _backends(self) -> list[int]:
+        if self.database is None:
+            return []
+        import psycopg
+
+        with psycopg.connect(f"{load_ratings.PG_URL}/postgres") as conn:
+            return [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                                               (self.database,))]
+
+    def start(self) -> None:
+        self.backends = {pid: cpu_seconds(pid) for pid in self._backends()}
+        self.process, self.received = time.process_time(), cpu_seconds(self.receiver.proc.pid)
+
+    def stop(self, batches: int) -> dict[str, float]:
+        pg = sum(cpu_seconds(pid) - self.backends.get(pid, 0.0) for pid in self._backends())
+        ms = {"python": time.process_time() - self.process, "postgres": pg,
+              "receiver": cpu_seconds(self.receiver.proc.pid) - self.received}
+        return {k: 1000 * v / max(batches, 1) for k, v in ms.items()}
+
+
+def cpu_line(name: str, ms: dict[str, float]) -> str:
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in ms.items() if k != "postgres" or v)
+    return f"cpu per batch ({name}) {sum(ms.values()):6.2f} ms   ({parts})"
+
+
 def bare_loop(url: str, bodies: list[bytes], batch: int, seconds: float = 3.0, rounds: int = 3) -> list[float]:
     """Records/s of POSTing every body and parsing every answer, one after another: a round
     per pass over ``bodies``, as many rounds as fill ``seconds`` (at least ``rounds``)."""
@@ -210,13 +256,22 @@ def main() -> None:
         from service.extensions import db
 
         bodies = bare_bodies(app, settings)
+        bare_cpu = CpuMeter(receiver)
+        bare_cpu.start()
         bare = bare_loop(receiver.url, bodies, settings.exchange_batch)
+        bare_ms = bare_cpu.stop(len(bare) * len(bodies))
         receiver.clear()
         settings.exchange_senders = args.senders
+        batches = -(-queued // settings.exchange_batch)
         with app.app_context():  # the beat's one push task: its sender threads share the backlog
+            db.session.execute(select(1))  # the first connection open before the meter starts
+            db.session.commit()
+            hcp_cpu = CpuMeter(receiver, args.database)
+            hcp_cpu.start()
             started = time.perf_counter()
             done = push.push(db.session, settings, budget_seconds=float("inf"))
             drained = time.perf_counter() - started
+            hcp_ms = hcp_cpu.stop(batches)
             sent = db.session.scalar(select(func.count()).where(OutboxRecord.status == "sent"))
             db.session.rollback()
         once = receiver.counts()["once"]
@@ -229,6 +284,9 @@ def main() -> None:
         print(f"exchange drain (bare loop)  {bare_rate:10.0f} records/s   (median of {len(bare)} rounds of "
               f"{len(bodies):,} batches before and after; {min(bare):.0f}–{max(bare):.0f})")
         print(f"ratio hcp / bare loop: {queued / drained / bare_rate:.2f}x")
+        print(cpu_line("hcp push", hcp_ms))
+        print(cpu_line("bare loop", bare_ms))
+        print(f"cpu ratio bare loop / hcp: {sum(bare_ms.values()) / sum(hcp_ms.values()):.2f}x")
         print(f"delivered: {sent:,} marked sent, {once:,} record ids received exactly once, "
               f"{done.failed} failed, {done.held} held")
         if sent != queued or once != queued:
