@@ -7,20 +7,16 @@ their beat schedule on top (workers/app.py).
 """
 from __future__ import annotations
 
-import logging
-import time
 from contextlib import AbstractContextManager
 
 from celery import Celery, Task
 from flask import Flask, current_app
 
 from service.observability import worker as observability
-
-log = logging.getLogger(__name__)
+from service.shared_redis import shared
 
 TASKS_MODULE = "workers.tasks"
 PENDING_TTL = 60  # seconds a coalesced task's flag outlives a task that never started
-REDIS_RETRY_AFTER = 5.0  # seconds without asking Redis after it failed
 
 
 def _tune_embedded_broker(broker_url: str) -> None:
@@ -85,52 +81,18 @@ def producer() -> AbstractContextManager:
     return current_app.extensions["celery"].producer_or_acquire()
 
 
-class _Flags:
-    """The Redis of HCP_REDIS_URL holding the flags of coalesced tasks, and its health."""
-
-    def __init__(self, url: str | None):
-        self.redis = None
-        if url:
-            import redis
-
-            self.redis = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        self.down_until = 0.0
-
-    def call(self, fn, unavailable=None):
-        """``fn(redis)``, or ``unavailable`` when there is no Redis or it is failing (logged)."""
-        if self.redis is None or time.monotonic() < self.down_until:
-            return unavailable
-        try:
-            return fn(self.redis)
-        except Exception as err:  # noqa: BLE001 — any Redis failure: the caller sends without coalescing
-            self.down_until = time.monotonic() + REDIS_RETRY_AFTER
-            log.warning("coalescing flags unreachable (%s: %s); tasks sent one per call for %.0f s",
-                        type(err).__name__, err, REDIS_RETRY_AFTER)
-            return unavailable
-
-
-def _flags() -> _Flags:
-    flags = current_app.extensions.get("hcp_dispatch_flags")
-    if flags is None:
-        flags = current_app.extensions["hcp_dispatch_flags"] = _Flags(current_app.config["HCP_SETTINGS"].redis_url)
-    return flags
-
-
-def _flag_key(name: str) -> str:
-    return f"{current_app.config['HCP_SETTINGS'].instance}:pending:{name}"
-
-
 def send_coalesced(name: str, task: str, *args, countdown: float, fallback_args: tuple = (), **options) -> bool:
     """Send ``task`` to start in ``countdown`` seconds unless one sent under ``name`` has not
     started yet: many calls within a task's wait share it (a Redis flag set NX, cleared by
     the task when it starts, ``coalesced_started``). The task must do the work of every call
     made before it starts. Whether a task was sent; without Redis (HCP_REDIS_URL unset or
-    failing) ``task`` is sent at once with ``fallback_args``. A send that fails clears the
-    flag again and raises, as ``send`` does.
+    failing, service.shared_redis) ``task`` is sent at once with ``fallback_args``. A send
+    that fails clears the flag again and raises, as ``send`` does.
     """
-    flags = _flags()
+    flags = shared()
+    key = flags.key(f"pending:{name}")
     # SET NX answers True when it set the flag, None when the flag was there already.
-    taken = flags.call(lambda r: bool(r.set(_flag_key(name), b"1", nx=True, ex=PENDING_TTL)), unavailable=None)
+    taken = flags.call(lambda r: bool(r.set(key, b"1", nx=True, ex=PENDING_TTL)), unavailable=None)
     if taken is None:
         send(task, *fallback_args, **options)
         return True
@@ -139,7 +101,7 @@ def send_coalesced(name: str, task: str, *args, countdown: float, fallback_args:
     try:
         send(task, *args, countdown=countdown, **options)
     except Exception:
-        flags.call(lambda r: r.delete(_flag_key(name)))  # the next call sends one again
+        flags.call(lambda r: r.delete(key))  # the next call sends one again
         raise
     return True
 
@@ -149,4 +111,5 @@ def coalesced_started(name: str) -> None:
 
     Call it before reading the work, so a call whose work it misses sends the next task.
     """
-    _flags().call(lambda r: r.delete(_flag_key(name)))
+    flags = shared()
+    flags.call(lambda r: r.delete(flags.key(f"pending:{name}")))

@@ -1,6 +1,7 @@
 """Rater data at rest: Fernet encryption (with key rotation) and masking for display."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -11,8 +12,12 @@ from flask import current_app
 
 def fernet() -> MultiFernet:
     """All configured data keys; the first encrypts, any of them decrypts."""
-    keys = current_app.config["HCP_SETTINGS"].data_keys
-    return MultiFernet([Fernet(k) for k in keys])
+    return _fernet(tuple(current_app.config["HCP_SETTINGS"].data_keys))
+
+
+@functools.lru_cache(maxsize=8)
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(k) for k in keys])  # made once per set of keys, not per value
 
 
 def encrypt(value: str | None) -> str | None:

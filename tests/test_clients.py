@@ -69,3 +69,26 @@ def test_device_and_staff_keys_refused_on_client_endpoints(app, client, org):
     for credential in (device_key, token, "hcpc_" + "x" * 43):
         assert client.get("/api/v1/clients/me", headers=bearer(credential)).status_code == 401
     assert client.get("/api/v1/clients/me").status_code == 401
+
+
+def test_a_disabled_client_is_refused_at_once_by_every_web_process(app, client, org, hcp_env, shell):
+    """Client rows are kept per process under the clients' version in the shared Redis
+    (service.auth.clients): a second app, as another web process, keeps its own and still
+    refuses the key as soon as ``hcp clients disable`` returns."""
+    from service import create_app
+
+    other = create_app(hcp_env)
+    other.config["TESTING"] = True
+    try:
+        me, key = _client(org, app)
+        webs = (client, other.test_client())
+        for _ in range(2):  # the second time from each process's own copy, where it keeps one
+            assert [w.get("/api/v1/clients/me", headers=bearer(key)).status_code for w in webs] == [200, 200]
+        shell("clients", "disable", str(me.id))
+        assert [w.get("/api/v1/clients/me", headers=bearer(key)).status_code for w in webs] == [401, 401]
+        shell("clients", "enable", str(me.id))
+        assert [w.get("/api/v1/clients/me", headers=bearer(key)).status_code for w in webs] == [200, 200]
+    finally:
+        with other.app_context():
+            from service.extensions import db
+            db.engine.dispose()

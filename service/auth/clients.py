@@ -7,19 +7,26 @@ token is refused here.
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
+import time
 from typing import NamedTuple
 
-from flask import g
+from flask import current_app, g
 from sqlalchemy import bindparam, select
 
 from models import Department, IntegrationClient
 from service.auth.access import _bearer, _document, _unauthorized, caller_required
 from service.pooling import intake_engine
 from service.privacy import key_digest
+from service.shared_redis import shared
+
+log = logging.getLogger(__name__)
 
 CLIENT_PREFIX = "hcpc_"
 CLIENT_SCHEME = "clientKey"
+CACHE_SECONDS = 60.0  # the longest a process keeps a client row, whatever the version says
+VERSION = "clients:version"  # the shared value every change of a client replaces
 
 
 def new_client_key() -> str:
@@ -54,18 +61,66 @@ _CLIENT_BY_KEY = (select(_C.id, _C.name, _C.kind, _C.department_id, _C.active, _
 def current_client() -> ClientRef | None:
     """The active integration client whose key is the bearer token, else None.
 
-    Looked up on every request (a disabled client is refused at once), in autocommit on
-    PostgreSQL: one round trip, no ORM.
+    A disabled client is refused at once by every web process: the client row is kept in
+    this process only beside the clients' version it was read under (a random value in the
+    shared Redis, replaced by ``changed()`` after every change of a client), and only
+    while that is still the version (one Redis GET instead of a database round trip), for
+    at most CACHE_SECONDS. Without Redis every request reads the row: one round trip in
+    autocommit, no ORM. Unknown keys are never kept.
     """
     raw = _bearer()
     if not raw or not raw.startswith(CLIENT_PREFIX):
         return None
-    with intake_engine().connect() as conn:
-        row = conn.execute(_CLIENT_BY_KEY, {"key_hash": key_digest(raw)}).first()
+    row = _client_row(key_digest(raw))
     if row is None or not row.active:
         return None
-    return ClientRef(row.id, row.name, row.kind, row.department_id, row.active,
-                     ClientDepartment(row.department_id, row.code, row.path))
+    return row
+
+
+def _client_row(key_hash: str) -> ClientRef | None:
+    version = _version()
+    cache = current_app.extensions.setdefault("hcp_client_cache", {})
+    now = time.monotonic()
+    hit = cache.get(key_hash)
+    if version is not None and hit is not None and hit[0] == version and hit[1] > now:
+        return hit[2]
+    with intake_engine().connect() as conn:
+        row = conn.execute(_CLIENT_BY_KEY, {"key_hash": key_hash}).first()
+    if row is None:
+        cache.pop(key_hash, None)
+        return None
+    client = ClientRef(row.id, row.name, row.kind, row.department_id, row.active,
+                       ClientDepartment(row.department_id, row.code, row.path))
+    if version is not None:  # read before the row: a change meanwhile has replaced it, so this entry is stale at once
+        cache[key_hash] = (version, now + CACHE_SECONDS, client)
+    return client
+
+
+def _version() -> bytes | None:
+    """The clients' version in the shared Redis (one made up if there is none yet); None without Redis."""
+    store = shared()
+    key = store.key(VERSION)
+
+    def read(redis):
+        found = redis.get(key)
+        if found is None:
+            redis.set(key, secrets.token_bytes(16), nx=True)
+            found = redis.get(key)
+        return found
+    return store.call(read)
+
+
+def changed() -> None:
+    """After a commit that changed a client (added, disabled, enabled): every process reads
+    its row again. A new random version, never an old one again (a counter would repeat
+    after Redis lost it). Without Redis there is nothing to tell; while it fails, processes
+    keep rows they have for at most CACHE_SECONDS (a warning says so)."""
+    store = shared()
+    if store.redis is None:
+        return
+    if store.call(lambda r: r.set(store.key(VERSION), secrets.token_bytes(16)) or True) is None:
+        log.warning("clients' version not replaced (shared Redis unreachable): web processes may accept "
+                    "the client's old state for up to %.0f s", CACHE_SECONDS)
 
 
 def client_required(*kinds: str):

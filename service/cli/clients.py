@@ -8,6 +8,7 @@ from sqlalchemy import select
 from models import CLIENT_KINDS, IntegrationClient
 from service.cli.admin import department_by_code, http_url, logged
 from service import audit
+from service.auth import clients as client_auth
 from service.clients.registry import add_client
 from service.extensions import db
 from service.notify import redact_url
@@ -54,6 +55,7 @@ def _set_active(client_id: int, active: bool) -> IntegrationClient:
     client.active = active
     logged("client.enable" if active else "client.disable", f"接入系统 {client.id} {client.name}",
            *audit.changed({"启用": before}, {"启用": active}))
+    client_auth.changed()  # committed: every web process reads the client again
     return client
 
 
