@@ -430,6 +430,15 @@ def test_bad_query_is_422_naming_the_field(app, client, org, filled):
     assert resp.status_code == 422 and "by" in str(resp.get_json()["errors"])
 
 
+def test_breakdown_in_process_refuses_an_unknown_grouping_naming_the_choices():
+    """The API's schema answers 422 first; the function itself refuses too (reports, the CLI)."""
+    from service.stats.figures import Filters, breakdown
+
+    with pytest.raises(ValueError) as refused:
+        breakdown(None, Filters(YEAR_FROM, YEAR_TO), "weekday")
+    assert str(refused.value) == "by must be one of department, channel, item, window, staff, month, day, reason"
+
+
 BYS = ["department", "channel", "item", "window", "staff", "month", "day"]
 
 
