@@ -7,6 +7,7 @@ their beat schedule on top (workers/app.py).
 """
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 
 from celery import Celery, Task
@@ -91,6 +92,11 @@ def send_coalesced(name: str, task: str, *args, countdown: float, fallback_args:
     """
     flags = shared()
     key = flags.key(f"pending:{name}")
+    # This process set the flag and sent the task: the task cannot start before its countdown,
+    # so for half of it (a margin for the workers' clocks) the flag is known to be set.
+    known = current_app.extensions.setdefault("hcp_coalesced_until", {})
+    if time.monotonic() < known.get(key, 0.0):
+        return False
     # SET NX answers True when it set the flag, None when the flag was there already.
     taken = flags.call(lambda r: bool(r.set(key, b"1", nx=True, ex=PENDING_TTL)), unavailable=None)
     if taken is None:
@@ -103,6 +109,7 @@ def send_coalesced(name: str, task: str, *args, countdown: float, fallback_args:
     except Exception:
         flags.call(lambda r: r.delete(key))  # the next call sends one again
         raise
+    known[key] = time.monotonic() + countdown / 2
     return True
 
 

@@ -85,7 +85,7 @@ def _project_no(project_no: str) -> str:
 @blp.route("/<string:project_no>")
 class ProjectByNo(MethodView):
     @client_required("approval")
-    @blp.arguments(ProjectIn)
+    @blp.arguments(ProjectIn())  # an instance, made once (a class is instantiated per request)
     @blp.response(200, ProjectOut, description="updated (or the same again: nothing changed)")
     @blp.alt_response(201, schema=ProjectOut, description="registered")
     @blp.alt_response(409, description="the stage would move back, or another department holds this project_no")
