@@ -26,8 +26,9 @@ Rows of the table (each ratio from numbers measured in this run):
   receiver against a bare loop POSTing the same batches (target ≥ 0.5×), and the single
   intake with the outbox on vs off (target: costs ≤ 10 %), same run
   (``BENCH_EXCHANGE_BACKLOG``, default 20,000).
-- term counting + suspicious rules: the single intake with both on (one ``process_stored``
-  task per stored rating: its terms if it has text, and the rules; ``--comment-share`` of
+- term counting + suspicious rules: the single intake with both on (each web process sends
+  the ratings it stored as one ``process_stored`` task per 0.2 s: their terms if they have
+  text, and the rules; ``--comment-share`` of
   the good ratings carry a comment, 0.33 by default) against a second hcp gunicorn on the
   same database with ``HCP_SUSPICIOUS_RULES=off`` and ``HCP_TERM_COUNTING=off``, the same
   bodies, ``--suspicious-rounds`` rounds alternating (best kept). Target ≥ 0.9×.
