@@ -79,11 +79,12 @@ MODULES = {
         postgres=("x__insert_rows", "x__row", "x_store")),
     # test_stats.py without its random round (a minute per survivor); the replay is PostgreSQL only.
     # The default ratings' figures (一事一评) and a breakdown with no department scope are in
-    # test_default_ratings.py (the sweep by the console script; the figures in process).
+    # test_default_ratings.py (the sweep by the console script; the figures in process); by=reason
+    # in test_reasons.py.
     "figures": Module("service/stats/figures.py", (), (
         "tests/test_stats.py", "tests/test_default_ratings.py::test_expired_invitations_become_default_ratings",
         "tests/test_default_ratings.py::test_breakdowns_carry_the_application_figures_equal_to_raw_counts",
-        "-k", "not random_inserts")),
+        "tests/test_reasons.py::test_breakdown_by_reason_counts_raw_rows", "-k", "not random_inserts")),
     # rebuild and differences (test_stats.py, the CLI in process); adjust is the suspicious
     # flag's exclusion and restore (test_suspicious.py) and over more than one chunk of ids;
     # differences' default-channel check (test_default_ratings.py).
