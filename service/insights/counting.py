@@ -75,9 +75,35 @@ def tally(session: Session, rows) -> Counter:
     return counts
 
 
+def _pg_upsert(table, keys: tuple[str, ...]) -> str:
+    """PostgreSQL's upsert of many counts as one statement over one array per column: its text
+    never changes with the number of keys, and the rows go to the server as one statement
+    rather than one per row (the executemany was a third of a worker's batch in the profile)."""
+    dialect = postgresql.dialect()
+    columns = [*keys, "ratings", "bad"]
+    names = ", ".join(columns)
+    arrays = ", ".join(f"%({c})s::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+    return (f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) AS t({names}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET ratings = {table.name}.ratings + excluded.ratings, "
+            f"bad = {table.name}.bad + excluded.bad")
+
+
+_PG_UPSERTS: dict[str, str] = {}
+
+
 def _upsert(session: Session, table, keys: tuple[str, ...], counts: dict) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    values = [{**dict(zip(keys, k)), "ratings": v[0], "bad": v[1]} for k, v in sorted(counts.items())]
+    """Add ``counts`` (``{key: [ratings, bad]}``) to ``table``, in key order."""
+    items = sorted(counts.items())
+    if session.get_bind().dialect.name == "postgresql":
+        sql = _PG_UPSERTS.get(table.name) or _PG_UPSERTS.setdefault(table.name, _pg_upsert(table, keys))
+        for start in range(0, len(items), 2000):
+            chunk = items[start:start + 2000]
+            params = {name: [k[i] for k, _v in chunk] for i, name in enumerate(keys)}
+            params.update(ratings=[v[0] for _k, v in chunk], bad=[v[1] for _k, v in chunk])
+            session.connection().exec_driver_sql(sql, params)
+        return
+    insert = sqlite.insert
+    values = [{**dict(zip(keys, k)), "ratings": v[0], "bad": v[1]} for k, v in items]
     for start in range(0, len(values), 2000):
         stmt = insert(table)
         stmt = stmt.on_conflict_do_update(
