@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from models import Case, Rating, SuspiciousFlag, SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark
@@ -166,6 +167,39 @@ def test_an_application_registered_after_its_ratings_has_them_checked_then(app, 
     assert [ids for _r, _d, _s, ids, _ in flags(query, rule="project")] == [early]
     assert put(START + timedelta(hours=4)) == 200  # accepted later than stored: the later rating too
     assert [ids for _r, _d, _s, ids, _ in flags(query, rule="project")] == [sorted(early + later[:1])]
+
+
+@pytest.mark.postgres_only
+def test_two_transactions_opening_one_flag_make_one_and_neither_fails(app, district, query):  # noqa: F811
+    """A PUT's recheck and the worker's rules open the same group's flag at once (each read no
+    flag): the second INSERT waits for the first to commit and joins its flag, no error."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from service.extensions import db
+    from service.suspicious import rules
+
+    early = store(app, district["devices"]["a1-hall"], [good(at=START, project_no="BJ-RACE-1")])
+    accepted = START + timedelta(hours=2)
+    raced = []
+
+    def other_transaction_first(conn, cursor, statement, *_):
+        if statement.startswith("INSERT INTO suspicious_flags ") and not raced:
+            raced.append(statement)
+            with Session(db.engine) as other:  # the worker, in its own transaction, committing first
+                assert rules.recheck_project(other, "BJ-RACE-1", accepted)
+                other.commit()
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", other_transaction_first)
+        try:
+            assert rules.recheck_project(db.session, "BJ-RACE-1", accepted) == []  # joined, nothing new
+            db.session.commit()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", other_transaction_first)
+    assert raced
+    assert [(st, ids) for _r, _d, st, ids, _ in flags(query, rule="project")] == [("open", early)]
+    assert query(lambda s: [e.action for e in s.scalars(select(SuspiciousFlagEvent))]) == ["open"]
 
 
 def test_the_intake_stores_everything_and_the_worker_flags_the_burst(app, client, district, worker, query):  # noqa: F811

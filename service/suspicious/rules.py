@@ -185,18 +185,36 @@ def _flag(session: Session, rule: str, group_key: str, department_id: int, ids: 
     else:
         # A group decided before and joined by more ratings: a new flag, so no decision is
         # widened to ratings nobody looked at.
-        flag = SuspiciousFlag(rule=rule, group_key=group_key, department_id=department_id,
-                              generation=max((x.generation for x in flags), default=0) + 1,
-                              subject=_subject(session, rule, group_key, info[min(ids)]), state="open",
-                              opened_at=now)
-        session.add(flag)
-        session.flush()
-        flag_id, action = flag.id, "open"
+        generation = max((x.generation for x in flags), default=0) + 1
+        flag_id, action = _open(session, rule, group_key, department_id, generation,
+                                _subject(session, rule, group_key, info[min(ids)]), now), "open"
+        if flag_id is None:  # another transaction opened it meanwhile (a PUT and the worker): join it
+            flag_id, action = session.scalar(select(f.id).where(
+                f.rule == rule, f.group_key == group_key, f.department_id == department_id,
+                f.generation == generation)), "join"
+            ids = ids - set(session.scalars(select(fr.rating_id).where(
+                fr.flag_id == flag_id, fr.rating_id.in_(sorted(ids)))))
+            if not ids:
+                return None
     _insert_ignore(session, SuspiciousFlagRating.__table__, [{"flag_id": flag_id, "rating_id": i} for i in sorted(ids)])
     session.add(SuspiciousFlagEvent(flag_id=flag_id, at=now, actor_id=None, action=action,
                                     from_state=None if action == "open" else "open", to_state="open",
                                     ratings=len(ids)))
     return flag_id
+
+
+def _open(session: Session, rule: str, group_key: str, department_id: int, generation: int, subject: str,
+          now) -> int | None:
+    """A new open flag's id; None when that generation of the group exists already (opened by
+    a concurrent transaction, now committed: the unique key waits for it)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    f = SuspiciousFlag.__table__.c
+    return session.scalar(
+        insert(SuspiciousFlag.__table__)
+        .values(rule=rule, group_key=group_key, department_id=department_id, generation=generation,
+                subject=subject, state="open", opened_at=now)
+        .on_conflict_do_nothing(index_elements=[f.rule, f.group_key, f.department_id, f.generation])
+        .returning(f.id))
 
 
 def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
