@@ -21,8 +21,12 @@ TEST_DATA_KEY = "kY3v5Zx0m1Ez6mVSb1cY2yq1rJH1kQ8cL2Zq0fG9x5A="
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_for(condition, timeout: float = 60.0, interval: float = 0.05, message: str = "condition"):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds.
+
+    The default is generous: a worker on a loaded two-core machine (CI beside other runs) has
+    taken over 20 s to route one rating. A deadline only bounds how long a broken test takes.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
