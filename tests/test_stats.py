@@ -461,15 +461,18 @@ def test_breakdown_groups_add_up_to_the_summary(app, client, org, filled):
             assert totals == sorted(totals, reverse=True)
 
 
-def test_the_reason_breakdown_counts_its_total_on_the_day_asked(app, filled, query):
-    """by=reason's total is the summary for the day asked (the clock-dependent counts), not today's."""
-    from service.stats.figures import Filters, breakdown, summary
+def test_every_breakdown_counts_its_total_on_the_day_asked(app, filled, query):
+    """Each breakdown's total is the summary for the day asked (the clock-dependent counts), not today's."""
+    from service.stats.figures import BREAKDOWNS, Filters, breakdown, summary
 
     f = Filters(YEAR_FROM, YEAR_TO)
     on = {day: query(lambda s: summary(s, f, today=day)) for day in (TODAY, LATER)}
     assert on[TODAY] != on[LATER]  # the cards and overdue counts move with the day
-    for day in (TODAY, LATER):
-        assert query(lambda s: breakdown(s, f, "reason", today=day))["total"] == on[day]
+    for by in BREAKDOWNS:
+        for day in (TODAY, LATER):
+            total = query(lambda s: breakdown(s, f, by, today=day))["total"]
+            assert {k: total[k] for k in ("open", "overdue_open", "red", "yellow", "on_time_rate")} == \
+                {k: on[day][k] for k in ("open", "overdue_open", "red", "yellow", "on_time_rate")}, (by, day)
 
 
 def test_department_breakdown_groups_children_with_their_subtrees(app, client, org, filled, query):
