@@ -539,6 +539,21 @@ def test_month_breakdown_equals_raw_counts_per_month(app, client, org, filled, q
             (want["total"], want["bad"], want["disposal_rate"], want["rectification_rate"])
 
 
+def test_day_breakdown_equals_raw_counts_per_local_day(app, filled, query):
+    """by=day: one group per Shanghai day rated, keyed and labelled by its ISO date, each equal to
+    the raw count of that day (the oracle's own local dates)."""
+    from service.stats.figures import Filters, breakdown
+
+    rows = query(raw_rows)
+    days = sorted({local_date(r.rated_at) for r in rows[2] if YEAR_FROM <= local_date(r.rated_at) <= YEAR_TO})
+    body = query(lambda s: breakdown(s, Filters(YEAR_FROM, YEAR_TO), "day"))
+    assert [(g["key"], g["label"]) for g in body["groups"]] == [(d.isoformat(), d.isoformat()) for d in days]
+    for g, day in zip(body["groups"], days):
+        want = query(lambda s: expected(s, {"from": day, "to": day}, rows=rows))
+        assert {k: g[k] for k in ("total", "bad", "by_level", "disposal_rate")} == \
+            {k: want[k] for k in ("total", "bad", "by_level", "disposal_rate")}, day
+
+
 def test_exports_open_and_carry_the_numbers(app, client, org, filled):
     mgr = org.token(filled["users"]["manager"])
     params = {"from": "2021-01-01", "to": "2021-12-31", "department": "bureau-a"}
