@@ -554,6 +554,35 @@ def test_day_breakdown_equals_raw_counts_per_local_day(app, filled, query):
             {k: want[k] for k in ("total", "bad", "by_level", "disposal_rate")}, day
 
 
+def test_item_breakdown_labels_each_item_and_groups_the_ratings_without_one(app, filled, query):
+    """by=item: each service item by its code and name; the ratings naming none in one group
+    with an empty key, labelled 未指定事项."""
+    from service.stats.figures import Filters, breakdown
+
+    items = filled["items"]
+    ratings = query(raw_rows)[2]
+    body = query(lambda s: breakdown(s, Filters(YEAR_FROM, YEAR_TO), "item"))
+    want = {i.code: (i.code, sum(1 for r in ratings if r.item_id == i.id)) for i in items.values()}
+    want[""] = ("未指定事项", sum(1 for r in ratings if r.item_id is None))
+    assert {g["key"]: (g["label"], g["total"]) for g in body["groups"]} == want
+    assert all(total > 0 for _, total in want.values())
+
+
+def test_channel_breakdown_labels_a_channel_outside_the_table_by_its_code(app, filled, query):
+    """Old rows of a channel no longer in CHANNEL_LABELS still show, under their stored code."""
+    from service.extensions import db
+    from service.stats import rollup
+    from service.stats.figures import Filters, breakdown
+
+    with app.app_context():
+        db.session.execute(update(Rating).where(Rating.channel == "pc").values(channel="retired"))
+        rollup.rebuild(db.session)
+        db.session.commit()
+    labels = {g["key"]: g["label"]
+              for g in query(lambda s: breakdown(s, Filters(YEAR_FROM, YEAR_TO), "channel"))["groups"]}
+    assert labels == {"retired": "retired", "hall_terminal": "窗口评价器"}
+
+
 def test_exports_open_and_carry_the_numbers(app, client, org, filled):
     mgr = org.token(filled["users"]["manager"])
     params = {"from": "2021-01-01", "to": "2021-12-31", "department": "bureau-a"}
