@@ -556,7 +556,7 @@ def test_day_breakdown_equals_raw_counts_per_local_day(app, filled, query):
 
 def test_item_breakdown_labels_each_item_and_groups_the_ratings_without_one(app, filled, query):
     """by=item: each service item by its code and name; the ratings naming none in one group
-    with an empty key, labelled 未指定事项."""
+    with an empty key, labelled 未指定事项. A group with ratings and no application counts 0 of each."""
     from service.stats.figures import Filters, breakdown
 
     items = filled["items"]
@@ -566,6 +566,34 @@ def test_item_breakdown_labels_each_item_and_groups_the_ratings_without_one(app,
     want[""] = ("未指定事项", sum(1 for r in ratings if r.item_id is None))
     assert {g["key"]: (g["label"], g["total"]) for g in body["groups"]} == want
     assert all(total > 0 for _, total in want.values())
+    # no application in this district: 办件评价率's counts are 0 (not missing), its rate None
+    assert {(g["projects"], g["rated_projects"], g["rated_projects_rate"]) for g in body["groups"]} == {(0, 0, None)}
+
+
+def test_window_breakdown_keys_and_labels_each_window_of_its_department(app, filled, query):
+    """by=window: key ``department/window``; label 「name N号窗口」, or 「name 无窗口」 for none."""
+    from service.stats.figures import Filters, breakdown
+
+    d = filled["depts"]
+    ratings = query(raw_rows)[2]
+    body = query(lambda s: breakdown(s, Filters(YEAR_FROM, YEAR_TO), "window"))
+
+    def count(dept):
+        return sum(1 for r in ratings if r.department_id == dept.id)
+    assert {g["key"]: (g["label"], g["total"]) for g in body["groups"]} == {
+        "section-a1/3": ("婚姻登记科 3号窗口", count(d["a1"])), "bureau-b/1": ("区市场监管局 1号窗口", count(d["b"])),
+        "district/": ("示范区政务服务中心 无窗口", count(d["root"]))}
+
+
+def test_staff_breakdown_labels_each_staff_number_and_the_ratings_without_one(app, filled, query):
+    """by=staff: each 工号 labelled by itself; the ratings naming none keyed ``""``, labelled 未填工号."""
+    from service.stats.figures import Filters, breakdown
+
+    ratings = query(raw_rows)[2]
+    body = query(lambda s: breakdown(s, Filters(YEAR_FROM, YEAR_TO), "staff"))
+    want = {no: (no, sum(1 for r in ratings if r.staff_no == no)) for no in ("S001", "S002", "S003")}
+    want[""] = ("未填工号", sum(1 for r in ratings if not r.staff_no))
+    assert {g["key"]: (g["label"], g["total"]) for g in body["groups"]} == want
 
 
 def test_channel_breakdown_labels_a_channel_outside_the_table_by_its_code(app, filled, query):
