@@ -178,6 +178,7 @@ def expected(session, f: dict, today: date = TODAY, rows: tuple | None = None) -
     sat_known = [c for _, c in cs if c.satisfied is not None]
     rate = lambda a, b: a / b if b else None  # noqa: E731
     good = len(sel) - len(bad)
+    default = [r for r in sel if r.is_default]
     cards = Cards.on(session, today)
     return {
         "total": len(sel), "good": good, "bad": len(bad),
@@ -192,6 +193,17 @@ def expected(session, f: dict, today: date = TODAY, rows: tuple | None = None) -
         "red": sum(1 for c in open_ if cards.of(c).level == "red"),
         "yellow": sum(1 for c in open_ if cards.of(c).level == "yellow"),
         "extended": sum(1 for _, c in cs if c.extended_at is not None),
+        # the counts behind each rate, so each is checked on its own
+        "closed": len(closed), "closed_rectified": n_out("rectified"), "closed_explained": n_out("explained"),
+        "closed_invalid": n_out("invalid"), "rectifiable": len(bad) - n_out("invalid") - n_out("explained"),
+        "closed_on_time": len(on_time), "on_time_base": len(closed) + len(overdue), "called_back": len(called),
+        "real_name_bad": len(real_bad), "satisfied_yes": sum(1 for c in sat_known if c.satisfied),
+        "satisfied_known": len(sat_known),
+        # §7: the default ratings and the rates without them
+        "default": len(default), "rated_total": len(sel) - len(default),
+        "rated_good": good - sum(1 for r in default if r.level >= 3),
+        "good_rate_rated": rate(good - sum(1 for r in default if r.level >= 3), len(sel) - len(default)),
+        "active_rating_rate": rate(len(sel) - len(default), len(sel)),
     }
 
 
@@ -369,6 +381,14 @@ def test_on_time_counts_late_closures_and_open_cases_past_deadline(app, district
     after_due = query(lambda s: summary(s, f, today=due + timedelta(days=1)))
     assert (after_due["overdue_open"], after_due["on_time_base"], after_due["on_time_rate"]) == (1, 3, 1 / 3)
     assert after_due["feedback_satisfaction_rate"] == 0.0
+
+
+def test_every_figure_and_count_equals_the_raw_rows_on_three_days(app, filled):
+    """The quick form of the random walk above (one fixture's ratings and actions): every figure
+    and every count behind a rate, under each filter and period, before the deadlines, with cards
+    of both colours, and past every deadline."""
+    for day in (TODAY, YELLOW_DAY, LATER):
+        check_all(app, filled, today=day)
 
 
 # --- the HTTP API -------------------------------------------------------------------------
