@@ -202,8 +202,10 @@ def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, 
     assert (summary["projects"], summary["rated_projects"], summary["default"]) == (4, 1, 1)
     with app.app_context():  # a department's scope counts its own applications only
         in_market = figures.breakdown(db.session, figures.Filters(f.date_from, f.date_to, market.path), "item")
+        market_summary = figures.summary(db.session, figures.Filters(f.date_from, f.date_to, market.path))
     assert [(g["key"], g["projects"]) for g in in_market["groups"]] == [("license", 3)]
     assert in_market["total"]["projects"] == 3
+    assert (market_summary["projects"], market_summary["rated_projects"], market_summary["total"]) == (3, 1, 3)
     raw_default = query(lambda s: s.scalar(select(func.count()).where(Rating.is_default)))
     assert summary["default"] == raw_default == 1
 

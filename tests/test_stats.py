@@ -582,6 +582,7 @@ def test_item_breakdown_labels_each_item_and_groups_the_ratings_without_one(app,
     items = filled["items"]
     ratings = query(raw_rows)[2]
     body = query(lambda s: breakdown(s, Filters(YEAR_FROM, YEAR_TO), "item"))
+    assert body["by"] == "item"
     want = {i.code: (i.code, sum(1 for r in ratings if r.item_id == i.id)) for i in items.values()}
     want[""] = ("未指定事项", sum(1 for r in ratings if r.item_id is None))
     assert {g["key"]: (g["label"], g["total"]) for g in body["groups"]} == want
