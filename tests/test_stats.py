@@ -391,6 +391,46 @@ def test_every_figure_and_count_equals_the_raw_rows_on_three_days(app, filled):
         check_all(app, filled, today=day)
 
 
+def test_excluded_counts_the_excluded_ratings_each_filter_selects(app, filled, query):
+    """``excluded``: the ratings a confirmed suspicious flag took out of the figures, under the same
+    filters as the figures — one-day periods on the days they were rated, a scope, a channel, an
+    item, a window — and the figures count the rest."""
+    from service.extensions import db
+    from service.stats import rollup
+    from service.stats.figures import Filters, summary
+
+    d, items = filled["depts"], filled["items"]
+    with app.app_context():
+        ids = list(db.session.scalars(select(Rating.id).order_by(Rating.id)))[::3]
+        db.session.execute(update(Rating).where(Rating.id.in_(ids)).values(excluded_at=func.now()))
+        rollup.rebuild(db.session)
+        db.session.commit()
+    depts, cases, ratings = query(raw_rows)
+    out = [r for r in ratings if r.excluded_at is not None]
+    kept = [r for r in ratings if r.excluded_at is None]
+    assert len(out) == len(ids) > 0
+
+    def want(lo, hi, path=None, channel=None, item_id=None, window=None):
+        return sum(1 for r in out if lo <= local_date(r.rated_at) <= hi
+                   and (path is None or depts[r.department_id].path.startswith(path))
+                   and channel in (None, r.channel) and item_id in (None, r.item_id) and window in (None, r.window))
+
+    for day in sorted({local_date(r.rated_at) for r in out})[:4]:
+        got = query(lambda s: summary(s, Filters(day, day), today=TODAY))
+        assert got["excluded"] == want(day, day) > 0, day
+    for f in ({"department_path": d["a"].path}, {"channel": "pc"}, {"item_id": items["b"].id},
+              {"department_path": d["a1"].path, "window": "3"}):
+        got = query(lambda s: summary(s, Filters(YEAR_FROM, YEAR_TO, **f), today=TODAY))
+        args = {"path": f.get("department_path"), **{k: v for k, v in f.items() if k != "department_path"}}
+        assert got["excluded"] == want(YEAR_FROM, YEAR_TO, **args) > 0, f
+        assert got["excluded"] < len(out)
+    got = query(lambda s: summary(s, Filters(YEAR_FROM, YEAR_TO), today=TODAY))
+    assert got["excluded"] == len(out)
+    assert query(lambda s: summary(s, Filters(date(2020, 1, 1), date(2020, 12, 31)), today=TODAY))["excluded"] == 0
+    assert got["total"] == query(lambda s: expected(s, {"from": YEAR_FROM, "to": YEAR_TO}, TODAY,
+                                                    (depts, cases, kept)))["total"] == len(kept)
+
+
 # --- the HTTP API -------------------------------------------------------------------------
 
 def _get(client, token, path, **params):
