@@ -383,12 +383,19 @@ def test_on_time_counts_late_closures_and_open_cases_past_deadline(app, district
     assert after_due["feedback_satisfaction_rate"] == 0.0
 
 
-def test_every_figure_and_count_equals_the_raw_rows_on_three_days(app, filled):
+def test_every_figure_and_count_equals_the_raw_rows_on_three_days(app, filled, query):
     """The quick form of the random walk above (one fixture's ratings and actions): every figure
     and every count behind a rate, under each filter and period, before the deadlines, with cards
     of both colours, and past every deadline."""
+    from service.stats.figures import Filters, summary
+
+    random_actions(app, random.Random(7), filled["users"], rounds=8)  # far enough to close each way
     for day in (TODAY, YELLOW_DAY, LATER):
         check_all(app, filled, today=day)
+    s = query(lambda session: summary(session, Filters(YEAR_FROM, YEAR_TO), today=LATER))
+    for key in ("closed_rectified", "closed_explained", "closed_invalid", "called_back", "satisfied_yes",
+                "satisfied_known", "closed_on_time", "open", "overdue_open", "extended"):
+        assert s[key] > 0, key  # the walk reached every kind of count
 
 
 def test_excluded_counts_the_excluded_ratings_each_filter_selects(app, filled, query):
