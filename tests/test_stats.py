@@ -753,3 +753,19 @@ def test_dates_outside_the_calendar_are_422_not_500(client, org):
         resp = client.get(path, query_string={"from": "0001-01-01", "to": "0001-01-01"},
                           headers={"Authorization": f"Bearer {token}"})
         assert resp.status_code == 422 and "from" in resp.get_json()["errors"]["query"]
+
+
+def test_split_period_takes_each_whole_month_from_the_monthly_rollup_and_the_odd_days_around():
+    """Whole months (as first days) for stats_monthly, the odd days for stats_daily: a period from
+    the 1st or to the month's last day takes that month whole; one from the 2nd or to the
+    day before the last does not."""
+    from service.stats.figures import split_period
+
+    d = date
+    assert split_period(d(2021, 3, 1), d(2021, 5, 31)) == ((d(2021, 3, 1), d(2021, 5, 1)), [])
+    assert split_period(d(2021, 3, 2), d(2021, 5, 31)) == ((d(2021, 4, 1), d(2021, 5, 1)),
+                                                           [(d(2021, 3, 2), d(2021, 3, 31))])
+    assert split_period(d(2021, 3, 1), d(2021, 5, 30)) == ((d(2021, 3, 1), d(2021, 4, 1)),
+                                                           [(d(2021, 5, 1), d(2021, 5, 30))])
+    assert split_period(d(2021, 2, 1), d(2021, 2, 28)) == ((d(2021, 2, 1), d(2021, 2, 1)), [])
+    assert split_period(d(2021, 12, 2), d(2022, 1, 30)) == (None, [(d(2021, 12, 2), d(2022, 1, 30))])
