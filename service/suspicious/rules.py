@@ -73,8 +73,13 @@ def _marks(rows, settings, now) -> list[dict]:
     return out
 
 
+def _insert(session: Session):
+    """The INSERT construct of the session's database (both spell ``ON CONFLICT``)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 def _insert_ignore(session: Session, table, values: list[dict]) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = _insert(session)
     for start in range(0, len(values), _CHUNK):
         session.execute(insert(table).on_conflict_do_nothing(), values[start:start + _CHUNK])
 
@@ -207,10 +212,9 @@ def _open(session: Session, rule: str, group_key: str, department_id: int, gener
           now) -> int | None:
     """A new open flag's id; None when that generation of the group exists already (opened by
     a concurrent transaction, now committed: the unique key waits for it)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     f = SuspiciousFlag.__table__.c
     return session.scalar(
-        insert(SuspiciousFlag.__table__)
+        _insert(session)(SuspiciousFlag.__table__)
         .values(rule=rule, group_key=group_key, department_id=department_id, generation=generation,
                 subject=subject, state="open", opened_at=now)
         .on_conflict_do_nothing(index_elements=[f.rule, f.group_key, f.department_id, f.generation])
