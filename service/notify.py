@@ -37,11 +37,10 @@ from email.utils import formatdate
 
 from flask import current_app
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from config import Settings
-from models import Department, Notification, User
+from models import Department, Notification, User, conflict
 from models.types import utcnow
 from service.privacy import decrypt
 
@@ -91,8 +90,7 @@ def claim(session: Session, key: str, kind: str, payload: dict | None = None,
 
     The unique key, not a read-then-write, makes "once" hold across concurrent sweeps.
     """
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = (insert(Notification)
+    stmt = (conflict.insert(session, Notification)
             .values(key=key, kind=kind, case_id=case_id, payload=payload, created_at=utcnow(),
                     sent_at=sent, attempts=0)
             .on_conflict_do_nothing(index_elements=["key"])

@@ -11,10 +11,9 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import OPEN_STATUSES, Case, CaseEvent, Rating, RouteResend, User
+from models import OPEN_STATUSES, Case, CaseEvent, Rating, RouteResend, User, conflict
 from models.types import utcnow
 from service.cases.deadlines import WorkCalendar
 
@@ -63,8 +62,8 @@ def route(session: Session, rating_id: int, calendar: WorkCalendar | None = None
         "updated_at": now,
         "version": 1,
     }
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(Case).values(values).on_conflict_do_nothing(index_elements=["rating_id"]).returning(Case.id)
+    stmt = (conflict.insert(session, Case).values(values)
+            .on_conflict_do_nothing(index_elements=["rating_id"]).returning(Case.id))
     case_id = session.scalar(stmt)
     if case_id is None:  # another worker made it first
         return session.scalar(select(Case.id).where(Case.rating_id == rating_id))
@@ -110,8 +109,7 @@ def note_resent(session: Session, rating_ids: list[int], grace: timedelta) -> No
         n = attempts.get(rating_id, 0)
         wait = min(grace * (2 ** min(n, 20)), RESEND_BACKOFF_CAP)
         rows.append({"rating_id": rating_id, "attempts": n + 1, "next_at": now + max(wait, timedelta(seconds=1))})
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(RouteResend).values(rows)
+    stmt = conflict.insert(session, RouteResend).values(rows)
     stmt = stmt.on_conflict_do_update(index_elements=["rating_id"],
                                       set_={"attempts": stmt.excluded.attempts, "next_at": stmt.excluded.next_at})
     session.execute(stmt)

@@ -18,10 +18,9 @@ from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import Device, QrVoter, Rating
+from models import Device, QrVoter, Rating, conflict
 from models.types import utcnow
 from service.invitations.rate import NotAllowed, check
 from service.extensions import db
@@ -74,10 +73,10 @@ def wait_until(session: Session, device: Device, who: str) -> datetime | None:
 
 def _claim(conn, device_id: int, who: str, now: datetime) -> bool:
     """Record this rating's time for (device, voter) unless the last one is too recent."""
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(QrVoter.__table__)
-    stmt = insert.values(device_id=device_id, voter=who, rated_at=now).on_conflict_do_update(
+    voters = QrVoter.__table__
+    stmt = conflict.insert(conn, voters).values(device_id=device_id, voter=who, rated_at=now).on_conflict_do_update(
         index_elements=["device_id", "voter"], set_={"rated_at": now},
-        where=QrVoter.__table__.c.rated_at <= now - _gap()).returning(QrVoter.__table__.c.device_id)
+        where=voters.c.rated_at <= now - _gap()).returning(voters.c.device_id)
     # A row comes back when inserted or moved forward, none when the last rating is too recent.
     return conn.execute(stmt).first() is not None
 

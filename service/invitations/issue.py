@@ -6,10 +6,9 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import STAGES, Invitation, Project, Rating, UnsettledInvitation
+from models import STAGES, Invitation, Project, Rating, UnsettledInvitation, conflict
 from models.types import utcnow
 from service import notify
 from service.invitations import sms, tokens  # sms: also registers the outbox's sms sender
@@ -59,15 +58,14 @@ def ensure(session: Session, project: Project) -> list[int]:
     """One invitation per rated stage the application has reached (never two: a unique
     (project, stage) and ON CONFLICT DO NOTHING); the SMS deliveries to send, for the new
     ones whose applicant left a phone. The caller commits, then sends them."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     deliveries = []
     for row in planned(project.stage, project.accepted_at, project.done_at):
         new_id = session.scalar(
-            insert(Invitation).values(project_id=project.id, **row)
+            conflict.insert(session, Invitation).values(project_id=project.id, **row)
             .on_conflict_do_nothing(index_elements=["project_id", "stage"]).returning(Invitation.id))
         if new_id is not None:  # the default sweep's queue, until a first rating settles it
-            session.execute(insert(UnsettledInvitation).values(expires_at=row["expires_at"], invitation_id=new_id,
-                                                               project_id=project.id))
+            session.execute(conflict.insert(session, UnsettledInvitation)
+                            .values(expires_at=row["expires_at"], invitation_id=new_id, project_id=project.id))
         if new_id is not None and project.applicant_phone_enc:
             # The payload names the invitation only: the phone stays encrypted until the send.
             delivery = notify.claim(session, sms_key(new_id), sms.KIND, {"invitation_id": new_id})

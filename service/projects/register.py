@@ -18,10 +18,9 @@ from datetime import timezone
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import STAGES, IntegrationClient, Project, ServiceItem
+from models import STAGES, IntegrationClient, Project, ServiceItem, conflict
 from models.types import utcnow
 from service.invitations import issue
 from service.invitations import sms as sms_sender
@@ -104,11 +103,10 @@ def _upsert(session: Session, client: IntegrationClient, project_no: str,
     values = _values(body, item)
     name, phone = body["applicant"].get("name"), body["applicant"].get("phone")
     now = utcnow()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     new_id = session.scalar(
-        insert(Project).values(project_no=project_no, client_id=client.id, created_at=now, updated_at=now,
-                               **values, **_applicant(name, phone))
+        conflict.insert(session, Project)
+        .values(project_no=project_no, client_id=client.id, created_at=now, updated_at=now,
+                **values, **_applicant(name, phone))
         .on_conflict_do_nothing(index_elements=["project_no"]).returning(Project.id))
     if new_id is not None:
         return session.get(Project, new_id), True, values["accepted_at"] is not None

@@ -11,10 +11,9 @@ from itertools import takewhile
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import Rating, SuspiciousMark, SweepWatermark
+from models import Rating, SuspiciousMark, SweepWatermark, conflict
 from models.types import utcnow
 from service import dispatch
 from service.insights import counting
@@ -81,8 +80,7 @@ def process(session: Session, count_ids: list[int], check_ids: list[int]) -> int
 def _watermark(session: Session) -> int:
     """The catch-up's watermark, locked for this transaction (a second sweep waits)."""
     w = SweepWatermark.__table__
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(w).values(name=WATERMARK, last_id=0).on_conflict_do_nothing())
+    session.execute(conflict.insert(session, w).values(name=WATERMARK, last_id=0).on_conflict_do_nothing())
     return session.scalar(select(w.c.last_id).where(w.c.name == WATERMARK).with_for_update())
 
 
