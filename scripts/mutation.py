@@ -225,7 +225,7 @@ def one_by_one(name: str, module: Module, only: list[str] | None = None) -> None
 
 
 def run(name: str, module: Module, again: bool = False, resume: bool = False,
-        alone: bool = False, only: list[str] | None = None) -> dict[str, int]:
+        alone: bool = False, only: list[str] | None = None, children: int = 1) -> dict[str, int]:
     if alone:
         one_by_one(name, module, only)
         return counts(OUT / name, module)
@@ -244,7 +244,7 @@ def run(name: str, module: Module, again: bool = False, resume: bool = False,
         work = prepare(name, module)
     env = {**os.environ, "HCP_TEST_BACKEND": "sqlite"}
     mutmut = str(ROOT / ".venv" / "bin" / "mutmut")
-    cmd = ["nice", "-n", "10", mutmut, "run", "--max-children", "1", *(names or patterns(module))]
+    cmd = ["nice", "-n", "10", mutmut, "run", "--max-children", str(children), *(names or patterns(module))]
     print(f"== {name}: {module.source}", flush=True)
     subprocess.run(cmd, cwd=work, env=env, check=False, stdout=subprocess.DEVNULL)
     return counts(work, module)
@@ -262,6 +262,8 @@ def main() -> int:
                         help="run each survivor of the last run again alone, in a fresh pytest process")
     parser.add_argument("--mutant", action="append", metavar="NAME",
                         help="with --one-by-one: only this survivor (x_FUNCTION__mutmut_N; repeatable)")
+    parser.add_argument("--children", type=int, default=1,
+                        help="mutants tested at once (default 1: the machine is shared; 2 on an idle two-core one)")
     args = parser.parse_args()
     if args.list:
         for name, module in MODULES.items():
@@ -272,7 +274,8 @@ def main() -> int:
         parser.error(f"unknown module(s): {', '.join(sorted(unknown))}")
     rows = []
     for name in args.modules or MODULES:
-        tally = run(name, MODULES[name], again=args.again, resume=args.resume, alone=args.one_by_one, only=args.mutant)
+        tally = run(name, MODULES[name], again=args.again, resume=args.resume, alone=args.one_by_one, only=args.mutant,
+                    children=args.children)
         total = sum(tally.values())
         score = 100 * (tally["killed"] + tally["timeout"]) / total if total else 0.0
         rows.append(f"{name:10} killed {tally['killed']:4}  survived {tally['survived']:4}  "
