@@ -13,8 +13,9 @@ instead of a dozen ORM statements and a transaction. A ``project_no`` that exist
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -160,9 +161,9 @@ project AS (
 invited AS (
   INSERT INTO invitations (project_id, stage, nonce, token_hash, stage_at, expires_at, created_at)
   SELECT project.id, t.stage, t.nonce, t.token_hash, t.stage_at, t.expires_at, t.created_at
-  FROM project, unnest(%(i_stage)s::varchar[], %(i_nonce)s::varchar[], %(i_token_hash)s::varchar[],
-                       %(i_stage_at)s::timestamptz[], %(i_expires_at)s::timestamptz[], %(i_created_at)s::timestamptz[])
-       AS t(stage, nonce, token_hash, stage_at, expires_at, created_at)
+  FROM project, jsonb_to_recordset(%(planned)s::jsonb)
+       AS t(stage varchar, nonce varchar, token_hash varchar, stage_at timestamptz, expires_at timestamptz,
+            created_at timestamptz)
   ON CONFLICT (project_id, stage) DO NOTHING RETURNING id, project_id, stage, stage_at, expires_at),
 unsettled AS (
   INSERT INTO invitations_unsettled (expires_at, invitation_id, project_id)
@@ -197,10 +198,12 @@ def create(conn: Connection, client, project_no: str, body: dict) -> Created | N
     values = {**_values(body, None), **_applicant(name, phone), "project_no": project_no, "client_id": client.id,
               "created_at": now, "updated_at": now}
     planned = issue.planned(values["stage"], values["accepted_at"], values["done_at"])
+    # The invitations as one JSON parameter: psycopg dumps six array parameters in Python
+    # (their element types guessed per request), about 7 % of the request's web CPU.
     params = {**values, "item_code": body["item_code"], "client_path": client.department.path,
               "has_phone": bool(values["applicant_phone_enc"]),
-              **{f"i_{k}": [row[k] for row in planned]
-                 for k in ("stage", "nonce", "token_hash", "stage_at", "expires_at", "created_at")}}
+              "planned": json.dumps([{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+                                     for row in planned])}
     row = conn.exec_driver_sql(_CREATE, params).one()
     if row.item_id is None:
         raise UnknownItem(f"unknown service item {body['item_code']}")
