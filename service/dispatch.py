@@ -92,18 +92,30 @@ def send_coalesced(name: str, task: str, *args, countdown: float, fallback_args:
     """
     flags = shared()
     key = flags.key(f"pending:{name}")
-    # This process set the flag and sent the task: the task cannot start before its countdown,
-    # so for half of it (a margin for the workers' clocks) the flag is known to be set.
+    # A task sent under the flag cannot start before its countdown from the moment the flag
+    # was set, so for half of it (a margin for the workers' clocks) the flag is known to be
+    # set and this process does not ask again.
     known = current_app.extensions.setdefault("hcp_coalesced_until", {})
     if time.monotonic() < known.get(key, 0.0):
         return False
-    # SET NX answers True when it set the flag, None when the flag was there already.
-    taken = flags.call(lambda r: bool(r.set(key, b"1", nx=True, ex=PENDING_TTL)), unavailable=None)
-    if taken is None:
+
+    def take(redis):
+        # SET NX answers True when it set the flag, None when it was there already; the
+        # flag's remaining time (same round trip) says how long ago another call set it.
+        pipe = redis.pipeline(transaction=False)
+        pipe.set(key, b"1", nx=True, ex=PENDING_TTL)
+        pipe.pttl(key)
+        return pipe.execute()
+    answer = flags.call(take, unavailable=None)
+    if answer is None:
         send(task, *fallback_args, **options)
         return True
-    if not taken:
-        return False  # a task is waiting to start: it does this call's work too
+    if not answer[0]:
+        # A task is waiting to start: it does this call's work too. Known set until half its
+        # countdown after it was set (by Redis's clock, as an age: no two machines' clocks).
+        age = PENDING_TTL - answer[1] / 1000 if answer[1] > 0 else countdown
+        known[key] = time.monotonic() + countdown / 2 - age
+        return False
     try:
         send(task, *args, countdown=countdown, **options)
     except Exception:

@@ -288,3 +288,32 @@ def test_batched_sends_share_one_task_until_it_starts(app):
         finally:
             dispatch.coalesced_started(name)
     assert sent == ([True, False, True] if with_redis else [True, True, True])
+
+
+def test_a_call_that_finds_the_flag_set_learns_how_long_it_stays(app):
+    """A process that finds another's flag (here: one set straight in Redis) does not ask again
+    for half the countdown after the flag was set (the flag's age read in the same round trip),
+    and asks at once when that time has already passed."""
+    from service import dispatch
+    from service.shared_redis import shared
+
+    name, kind = "test-coalesce-age", "test-nothing"
+    with app.app_context():
+        flags = shared()
+        if flags.redis is None:
+            pytest.skip("no shared Redis: every call sends its own task")
+        key, known = flags.key(f"pending:{name}"), app.extensions.setdefault("hcp_coalesced_until", {})
+        try:
+            flags.redis.set(key, b"1", ex=dispatch.PENDING_TTL)  # another process's call, just now
+            assert dispatch.send_coalesced(name, "send_batch", kind, countdown=10, fallback_args=(kind, [])) is False
+            flags.redis.delete(key)  # Redis is not asked again within the 5 s it learnt
+            assert dispatch.send_coalesced(name, "send_batch", kind, countdown=10, fallback_args=(kind, [])) is False
+
+            known.pop(key)
+            flags.redis.set(key, b"1", px=(dispatch.PENDING_TTL - 6) * 1000)  # set 6 s ago: past half of 10 s
+            assert dispatch.send_coalesced(name, "send_batch", kind, countdown=10, fallback_args=(kind, [])) is False
+            flags.redis.delete(key)  # the task started: the next call asks and sends one
+            assert dispatch.send_coalesced(name, "send_batch", kind, countdown=10, fallback_args=(kind, [])) is True
+        finally:
+            known.pop(key, None)
+            dispatch.coalesced_started(name)
