@@ -21,11 +21,11 @@ pytestmark = pytest.mark.postgres_only
 def inserts_counted(app):
     """Counts the INSERT statements into ratings that the app sends (with their outbox rows,
     on PostgreSQL a ``WITH created AS (INSERT INTO ratings …)``)."""
-    from service.extensions import db
+    from service.pooling import intake_engine
 
     counted = []
     with app.app_context():
-        engine = db.engine
+        engine = intake_engine()
 
     def count(conn, cursor, statement, *args):
         if statement.startswith(("INSERT INTO ratings", "WITH created AS (INSERT INTO ratings")):
