@@ -36,6 +36,24 @@ def test_government_words_stay_whole_and_stopwords_never_appear():
     assert terms("") == set() and terms(None) == set() and terms("123，！!") == set()
 
 
+def test_terms_of_a_text_are_jiebas_cut_of_the_whole_text_whatever_its_blocks_repeat():
+    """terms() keeps each block's terms (a run of jieba's word characters): the same as
+    cutting the whole text, across punctuation, spaces, latin and digits, and the cut at MAX_TEXT."""
+    from service.insights import segment
+
+    def whole(text):  # the filter of terms(), on jieba's cut of the whole (truncated) text
+        words = (w.strip().lower() for w in segment.tokenizer().cut(text[:segment.MAX_TEXT], HMM=False))
+        return {w for w in words if 2 <= len(w) <= segment.MAX_TERM and w not in segment.stopwords()
+                and segment._WORDLIKE.search(w)}
+
+    texts = ["不动产登记要跑两趟，材料不全（1234）", "材料不全！营业执照一窗通办 很方便\r\n社保卡补办很快",
+             "APP-V2.0 登录失败，网上办理总是失败…", "窗口工作人员很耐心 窗口工作人员很耐心",
+             "排队" * 999 + "时间太长，工作人员态度生硬", "自助终端#系统故障&公积金提取手续复杂_办事指南%写得清楚"]
+    for text in texts + texts:  # the second time from the kept blocks
+        assert segment.terms(text) == whole(text), text
+    assert segment.terms("材料不全（1）") == segment.terms("材料不全（2）") == whole("材料不全")
+
+
 # --- planted data -----------------------------------------------------------------------
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from datetime import date, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from models import InsightCounted, InsightTerm, InsightTermMonthly, Rating
+from models import InsightCounted, InsightTerm, InsightTermMonthly, Rating, rowsets
 from service.insights.segment import terms
 from service.reasons.table import labels
 from service.stats.rollup import month_sql
@@ -75,32 +75,54 @@ def tally(session: Session, rows) -> Counter:
     return counts
 
 
-def _pg_upsert(table, keys: tuple[str, ...]) -> str:
-    """PostgreSQL's upsert of many counts as one statement over one array per column: its text
-    never changes with the number of keys, and the rows go to the server as one statement
-    rather than one per row (the executemany was a third of a worker's batch in the profile)."""
-    dialect = postgresql.dialect()
-    columns = [*keys, "ratings", "bad"]
-    names = ", ".join(columns)
-    arrays = ", ".join(f"%({c})s::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
-    return (f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) AS t({names}) "
-            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET ratings = {table.name}.ratings + excluded.ratings, "
+_DAILY_KEYS = ("rated_date", "department_id", "item_id", "term")
+_MONTHLY_KEYS = ("month", "department_id", "term")
+
+
+def _pg_on_conflict(table, keys: tuple[str, ...]) -> str:
+    return (f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET ratings = {table.name}.ratings + excluded.ratings, "
             f"bad = {table.name}.bad + excluded.bad")
 
 
-_PG_UPSERTS: dict[str, str] = {}
+def _pg_upsert(table, keys: tuple[str, ...]) -> str:
+    """PostgreSQL's upsert of many counts as one statement of one JSON parameter (models/rowsets.py)."""
+    names = ", ".join((*keys, "ratings", "bad"))
+    return (f"INSERT INTO {table.name} ({names}) SELECT {names} FROM "
+            f"{rowsets.recordset(table, (*keys, 'ratings', 'bad'))} {_pg_on_conflict(table, keys)}")
+
+
+def _pg_add() -> str:
+    """Both grains' upserts as one statement over the daily counts: the monthly rows are their
+    sums by month, in key order. Every writer of the counts outside a rebuild (which locks the
+    tables) goes through this one statement, so all take their row locks in the same order and
+    two workers never deadlock."""
+    daily, monthly = InsightTerm.__table__, InsightTermMonthly.__table__
+    names = ", ".join((*_DAILY_KEYS, "ratings", "bad"))
+    return (f"WITH t AS (SELECT {names} FROM {rowsets.recordset(daily, (*_DAILY_KEYS, 'ratings', 'bad'))}), "
+            f"d AS (INSERT INTO {daily.name} ({names}) SELECT {names} FROM t {_pg_on_conflict(daily, _DAILY_KEYS)}) "
+            f"INSERT INTO {monthly.name} ({', '.join((*_MONTHLY_KEYS, 'ratings', 'bad'))}) "
+            f"SELECT {month_sql('postgresql', 'rated_date')}, department_id, term, sum(ratings), sum(bad) FROM t "
+            f"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 {_pg_on_conflict(monthly, _MONTHLY_KEYS)}")
+
+
+_PG_UPSERTS = {t.name: _pg_upsert(t, keys) for t, keys in ((InsightTerm.__table__, _DAILY_KEYS),
+                                                            (InsightTermMonthly.__table__, _MONTHLY_KEYS))}
+_PG_ADD = _pg_add()
+_PG_ROWS = 2000  # counts per statement
+
+
+def _pg_params(keys: tuple[str, ...], items: list) -> dict[str, str]:
+    columns = (*keys, "ratings", "bad")
+    return {"rows": rowsets.dumps([dict(zip(columns, (*k, *v))) for k, v in items])}
 
 
 def _upsert(session: Session, table, keys: tuple[str, ...], counts: dict) -> None:
     """Add ``counts`` (``{key: [ratings, bad]}``) to ``table``, in key order."""
     items = sorted(counts.items())
     if session.get_bind().dialect.name == "postgresql":
-        sql = _PG_UPSERTS.get(table.name) or _PG_UPSERTS.setdefault(table.name, _pg_upsert(table, keys))
-        for start in range(0, len(items), 2000):
-            chunk = items[start:start + 2000]
-            params = {name: [k[i] for k, _v in chunk] for i, name in enumerate(keys)}
-            params.update(ratings=[v[0] for _k, v in chunk], bad=[v[1] for _k, v in chunk])
-            session.connection().exec_driver_sql(sql, params)
+        sql = _PG_UPSERTS[table.name]
+        for start in range(0, len(items), _PG_ROWS):
+            session.connection().exec_driver_sql(sql, _pg_params(keys, items[start:start + _PG_ROWS]))
         return
     insert = sqlite.insert
     values = [{**dict(zip(keys, k)), "ratings": v[0], "bad": v[1]} for k, v in items]
@@ -113,16 +135,31 @@ def _upsert(session: Session, table, keys: tuple[str, ...], counts: dict) -> Non
 
 
 def _add(session: Session, counts: dict) -> None:
-    """Add ``counts`` to both grains (upserts), in key order so two workers never deadlock."""
+    """Add ``counts`` to both grains (upserts), in key order so two workers never deadlock
+    (PostgreSQL: one statement per 2,000 counts, ``_pg_add``)."""
     if not counts:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        items = sorted(counts.items())
+        for start in range(0, len(items), _PG_ROWS):
+            session.connection().exec_driver_sql(_PG_ADD, _pg_params(_DAILY_KEYS, items[start:start + _PG_ROWS]))
         return
     monthly: dict[tuple, list[int]] = {}
     for (rated, dept, _item, term), (ratings, bad) in counts.items():
         c = monthly.setdefault((rated.replace(day=1), dept, term), [0, 0])
         c[0] += ratings
         c[1] += bad
-    _upsert(session, InsightTerm.__table__, ("rated_date", "department_id", "item_id", "term"), counts)
-    _upsert(session, InsightTermMonthly.__table__, ("month", "department_id", "term"), monthly)
+    _upsert(session, InsightTerm.__table__, _DAILY_KEYS, counts)
+    _upsert(session, InsightTermMonthly.__table__, _MONTHLY_KEYS, monthly)
+
+
+# PostgreSQL: the claim and the read of the claimed rows as one statement of fixed text.
+_PG_CLAIM = (
+    "WITH claimed AS (INSERT INTO insight_counted (rating_id) SELECT r.id FROM ratings r "
+    f"WHERE r.id = ANY(%(ids)s::bigint[]) AND {HAS_TEXT} AND r.excluded_at IS NULL ORDER BY r.id "
+    "ON CONFLICT (rating_id) DO NOTHING RETURNING rating_id) "
+    "SELECT r.id, r.rated_date, r.department_id, coalesce(r.item_id, 0) AS item_id, r.negative, r.comment, "
+    "r.tags, r.reasons FROM claimed c JOIN ratings r ON r.id = c.rating_id")
 
 
 def count(session: Session, rating_ids: list[int]) -> int:
@@ -133,6 +170,10 @@ def count(session: Session, rating_ids: list[int]) -> int:
     ids = sorted({int(i) for i in rating_ids})
     if not ids:
         return 0
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.connection().exec_driver_sql(_PG_CLAIM, {"ids": ids}).all()
+        _add(session, tally(session, rows))
+        return len(rows)
     claimed = session.execute(text(
         f"INSERT INTO insight_counted (rating_id) SELECT r.id FROM ratings r "
         f"WHERE r.id IN :ids AND {HAS_TEXT} AND r.excluded_at IS NULL "
@@ -212,7 +253,7 @@ def rebuild(session: Session, date_from: date | None = None, date_to: date | Non
     total = 0
     for ids, counts in recount(session, date_from, date_to):
         session.execute(insert(InsightCounted), [{"rating_id": i} for i in ids])
-        _upsert(session, InsightTerm.__table__, ("rated_date", "department_id", "item_id", "term"), counts)
+        _upsert(session, InsightTerm.__table__, _DAILY_KEYS, counts)
         total += len(ids)
     # The months the period touches, summed again from the (now exact) daily counts.
     first = date_from.replace(day=1) if date_from else None

@@ -8,6 +8,7 @@ process that never segments never pays the second or two it takes to load.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -18,6 +19,7 @@ USER_DICT = DATA / "userdict.txt"
 STOPWORDS = DATA / "stopwords.txt"
 MAX_TERM = 32  # the width of insight_terms.term
 MAX_TEXT = 2000  # characters segmented per text: a comment longer than this says no more
+BLOCK_CACHE = 4096  # blocks whose terms a process keeps (each a few words: well under 2 MB)
 # A term has a Han character or a latin letter; digits and punctuation alone are not words.
 _WORDLIKE = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 
@@ -59,10 +61,25 @@ def terms(text: str | None) -> set[str]:
     """
     if not text:
         return set()
+    out = set()
+    # jieba cuts a text block by block (runs of its word characters, split at punctuation and
+    # spaces; what lies between yields single characters, never a term), so the terms of a text
+    # are the union of its blocks' terms — and a block repeats far more often than a whole
+    # comment does ("材料不全" in many comments), so each block's terms are kept (_block_terms).
+    import jieba  # loaded once (tokenizer()); its own block pattern, so the cache is exact
+
+    for block in jieba.re_han_default.findall(text[:MAX_TEXT]):
+        out |= _block_terms(block)
+    return out
+
+
+@functools.lru_cache(maxsize=BLOCK_CACHE)
+def _block_terms(block: str) -> frozenset[str]:
+    """The terms of one jieba block (a run of word characters)."""
     stop = stopwords()
     out = set()
-    for word in tokenizer().cut(text[:MAX_TEXT], HMM=False):
+    for word in tokenizer().cut(block, HMM=False):
         word = word.strip().lower()
         if len(word) >= 2 and len(word) <= MAX_TERM and word not in stop and _WORDLIKE.search(word):
             out.add(word)
-    return out
+    return frozenset(out)

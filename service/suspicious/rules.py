@@ -16,11 +16,12 @@ from collections import defaultdict
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select, text, tuple_
+from sqlalchemy import delete, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import Device, Project, Rating, SuspiciousFlag, SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark
+from models import (Device, Project, Rating, SuspiciousFlag, SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark,
+                    rowsets)
 from models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,22 @@ def _insert(session: Session):
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
+# The tables _insert_ignore writes, with the columns of their rows: on PostgreSQL each chunk is
+# one statement of one JSON parameter (models/rowsets.py), not one statement per row.
+_PG_INSERT_IGNORE = {table.name: rowsets.insert_ignore(table, columns) for table, columns in (
+    (SuspiciousMark.__table__, ("rule", "key", "window", "rating_id", "group_key", "expires_at")),
+    (SuspiciousFlagRating.__table__, ("flag_id", "rating_id")))}
+
+
 def _insert_ignore(session: Session, table, values: list[dict]) -> None:
-    insert = _insert(session)
+    """Insert the rows ``values``, leaving those already there."""
+    if session.get_bind().dialect.name == "postgresql":
+        sql = _PG_INSERT_IGNORE[table.name]
+        for start in range(0, len(values), _CHUNK):
+            session.connection().exec_driver_sql(sql, {"rows": rowsets.dumps(values[start:start + _CHUNK])})
+        return
     for start in range(0, len(values), _CHUNK):
-        session.execute(insert(table).on_conflict_do_nothing(), values[start:start + _CHUNK])
+        session.execute(_insert(session)(table).on_conflict_do_nothing(), values[start:start + _CHUNK])
 
 
 def _over(session: Session, marks: list[dict], limits: dict) -> dict[tuple, set[int]]:
@@ -202,9 +215,10 @@ def _flag(session: Session, rule: str, group_key: str, department_id: int, ids: 
             if not ids:
                 return None
     _insert_ignore(session, SuspiciousFlagRating.__table__, [{"flag_id": flag_id, "rating_id": i} for i in sorted(ids)])
-    session.add(SuspiciousFlagEvent(flag_id=flag_id, at=now, actor_id=None, action=action,
-                                    from_state=None if action == "open" else "open", to_state="open",
-                                    ratings=len(ids)))
+    # A Core insert: an ORM object here would cost the worker a flush of the unit of work.
+    session.execute(insert(SuspiciousFlagEvent).values(
+        flag_id=flag_id, at=now, actor_id=None, action=action, from_state=None if action == "open" else "open",
+        to_state="open", ratings=len(ids)))
     return flag_id
 
 
@@ -228,11 +242,12 @@ def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
     if not ids:
         return []
     now = utcnow()
-    rows = []
+    rows, dialect = [], session.get_bind().dialect.name
     for start in range(0, len(ids), _CHUNK):
         rows += session.execute(select(
             _R.id, _R.device_id, _R.department_id, _R.rated_at, _R.rated_date, _R.rater_phone_index,
-            _R.rater_phone_masked, _R.comment, _R.project_no).where(_R.id.in_(ids[start:start + _CHUNK]))).all()
+            _R.rater_phone_masked, _R.comment, _R.project_no).where(
+                rowsets.id_in(_R.id, ids[start:start + _CHUNK], dialect))).all()
     session.execute(delete(SuspiciousMark).where(SuspiciousMark.expires_at < now))
     marks = sorted(_marks(rows, settings, now), key=lambda m: (m["rule"], m["key"], m["window"], m["rating_id"]))
     _insert_ignore(session, SuspiciousMark.__table__, marks)
@@ -250,10 +265,10 @@ def _flag_groups(session: Session, groups: dict[tuple, set[int]], now) -> list[i
         return []
     # The members' departments and what the flag's subject is made from.
     every = sorted({i for members in groups.values() for i in members})
-    info = {}
+    info, dialect = {}, session.get_bind().dialect.name
     for start in range(0, len(every), _CHUNK):
         for r in session.execute(select(_R.id, _R.department_id, _R.device_id, _R.rater_phone_masked, _R.comment)
-                                 .where(_R.id.in_(every[start:start + _CHUNK]))):
+                                 .where(rowsets.id_in(_R.id, every[start:start + _CHUNK], dialect))):
             info[r.id] = r
     touched = []
     for (rule, group_key), members in sorted(groups.items()):
