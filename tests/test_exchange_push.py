@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from models import OutboxRecord, rating_record_id
 from models.types import utcnow
@@ -141,6 +141,27 @@ def test_a_value_the_profile_cannot_code_is_held_never_sent(app, client, org, pl
     assert rec.status == "held"
     assert "channel hotline has no code in profile zhejiang" in rec.reason
     assert "credit_code is not set" in rec.reason
+
+
+def test_one_claim_of_coded_held_and_rejected_records_settles_each(app, client, hall, platform, query):
+    """On PostgreSQL the claim groups the records it coded into batch bodies and sends the rest
+    (here one with no code) to Python: each is still settled as its own answer says."""
+    from models import Rating
+    from service.extensions import db
+
+    ids = rate(client, hall[1], 5)
+    with app.app_context():
+        db.session.execute(update(Rating).where(Rating.id == ids[2]).values(channel="no-channel"))
+        db.session.commit()
+    platform.rejects = {rating_record_id(ids[3]): "办件编号不存在"}
+    done = run_push(app, exchange_batch=3)
+    assert (done.sent, done.rejected, done.held, done.failed) == (3, 1, 1, 0)
+    sent = [[r["id"] for r in body["records"]] for _, body in platform.batches]
+    assert sorted(sum(sent, [])) == sorted(rating_record_id(i) for i in ids[:2] + ids[3:])
+    assert max(len(b) for b in sent) <= 3
+    recs = outbox(query)
+    assert [recs[rating_record_id(i)].status for i in ids] == ["sent", "sent", "held", "rejected", "sent"]
+    assert "channel no-channel has no code" in recs[rating_record_id(ids[2])].reason
 
 
 def test_a_record_whose_sender_died_is_resent_under_the_same_id(app, client, hall, platform, query, clock):

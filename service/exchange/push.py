@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import BigInteger, String, bindparam, cast, func, literal_column, select, true, update
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import (BigInteger, Integer, String, and_, bindparam, case, cast, func, literal_column, select, true,
+                        update)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -152,6 +154,38 @@ def _pg_claim(settings: Settings) -> tuple:
     return made
 
 
+def _pg_batches(settings: Settings) -> tuple | None:
+    """_pg_claim's records grouped by the database into what is POSTed: one row per batch of
+    HCP_EXCHANGE_BATCH records coded by the SQL for HCP_EXCHANGE_URL (``records``: their JSON
+    texts joined as the body lists them; ``ids`` as the array's text, passed back as it came
+    to the settle; ``record_ids``; ``attempts`` as text, read only if the batch fails), and one
+    row each for the rest (``records`` NULL: held by the SQL, or for a client's own callback
+    URL — read whole and coded in Python). So Python handles a batch, not its records. None
+    when the profile is coded in Python."""
+    stmt, params = _pg_claim(settings)
+    if stmt is _PG_CLAIM:
+        return None
+    made = _PG_BATCHES.get(stmt)
+    if made is None:
+        c = stmt.subquery("c")
+        sql = and_(c.c.sql_held.is_(False), c.c.c_callback_url.is_(None))
+        w = select(c, sql.label("sql"), func.row_number().over(partition_by=sql, order_by=c.c.id).label("rn")
+                   ).subquery("w")
+        group = case((w.c.sql, (w.c.rn - 1) // bindparam("batch", type_=Integer)), else_=-w.c.id)
+        records = func.string_agg(w.c.sql_record, aggregate_order_by(literal_column("', '"), w.c.id))
+        made = (select(func.array_agg(aggregate_order_by(w.c.id, w.c.id)).cast(String).label("ids"),
+                       func.array_agg(aggregate_order_by(w.c.record_id, w.c.id)).label("record_ids"),
+                       func.array_agg(aggregate_order_by(w.c.attempts, w.c.id)).cast(String).label("attempts"),
+                       case((func.bool_and(w.c.sql), records), else_=None).label("records"),
+                       func.bool_and(w.c.async_commit.is_not(None)).label("async_commit"))
+                .group_by(w.c.sql, group).order_by(func.min(w.c.id)))
+        _PG_BATCHES[stmt] = made
+    return made, params
+
+
+_PG_BATCHES: dict = {}  # _pg_claim's statement → it grouped in batches
+
+
 def claim(session: Session, settings: Settings, now: datetime, limit: int | None = None) -> list:
     """Up to ``limit`` (default a batch) due pending records for this sender, as Core rows
     (``_read``) in id order.
@@ -185,10 +219,11 @@ def _targets(settings: Settings, claimed: list) -> dict[int | None, Target]:
     return out
 
 
-def body(profile: profiles.Profile, coded: list[str]) -> bytes:
-    """A batch as sent: the profile's name and version, and the records (each its JSON text)."""
+def body(profile: profiles.Profile, coded: str) -> bytes:
+    """A batch as sent: the profile's name and version, and the records (``coded``: their JSON
+    texts joined by ", ")."""
     head = json.dumps({"profile": profile.name, "version": profile.version}, ensure_ascii=False)
-    return f'{head[:-1]}, "records": [{", ".join(coded)}]}}'.encode()
+    return f'{head[:-1]}, "records": [{coded}]}}'.encode()
 
 
 def _json(record: dict) -> str:
@@ -222,11 +257,27 @@ _RETRY = (update(OUTBOX).where(OUTBOX.c.id == bindparam("b_id"))
           .values(attempts=bindparam("b_attempts"), due_at=bindparam("b_due"), reason=bindparam("b_reason")))
 
 
-# The sent of a batch: one UPDATE (PostgreSQL: ``id = ANY(array)``, one parameter, where an
-# expanding IN renders and binds each id).
-_SENT = {pg: update(OUTBOX).where(OUTBOX.c.id == func.any(bindparam("b_ids", type_=ARRAY(BigInteger))) if pg
+# The sent of a claim: one UPDATE (PostgreSQL: ``id = ANY(array)``, one parameter — the
+# array's text as the claim returned it, where an expanding IN renders and binds each id and
+# a list is dumped id by id).
+_SENT = {pg: update(OUTBOX).where(OUTBOX.c.id == func.any(cast(bindparam("b_ids", type_=String),
+                                                               postgresql.ARRAY(BigInteger))) if pg
                                  else OUTBOX.c.id.in_(bindparam("b_ids", expanding=True)))
          .values(status="sent", sent_at=bindparam("b_at"), reason=None) for pg in (False, True)}
+
+
+def _ints(array: str) -> list[int]:
+    """A PostgreSQL integer array's text as the ints."""
+    return [int(i) for i in array[1:-1].split(",")] if len(array) > 2 else []
+
+
+@dataclass(frozen=True)
+class _Rec:
+    """A record of a batch the SQL coded, as the settle of a batch not wholly sent needs it."""
+
+    id: int
+    record_id: str
+    attempts: int
 
 
 @dataclass
@@ -234,6 +285,7 @@ class _Outcome:
     """A batch's settle: one UPDATE for the sent, one executemany each for the rest (rare)."""
 
     sent: list[int] = field(default_factory=list)
+    sent_arrays: list[str] = field(default_factory=list)  # PostgreSQL: whole batches, their ids' array text
     marked: list[dict] = field(default_factory=list)  # rejected, held
     retry: list[dict] = field(default_factory=list)
 
@@ -247,9 +299,13 @@ class _Outcome:
                                "b_reason": reason[:500]})
 
     def write(self, session: Session, answered: datetime) -> None:
-        if self.sent:
-            session.connection().execute(_SENT[session.get_bind().dialect.name == "postgresql"],
-                                         {"b_ids": self.sent, "b_at": answered})
+        if self.sent_arrays:  # PostgreSQL
+            ids = ",".join([a[1:-1] for a in self.sent_arrays] + [str(i) for i in self.sent])
+            session.connection().execute(_SENT[True], {"b_ids": f"{{{ids}}}", "b_at": answered})
+        elif self.sent:
+            pg = session.get_bind().dialect.name == "postgresql"
+            session.connection().execute(_SENT[pg], {"b_ids": f"{{{','.join(map(str, self.sent))}}}" if pg
+                                                     else self.sent, "b_at": answered})
         if self.marked:
             session.execute(_MARK, self.marked)
         if self.retry:
@@ -289,32 +345,69 @@ def _send(settings: Settings, target: Target, recs: list, neutral: dict, outcome
 
     def one(batch: tuple[list, list]) -> dict[str, dict] | PushError:
         try:
-            return post(target, body(profile, batch[1]), settings.exchange_timeout)
+            return post(target, body(profile, ", ".join(batch[1])), settings.exchange_timeout)
         except PushError as err:
             return err
 
     answers = pool.map(one, batches) if pool is not None and len(batches) > 1 else map(one, batches)
     for (recs, _), results in zip(batches, answers):
-        if isinstance(results, PushError):
-            outcome.fail(settings, recs, str(results), utcnow())
-            done.failed += len(recs)
-            done.errors.append(str(results))
+        _answered(settings, recs, results, outcome, done)
+    return done
+
+
+def _answered(settings: Settings, recs: list, results: dict[str, dict] | PushError, outcome: _Outcome,
+              done: Pushed) -> None:
+    """Note in ``outcome`` what the receiver answered for a batch of records (each with ``id``,
+    ``record_id``, ``attempts``)."""
+    if isinstance(results, PushError):
+        outcome.fail(settings, recs, str(results), utcnow())
+        done.failed += len(recs)
+        done.errors.append(str(results))
+        return
+    missing = []
+    for rec in recs:
+        result = results.get(rec.record_id)
+        status = result.get("status") if result else None
+        if status == "ok":
+            outcome.sent.append(rec.id)
+            done.sent += 1
+        elif status == "rejected":
+            outcome.mark(rec, "rejected", str(result.get("reason") or "rejected by the receiver"))
+            done.rejected += 1
+        else:
+            missing.append(rec)
+    if missing:
+        outcome.fail(settings, missing, "no result for this record in the receiver's answer", utcnow())
+        done.failed += len(missing)
+
+
+_NO_RESULT: dict = {}
+
+
+def _send_coded(settings: Settings, rows: list, outcome: _Outcome, pool: ThreadPoolExecutor | None) -> Pushed:
+    """POST the batches the claim coded and grouped (_pg_batches) to HCP_EXCHANGE_URL, at once
+    through ``pool``, and note the answers: a batch wholly ``ok`` as its ids' array text."""
+    done = Pushed()
+    if not rows:
+        return done
+    target = Target(settings.exchange_url, settings.exchange_profile, settings.exchange_token)
+    profile = profiles.load(target.profile)
+
+    def one(row) -> dict[str, dict] | PushError:
+        try:
+            return post(target, body(profile, row.records), settings.exchange_timeout)
+        except PushError as err:
+            return err
+
+    answers = pool.map(one, rows) if pool is not None and len(rows) > 1 else map(one, rows)
+    for row, results in zip(rows, answers):
+        if not isinstance(results, PushError) and all(
+                results.get(rid, _NO_RESULT).get("status") == "ok" for rid in row.record_ids):
+            outcome.sent_arrays.append(row.ids)
+            done.sent += len(row.record_ids)
             continue
-        missing = []
-        for rec in recs:
-            result = results.get(rec.record_id)
-            status = result.get("status") if result else None
-            if status == "ok":
-                outcome.sent.append(rec.id)
-                done.sent += 1
-            elif status == "rejected":
-                outcome.mark(rec, "rejected", str(result.get("reason") or "rejected by the receiver"))
-                done.rejected += 1
-            else:
-                missing.append(rec)
-        if missing:
-            outcome.fail(settings, missing, "no result for this record in the receiver's answer", utcnow())
-            done.failed += len(missing)
+        recs = [_Rec(*rec) for rec in zip(_ints(row.ids), row.record_ids, _ints(row.attempts))]
+        _answered(settings, recs, results, outcome, done)
     return done
 
 
@@ -323,11 +416,31 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
     """Claim up to ``batches`` batches, send them (at once through ``pool``) and settle them,
     committing the outcome; counts by outcome."""
     now = now or utcnow()
-    claimed = claim(session, settings, now, settings.exchange_batch * batches)
-    if not claimed:
-        session.commit()
-        return Pushed()
+    limit = settings.exchange_batch * batches
+    grouped = _pg_batches(settings) if session.get_bind().dialect.name == "postgresql" else None
     done, outcome = Pushed(), _Outcome()
+    if grouped is not None:
+        stmt, params = grouped
+        rows = session.connection().execute(stmt, {**params, "now": now, "limit": limit,
+                                                   "batch": settings.exchange_batch}).all()
+        rest = [int(r.ids[1:-1]) for r in rows if r.records is None]
+        if rest:  # held by the SQL, or for a client's callback URL: read whole, coded in Python
+            done.add(_send_records(session, settings, session.execute(_read(rest)).all(), outcome, pool))
+        done.add(_send_coded(settings, [r for r in rows if r.records is not None], outcome, pool))
+    else:
+        claimed = claim(session, settings, now, limit)
+        if claimed:
+            done.add(_send_records(session, settings, claimed, outcome, pool))
+    outcome.write(session, utcnow())
+    session.commit()
+    return done
+
+
+def _send_records(session: Session, settings: Settings, claimed: list, outcome: _Outcome,
+                  pool: ThreadPoolExecutor | None) -> Pushed:
+    """Code the claimed records (the texts the claim wrote, else in Python), POST them to
+    their targets and note the answers in ``outcome``."""
+    done = Pushed()
     targets = _targets(settings, claimed)
     texts = [_coded(r, targets[r.client_id], settings) for r in claimed]
     uncoded = [r for r, text in zip(claimed, texts) if text is None]
@@ -342,8 +455,6 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
         by_target.setdefault(targets[rec.client_id], []).append((rec, text))
     for target, recs in by_target.items():
         done.add(_send(settings, target, recs, neutral, outcome, pool))
-    outcome.write(session, utcnow())
-    session.commit()
     return done
 
 
