@@ -34,7 +34,7 @@ from flask import current_app
 from sqlalchemy import (BigInteger, Integer, String, and_, bindparam, case, cast, func, literal_column, select, true,
                         update)
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -131,6 +131,23 @@ _CODED_ROW = ("id", "record_id", "kind", "rating_id", "client_id", "attempts", "
 _CODES = select(cast(bindparam("codes", type_=String), JSONB).label("t")).subquery("codes")
 
 
+def _coding(settings: Settings) -> tuple[tuple[str, str], dict] | None:
+    """HCP_EXCHANGE_PROFILE's (sql_record, sql_held) expressions over the claim's row ``q``
+    (pgcode.columns) and the statement's parameters; None if the profile is coded in Python."""
+    try:
+        profile = profiles.load(settings.exchange_profile)
+        cols = pgcode.columns(profile, settings.area_code)
+    except UnknownProfile:
+        return None
+    return None if cols is None else (cols, {"codes": pgcode.codes(profile)})
+
+
+def _coded_select(claimed, cols: tuple[str, str]):
+    """The claim's rows (``claimed``: _PG_CLAIM as subquery ``q``) with each record's coding."""
+    return (select(*(claimed.c[name] for name in _CODED_ROW), literal_column(cols[0]).label("sql_record"),
+                   literal_column(cols[1]).label("sql_held")).select_from(claimed).join(_CODES, true()))
+
+
 def _pg_claim(settings: Settings) -> tuple:
     """_PG_CLAIM with each record coded in HCP_EXCHANGE_PROFILE by the database (``sql_record``,
     its JSON text, unless ``sql_held``: pgcode.columns), and its parameters; built once per
@@ -138,52 +155,49 @@ def _pg_claim(settings: Settings) -> tuple:
     key = (settings.exchange_profile, settings.area_code)
     made = _PG_CODED.get(key)
     if made is None:
-        try:
-            profile = profiles.load(settings.exchange_profile)
-            cols = pgcode.columns(profile, settings.area_code)
-        except UnknownProfile:
-            cols = None
-        if cols is None:
+        coding = _coding(settings)
+        if coding is None:
             made = _PG_CLAIM, {}
         else:
             q = _PG_CLAIM.subquery("q")
-            made = (select(*(q.c[name] for name in _CODED_ROW), literal_column(cols[0]).label("sql_record"),
-                           literal_column(cols[1]).label("sql_held"))
-                    .select_from(q).join(_CODES, true()).order_by(q.c.id), {"codes": pgcode.codes(profile)})
+            made = _coded_select(q, coding[0]).order_by(q.c.id), coding[1]
         _PG_CODED[key] = made
     return made
 
 
 def _pg_batches(settings: Settings) -> tuple | None:
-    """_pg_claim's records grouped by the database into what is POSTed: one row per batch of
+    """The claim's records grouped by the database into what is POSTed: one row per batch of
     HCP_EXCHANGE_BATCH records coded by the SQL for HCP_EXCHANGE_URL (``records``: their JSON
     texts joined as the body lists them; ``ids`` as the array's text, passed back as it came
     to the settle; ``record_ids``; ``attempts`` as text, read only if the batch fails), and one
     row each for the rest (``records`` NULL: held by the SQL, or for a client's own callback
     URL — read whole and coded in Python). So Python handles a batch, not its records. None
-    when the profile is coded in Python."""
-    stmt, params = _pg_claim(settings)
-    if stmt is _PG_CLAIM:
-        return None
-    made = _PG_BATCHES.get(stmt)
-    if made is None:
-        c = stmt.subquery("c")
-        sql = and_(c.c.sql_held.is_(False), c.c.c_callback_url.is_(None))
-        w = select(c, sql.label("sql"), func.row_number().over(partition_by=sql, order_by=c.c.id).label("rn")
-                   ).subquery("w")
-        group = case((w.c.sql, (w.c.rn - 1) // bindparam("batch", type_=Integer)), else_=-w.c.id)
-        records = func.string_agg(w.c.sql_record, aggregate_order_by(literal_column("', '"), w.c.id))
-        made = (select(func.array_agg(aggregate_order_by(w.c.id, w.c.id)).cast(String).label("ids"),
-                       func.array_agg(aggregate_order_by(w.c.record_id, w.c.id)).label("record_ids"),
-                       func.array_agg(aggregate_order_by(w.c.attempts, w.c.id)).cast(String).label("attempts"),
-                       case((func.bool_and(w.c.sql), records), else_=None).label("records"),
-                       func.bool_and(w.c.async_commit.is_not(None)).label("async_commit"))
-                .group_by(w.c.sql, group).order_by(func.min(w.c.id)))
-        _PG_BATCHES[stmt] = made
-    return made, params
+    when the profile is coded in Python; built once per profile and area code."""
+    key = (settings.exchange_profile, settings.area_code)
+    if key not in _PG_BATCHES:
+        coding = _coding(settings)
+        made = None
+        if coding is not None:
+            # Unordered below the window (its sort gives the batches their records); the
+            # aggregates of a group read its rows in one pass, so ids[i], record_ids[i] and the
+            # i-th text are one record's without an ORDER BY (a sort) in each.
+            c = _coded_select(_PG_CLAIM.order_by(None).subquery("q"), coding[0]).subquery("c")
+            sql = and_(c.c.sql_held.is_(False), c.c.c_callback_url.is_(None))
+            w = select(c, sql.label("sql"), func.row_number().over(partition_by=sql, order_by=c.c.id).label("rn")
+                       ).subquery("w")
+            group = case((w.c.sql, (w.c.rn - 1) // bindparam("batch", type_=Integer)), else_=-w.c.id)
+            made = (select(func.array_agg(w.c.id).cast(String).label("ids"),
+                           func.array_agg(w.c.record_id).label("record_ids"),
+                           func.array_agg(w.c.attempts).cast(String).label("attempts"),
+                           case((func.bool_and(w.c.sql), func.string_agg(w.c.sql_record, literal_column("', '"))),
+                                else_=None).label("records"),
+                           func.bool_and(w.c.async_commit.is_not(None)).label("async_commit"))
+                    .group_by(w.c.sql, group).order_by(func.min(w.c.id)), coding[1])
+        _PG_BATCHES[key] = made
+    return _PG_BATCHES[key]
 
 
-_PG_BATCHES: dict = {}  # _pg_claim's statement → it grouped in batches
+_PG_BATCHES: dict[tuple[str, str | None], tuple | None] = {}  # (profile, area code) → (statement, parameters)
 
 
 def claim(session: Session, settings: Settings, now: datetime, limit: int | None = None) -> list:
