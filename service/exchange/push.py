@@ -9,8 +9,9 @@ its single writer is not held over the HTTP call, and a sender that dies leaves 
 records to come due when the lease runs out. Either way a resend carries the same record
 id, which the receiver drops. Then code each record in the target's profile (one that
 cannot be coded is ``held``) — on PostgreSQL the claim statement itself writes each record
-for HCP_EXCHANGE_PROFILE as its JSON text (service/exchange/pgcode.py), and Python only
-joins them into the body — POST them in batches of HCP_EXCHANGE_BATCH (a claim's
+for HCP_EXCHANGE_PROFILE as its JSON text (service/exchange/pgcode.py) and joins them into
+one row per batch (its body's records, ids and record ids), so Python handles a batch, not
+its records — POST them in batches of HCP_EXCHANGE_BATCH (a claim's
 batches at the same time), and write what the answers say in one
 transaction: ``ok`` → ``sent`` (one UPDATE for the batch), ``rejected`` → ``rejected``
 with the reason, nothing (a timeout, a 5xx, a record missing from the answer) → pending
