@@ -50,13 +50,27 @@ def _start_timer():
     g.metrics_started = time.perf_counter()
 
 
+# Each (route, method, status)'s series, once looked up: ``labels()`` checks and converts
+# the values and takes a lock on every call.
+_SERIES: dict[tuple, tuple] = {}
+
+
+def _series(endpoint: str, method: str, status: int) -> tuple:
+    found = _SERIES.get((endpoint, method, status))
+    if found is None:  # bounded: routes × METHODS × the statuses hcp answers
+        found = _SERIES[(endpoint, method, status)] = (HTTP_LATENCY.labels(endpoint, method),
+                                                       HTTP_REQUESTS.labels(endpoint, method, str(status)))
+    return found
+
+
 def _observe(response):
     endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
     method = request.method if request.method in METHODS else "other"
+    latency, requests = _series(endpoint, method, response.status_code)
     started = g.get("metrics_started")
     if started is not None:
-        HTTP_LATENCY.labels(endpoint, method).observe(time.perf_counter() - started)
-    HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+        latency.observe(time.perf_counter() - started)
+    requests.inc()
     if request.endpoint in INTAKE_ENDPOINTS:
         _count_intake(response.status_code)
     return response
