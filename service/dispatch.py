@@ -82,6 +82,13 @@ def producer() -> AbstractContextManager:
     return current_app.extensions["celery"].producer_or_acquire()
 
 
+# SET NX and, when the flag was there already, its remaining time: one command, one round trip.
+_TAKE_FLAG = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return -1 end
+return redis.call('PTTL', KEYS[1])
+"""
+
+
 def send_coalesced(name: str, task: str, *args, countdown: float, fallback_args: tuple = (), **options) -> bool:
     """Send ``task`` to start in ``countdown`` seconds unless one sent under ``name`` has not
     started yet: many calls within a task's wait share it (a Redis flag set NX, cleared by
@@ -99,21 +106,16 @@ def send_coalesced(name: str, task: str, *args, countdown: float, fallback_args:
     if time.monotonic() < known.get(key, 0.0):
         return False
 
-    def take(redis):
-        # SET NX answers True when it set the flag, None when it was there already; the
-        # flag's remaining time (same round trip) says how long ago another call set it.
-        pipe = redis.pipeline(transaction=False)
-        pipe.set(key, b"1", nx=True, ex=PENDING_TTL)
-        pipe.pttl(key)
-        return pipe.execute()
-    answer = flags.call(take, unavailable=None)
+    # -1 when this call set the flag, else the flag's remaining milliseconds (how long ago
+    # another call set it), or -2 when it was cleared meanwhile.
+    answer = flags.call(lambda r: r.eval(_TAKE_FLAG, 1, key, PENDING_TTL), unavailable=None)
     if answer is None:
         send(task, *fallback_args, **options)
         return True
-    if not answer[0]:
+    if answer != -1:
         # A task is waiting to start: it does this call's work too. Known set until half its
         # countdown after it was set (by Redis's clock, as an age: no two machines' clocks).
-        age = PENDING_TTL - answer[1] / 1000 if answer[1] > 0 else countdown
+        age = PENDING_TTL - answer / 1000 if answer >= 0 else countdown
         known[key] = time.monotonic() + countdown / 2 - age
         return False
     try:
