@@ -83,8 +83,13 @@ def blind_index(phone: str | None) -> str | None:
     digits = normalise_phone(phone)
     if digits is None:
         return None
-    key = hmac.new(current_app.config["SECRET_KEY"].encode(), b"hcp blind index v1", hashlib.sha256).digest()
-    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_index_key(current_app.config["SECRET_KEY"]), digits.encode(), "sha256").hex()
+
+
+@functools.lru_cache(maxsize=8)
+def _index_key(secret_key: str) -> bytes:
+    """The blind index's key, derived once per secret key (not per phone)."""
+    return hmac.digest(secret_key.encode(), b"hcp blind index v1", "sha256")
 
 
 def key_digest(key: str) -> str:
