@@ -308,6 +308,7 @@ def test_reopen_clears_the_outcome_and_closure(world):
     case = world.case("closed", outcome="invalid")
     workflow.apply(world.session, case, world.actor("manager"), "reopen", {"reason": "复核发现问题"})
     assert (case.status, case.outcome, case.closed_at) == ("rectifying", None, None)
+    assert case.claimed_by_id is None  # reopening claims nothing for review
 
 
 def test_stale_version_is_409(world):
@@ -363,6 +364,12 @@ def test_anonymous_case_is_verified_without_contacted(world):
     assert case.status == "rectifying" and case.contacted is None and event.data == {"anonymous": True}
 
 
+def test_anonymous_case_is_closed_by_feedback_without_contacted(world):
+    case = world.case("feedback", real_name=False)
+    event = workflow.apply(world.session, case, world.actor("handler"), "feedback", {"satisfied": None})
+    assert (case.status, case.contacted, event.data) == ("closed", False, {"contacted": False, "satisfied": None})
+
+
 def test_extension_moves_the_closure_deadline_by_working_days_once(world):
     case = world.case("rectifying", assignee="h")
     case.close_due = date(2021, 9, 30)  # the National Day holiday follows
@@ -403,3 +410,83 @@ def test_extension_days_are_1_to_15(world, days):
         workflow.apply(world.session, world.case("rectifying"), world.users["h"], "request_extension",
                        {"working_days": days, "reason": "x"})
     assert (err.value.status, err.value.field) == (422, "working_days")
+
+
+def test_each_refusal_says_why_in_the_words_the_api_returns(world):
+    """The API answers a refusal's ``message`` beside its reason: each says what was wrong."""
+    def refusal(case, actor, action, data=None, **kw) -> ActionError:
+        with pytest.raises(ActionError) as err:
+            workflow.apply(world.session, case, world.users[actor], action, data or GOOD_DATA[action], **kw)
+        return err.value
+
+    err = refusal(world.case("assigned"), "m", "verify")
+    assert (err.reason, err.message) == ("role", "a manager may not verify; handler or supervisor only")
+    err = refusal(world.case("assigned", assignee="h2"), "h", "verify")
+    assert (err.reason, err.message) == ("not_assignee", "only the assigned handler may act on this case")
+    err = refusal(world.case("invalid_review", claimed_by="s"), "s", "approve")
+    assert (err.reason, err.message) == ("four_eyes", "a supervisor may not approve their own request")
+    case = world.case("rectifying")
+    case.extended_at = utcnow()
+    err = refusal(case, "h", "request_extension")
+    assert (err.reason, err.message, err.allowed) == ("state", "this case has had its one extension already", [])
+    case = world.case("assigned")
+    world.session.flush()
+    err = refusal(case, "h", "verify", expected_version=case.version + 1)
+    assert (err.reason, err.message) == (
+        "stale", f"the case has changed since you loaded it (version {case.version + 1}, now {case.version}); "
+                 "reload and try again")
+    err = refusal(world.case("closed"), "h", "feedback")
+    assert err.message == ("feedback is not allowed in state closed (已办结); allowed actions: reopen")
+
+
+def test_the_history_and_the_case_keep_what_each_action_gave(world):
+    """assign and request_extension record their details; verify records the contact."""
+    case = world.case("assigned")
+    event = workflow.apply(world.session, case, world.users["s"], "assign", {"assignee": "h2"})
+    assert event.data == {"assignee": "h2"} and case.assignee_id == world.users["h2"].id
+    at = utcnow()
+    event = workflow.apply(world.session, case, world.users["h2"], "verify", {"contacted": True}, now=at)
+    assert (case.contacted, case.verified_at, event.data) == (True, at, {"contacted": True})
+    case = world.case("assigned")
+    workflow.apply(world.session, case, world.users["h"], "verify", {"contacted": False})
+    assert case.contacted is False
+    case = world.case("rectifying")
+    event = workflow.apply(world.session, case, world.users["h"], "request_extension",
+                           {"working_days": 5, "reason": " 需协调其他部门 "})
+    assert event.data == {"working_days": 5, "reason": "需协调其他部门"}
+
+
+@pytest.mark.parametrize("days", [1, 15])
+def test_an_extension_of_1_or_15_working_days_is_accepted(world, days):
+    case = world.case("rectifying")
+    workflow.apply(world.session, case, world.users["h"], "request_extension", {"working_days": days, "reason": "x"})
+    assert (case.status, case.extension_days) == ("extension_review", days)
+
+
+def test_a_bad_extension_length_says_the_range(world):
+    with pytest.raises(ActionError) as err:
+        workflow.apply(world.session, world.case("rectifying"), world.users["h"], "request_extension",
+                       {"working_days": 16, "reason": "x"})
+    assert err.value.message == "working_days must be a whole number from 1 to 15"
+
+
+def test_the_history_of_an_extension_a_rejected_claim_and_each_reason(world):
+    """What the history keeps of an extension approved or rejected, a claim rejected, and a reason given."""
+    handler, supervisor = world.users["h"], world.users["s"]
+    case = world.case("rectifying")
+    case.close_due = date(2021, 9, 30)  # the National Day holiday follows
+    workflow.apply(world.session, case, handler, "request_extension", {"working_days": 2, "reason": "需会商"})
+    event = workflow.apply(world.session, case, supervisor, "approve")
+    assert event.data == {"working_days": 2, "close_due_before": "2021-09-30", "close_due": "2021-10-09",
+                          "claimed_by_id": handler.id}
+    case = world.case("rectifying")
+    workflow.apply(world.session, case, handler, "request_extension", {"working_days": 3, "reason": "x"})
+    event = workflow.apply(world.session, case, supervisor, "reject")
+    assert event.data == {"working_days": 3, "claimed_by_id": handler.id} and case.extension_days is None
+    case = world.case("invalid_review")  # claimed by s0
+    event = workflow.apply(world.session, case, supervisor, "reject")
+    assert event.data == {"claimed_by_id": world.users["s0"].id}
+    for state, action, actor in [("assigned", "claim_invalid", handler), ("rectifying", "propose_explain", handler),
+                                 ("closed", "reopen", supervisor)]:
+        event = workflow.apply(world.session, world.case(state), actor, action, {"reason": " 评价人再次投诉 "})
+        assert event.data == {"reason": "评价人再次投诉"}, action
