@@ -490,3 +490,33 @@ def test_the_history_of_an_extension_a_rejected_claim_and_each_reason(world):
                                  ("closed", "reopen", supervisor)]:
         event = workflow.apply(world.session, world.case(state), actor, action, {"reason": " 评价人再次投诉 "})
         assert event.data == {"reason": "评价人再次投诉"}, action
+
+
+def test_feedback_keeps_an_earlier_contact_and_records_the_answer(world):
+    """A rater reached at verification stays contacted when the feedback call does not get through."""
+    case = world.case("assigned")
+    workflow.apply(world.session, case, world.users["h"], "verify", {"contacted": True})
+    workflow.apply(world.session, case, world.users["h"], "rectify", GOOD_DATA["rectify"])
+    event = workflow.apply(world.session, case, world.users["h"], "feedback", {"contacted": False, "satisfied": True})
+    assert (case.status, case.contacted, case.satisfied) == ("closed", True, True)
+    assert event.data == {"contacted": False, "satisfied": True}
+    case = world.case("feedback", real_name=False)
+    event = workflow.apply(world.session, case, world.users["h"], "feedback", {"contacted": True, "satisfied": False})
+    assert (case.contacted, case.satisfied, event.data) == (True, False, {"contacted": True, "satisfied": False})
+
+
+def test_only_the_closing_action_sets_closed_at_and_owes_the_result_upstream(world):
+    """Closing stamps ``closed_at`` and queues the case's 上报 record in the same transaction; nothing before."""
+    from models import OutboxRecord
+
+    def owed(case):
+        world.session.flush()
+        return world.session.scalars(select(OutboxRecord.payload).where(OutboxRecord.case_id == case.id)).all()
+
+    case = world.case("rectifying")
+    workflow.apply(world.session, case, world.users["h"], "rectify", GOOD_DATA["rectify"])
+    assert (case.status, case.closed_at, owed(case)) == ("feedback", None, [])
+    at = utcnow()
+    workflow.apply(world.session, case, world.users["h"], "feedback", {"contacted": True, "satisfied": True}, now=at)
+    assert (case.status, case.closed_at) == ("closed", at)
+    assert [(p["outcome"], p["closed_at"]) for p in owed(case)] == [("rectified", at.isoformat())]
