@@ -311,3 +311,53 @@ def test_routing_in_process_picks_the_active_handler_with_fewest_open_cases(app,
                   for e in db.session.scalars(select(CaseEvent))}
     assert events[first.id] == ("route", "assigned", "自动分派", {"assignee_id": a.id}, None)
     assert events[lone.id] == ("route", "unassigned", "部门无可用承办人，待分派", {"assignee_id": None}, None)
+
+
+def test_routing_joins_the_case_another_worker_made_between_its_look_up_and_its_insert(app, org):
+    """Two workers routing one rating: the one whose INSERT finds the case made meanwhile
+    (ON CONFLICT DO NOTHING) answers that case's id and writes no history of its own."""
+    from sqlalchemy import event
+
+    from models import Device
+    from service.extensions import db
+    from service.ratings.intake import store
+
+    dept = org.department("d1")
+    device, _ = org.device(dept)
+    raced = []
+
+    def the_other_worker_first(conn, cursor, statement, parameters, *_):
+        if statement.startswith("INSERT INTO cases ") and not raced:
+            raced.append(statement)  # the same transaction stands in for the one that committed first
+            cursor.execute("INSERT INTO cases (rating_id, department_id, status, close_due, created_at, "
+                           f"updated_at, version) VALUES ({rid}, {dept.id}, 'unassigned', '2026-12-31', "
+                           "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)")
+
+    with app.app_context():
+        outcomes = store(db.session.connection(), db.session.get(Device, device.id), [
+            {"client_id": uuid.uuid4(), "level": 1, "rated_at": utcnow()}])
+        rid = outcomes[0].rating["id"]
+        event.listen(db.engine, "before_cursor_execute", the_other_worker_first)
+        try:
+            case_id = routing.route(db.session, rid)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", the_other_worker_first)
+        db.session.commit()
+        assert raced
+        theirs = db.session.scalars(select(Case).where(Case.rating_id == rid)).all()
+        assert [c.id for c in theirs] == [case_id] and theirs[0].status == "unassigned"
+        assert db.session.scalar(select(func.count(CaseEvent.id)).where(CaseEvent.case_id == case_id)) == 0
+
+
+def test_the_route_entry_of_the_history_is_the_case_s_creation(app, org):
+    """The history's first entry: at the case's creation time, by nobody, from no state."""
+    from service.extensions import db
+
+    dept = org.department("d1")
+    org.user("h1", "handler", dept)
+    device, _ = org.device(dept)
+    case = route_received(app, device.id, utcnow())
+    with app.app_context():
+        (entry,) = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case.id)).all()
+        assert (entry.at, entry.actor_id, entry.action, entry.from_status, entry.to_status, entry.note) == (
+            case.created_at, None, "route", None, "assigned", "自动分派")
