@@ -84,6 +84,7 @@ MODULES = {
     "figures": Module("service/stats/figures.py", (), (
         "tests/test_stats.py", "tests/test_default_ratings.py::test_expired_invitations_become_default_ratings",
         "tests/test_default_ratings.py::test_breakdowns_carry_the_application_figures_equal_to_raw_counts",
+        "tests/test_default_ratings.py::test_default_ratings_of_any_level_are_counted_apart_from_the_rated",
         "tests/test_reasons.py::test_breakdown_by_reason_counts_raw_rows", "-k", "not random_inserts")),
     # rebuild and differences (test_stats.py, the CLI in process); adjust is the suspicious
     # flag's exclusion and restore (test_suspicious.py) and over more than one chunk of ids;

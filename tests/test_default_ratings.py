@@ -228,3 +228,33 @@ def test_breakdowns_carry_the_application_figures_equal_to_raw_counts(app, org, 
         db.session.commit()
     broken = shell("stats", "check", check=False)
     assert broken.returncode == 1 and "ratings.is_default" in broken.stdout
+
+
+def test_default_ratings_of_any_level_are_counted_apart_from_the_rated(app, client, invited, query):  # noqa: F811
+    """HCP_DEFAULT_RATING_LEVEL may be any level 1–5: the summary takes default ratings of each
+    level out of the rated figures, good (3–5) and bad (1–2) alike."""
+    import dataclasses
+
+    from service.extensions import db
+    from service.invitations import defaults
+
+    assert client.post(f"/r/{invited('P-R')}", data={"level": "5"}).status_code == 303  # one rated
+    settings = app.config["HCP_SETTINGS"]
+    # Past every invitation's expiry, so only these in-process sweeps (not the session
+    # worker's beat, at the real time) make them.
+    later = utcnow() + timedelta(days=settings.default_rating_days + 1)
+    try:
+        for n, level in enumerate((4, 2, 1)):
+            invited(f"P-D{n}")
+            app.config["HCP_SETTINGS"] = dataclasses.replace(settings, default_rating_level=level)
+            with app.app_context():
+                assert defaults.run(db.session, now=later) == 1
+                db.session.commit()
+    finally:
+        app.config["HCP_SETTINGS"] = settings
+    assert sorted(query(lambda s: s.scalars(select(Rating.level).where(Rating.is_default)).all())) == [1, 2, 4]
+    with app.app_context():
+        out = figures.summary(db.session, figures.Filters(date.today() - timedelta(days=2),
+                                                          later.date() + timedelta(days=1)))
+    assert (out["total"], out["default"], out["rated_total"], out["rated_good"]) == (4, 3, 1, 1)
+    assert out["good_rate_rated"] == 1.0
