@@ -17,11 +17,10 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, insert, select, text, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models import (Device, Project, Rating, SuspiciousFlag, SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark,
-                    rowsets)
+                    conflict, rowsets)
 from models.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -74,11 +73,6 @@ def _marks(rows, settings, now) -> list[dict]:
     return out
 
 
-def _insert(session: Session):
-    """The INSERT construct of the session's database (both spell ``ON CONFLICT``)."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 # The tables _insert_ignore writes, with the columns of their rows: on PostgreSQL each chunk is
 # one statement of one JSON parameter (models/rowsets.py), not one statement per row.
 _PG_INSERT_IGNORE = {table.name: rowsets.insert_ignore(table, columns) for table, columns in (
@@ -94,7 +88,7 @@ def _insert_ignore(session: Session, table, values: list[dict]) -> None:
             session.connection().exec_driver_sql(sql, {"rows": rowsets.dumps(values[start:start + _CHUNK])})
         return
     for start in range(0, len(values), _CHUNK):
-        session.execute(_insert(session)(table).on_conflict_do_nothing(), values[start:start + _CHUNK])
+        session.execute(conflict.insert(session, table).on_conflict_do_nothing(), values[start:start + _CHUNK])
 
 
 def _over(session: Session, marks: list[dict], limits: dict) -> dict[tuple, set[int]]:
@@ -228,7 +222,7 @@ def _open(session: Session, rule: str, group_key: str, department_id: int, gener
     a concurrent transaction, now committed: the unique key waits for it)."""
     f = SuspiciousFlag.__table__.c
     return session.scalar(
-        _insert(session)(SuspiciousFlag.__table__)
+        conflict.insert(session, SuspiciousFlag.__table__)
         .values(rule=rule, group_key=group_key, department_id=department_id, generation=generation,
                 subject=subject, state="open", opened_at=now)
         .on_conflict_do_nothing(index_elements=[f.rule, f.group_key, f.department_id, f.generation])
