@@ -12,6 +12,8 @@ replaces every connection of the pool.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
@@ -70,3 +72,27 @@ def intake_engine() -> Engine:
         # Threads asking at once each make one (no connection yet); all keep the first.
         engine = current_app.extensions.setdefault(INTAKE_ENGINE, engine)
     return engine
+
+
+@contextmanager
+def driver_connection() -> Iterator:
+    """PostgreSQL: the psycopg connection of a pooled ``intake_engine`` connection (autocommit),
+    for one statement written in SQL, returned to the pool afterwards.
+
+    It skips SQLAlchemy's Connection and execution context (building them and the result
+    was a sixth of a PUT /projects' view) but keeps its pool: the same checkout, the same
+    ping of a connection that sat idle. A psycopg error leaves as SQLAlchemy's own
+    (``OperationalError`` and the rest, so the app's 503 and 4xx handlers answer as for any
+    statement), and a connection it broke is discarded, not pooled again.
+    """
+    import psycopg
+
+    fairy = intake_engine().raw_connection()
+    try:
+        yield fairy.driver_connection
+    except psycopg.Error as err:
+        if fairy.driver_connection.closed or isinstance(err, psycopg.OperationalError):
+            fairy.invalidate(err)
+        raise exc.DBAPIError.instance(None, None, err, psycopg.Error) from err
+    finally:
+        fairy.close()

@@ -118,3 +118,31 @@ def test_concurrent_first_puts_store_one(world, app, query):
         "/api/v1/projects/P-RACE", json=body(), headers=key).status_code)
     assert sorted(statuses) == [200] * 7 + [201]
     assert query(lambda s: s.scalar(select(func.count(Project.id)))) == 1
+
+
+@pytest.mark.postgres_only  # the fast path's own psycopg connection (service.pooling.driver_connection)
+def test_a_connection_dropped_under_the_fast_path_is_503_then_replaced(world, client, app, query):
+    """The first PUT of a project_no runs on a pooled connection's psycopg connection itself:
+    when PostgreSQL drops it, the client gets the database's 503 with Retry-After (not a 500),
+    nothing is half-stored, and the broken connection is not pooled again."""
+    from service.pooling import intake_engine
+
+    key = bearer(world["approval"])
+    assert client.put("/api/v1/projects/P-DROP-0", json=body("done"), headers=key).status_code == 201
+    with app.app_context():
+        engine = intake_engine()
+        with engine.connect() as conn:
+            pids = {conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()}
+        with engine.connect() as conn:
+            pids.add(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+    with app.app_context():
+        from service.extensions import db
+
+        for pid in pids:  # every connection of the intake pool, just used, so none is pinged first
+            db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        db.session.commit()
+    dropped = client.put("/api/v1/projects/P-DROP-1", json=body("done"), headers=key)
+    assert dropped.status_code == 503 and dropped.headers.get("Retry-After")
+    assert query(lambda s: s.scalar(select(func.count(Project.id)).where(Project.project_no == "P-DROP-1"))) == 0
+    again = client.put("/api/v1/projects/P-DROP-1", json=body("done"), headers=key)
+    assert again.status_code == 201

@@ -13,7 +13,7 @@ from service.auth.access import in_scope, staff_required
 from service.auth.clients import client_or_staff, client_required
 from service.edge import Blueprint
 from service.extensions import db
-from service.pooling import intake_engine
+from service.pooling import driver_connection, intake_engine
 from service.invitations import issue, tokens
 from service.projects import register
 from service.projects.schemas import PROJECT_NO, InvitationOut, ProjectIn, ProjectOut
@@ -94,9 +94,8 @@ class ProjectByNo(MethodView):
         _project_no(project_no)
         try:
             created = None
-            engine = intake_engine()
-            if engine.dialect.name == "postgresql":  # a new project_no: one statement (register.create)
-                with engine.connect() as conn:
+            if intake_engine().dialect.name == "postgresql":  # a new project_no: one statement (register.create)
+                with driver_connection() as conn:
                     created = register.create(conn, g.client, project_no, body)
             if created is None:
                 done = register.upsert(db.session, g.client, project_no, body)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timezone
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from models import STAGES, IntegrationClient, Invitation, Project, ServiceItem, conflict, rowsets
@@ -184,8 +184,9 @@ FROM (SELECT 1) one LEFT JOIN item ON true
 """
 
 
-def create(conn: Connection, client, project_no: str, body: dict) -> Created | None:
-    """PostgreSQL, ``conn`` in autocommit: register a new ``project_no`` in one statement.
+def create(conn, client, project_no: str, body: dict) -> Created | None:
+    """PostgreSQL, ``conn`` a psycopg connection in autocommit (service.pooling.driver_connection):
+    register a new ``project_no`` in one statement.
 
     None when it exists already (the caller goes on with ``upsert``); UnknownItem for an
     item not in the client's subtree. The applicant is encrypted and blind-indexed and the
@@ -201,7 +202,7 @@ def create(conn: Connection, client, project_no: str, body: dict) -> Created | N
     params = {**values, "item_code": body["item_code"], "client_path": client.department.path,
               "has_phone": bool(values["applicant_phone_enc"]),
               "planned": rowsets.dumps(planned)}
-    row = conn.exec_driver_sql(_CREATE, params).one()
+    row = conn.cursor(row_factory=namedtuple_row).execute(_CREATE, params).fetchone()
     if row.item_id is None:
         raise UnknownItem(f"unknown service item {body['item_code']}")
     if row.project_id is None:
