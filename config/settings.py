@@ -115,7 +115,8 @@ class Settings:
     catch_up_seconds: float = 60.0
     catch_up_grace_seconds: float = 120.0
     # A web process gathers its stored ratings this long and sends them to the worker's term
-    # counts and rules as one task (service/ratings/pending.py); 0: one task per request.
+    # counts and rules as one task, and its new invitations' SMS as one batch send
+    # (service/pending.py); 0: at once, per request.
     after_commit_linger_seconds: float = 0.2
     timezone: str = "Asia/Shanghai"
     # Names this deployment's Celery queue and rate-limit keys, so two hcp instances

@@ -1,4 +1,4 @@
-"""The web process's queue of stored ratings for the worker (service/ratings/pending.py):
+"""The web process's queue of stored ratings for the worker (service/pending.py):
 the ids of many requests go as few batches, none lost, none twice; a broker that is down
 costs no request anything."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from service.ratings.pending import PendingQueue
+from service.pending import PendingQueue
 from tests.support import wait_for
 
 
@@ -62,8 +62,8 @@ def test_a_full_queue_goes_at_once_and_flush_sends_the_rest():
 
 def test_a_broker_down_is_logged_and_the_queue_goes_on(caplog):
     sent = Sent(fail=True)
-    queue = PendingQueue(sent, linger=0.05)
-    with caplog.at_level(logging.WARNING, logger="service.ratings.pending"):
+    queue = PendingQueue(sent, linger=0.05, what="ratings left for the catch-up sweep")
+    with caplog.at_level(logging.WARNING, logger="service.pending"):
         queue.add([1], [1, 2])
         wait_for(lambda: "left for the catch-up sweep" in caplog.text, message="the failure logged")
     assert "2 ratings" in caplog.text

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from models import STAGES, Invitation, Project, Rating, UnsettledInvitation, conflict
 from models.types import utcnow
-from service import notify
+from service import notify, pending
 from service.invitations import sms, tokens  # sms: also registers the outbox's sms sender
 
 log = logging.getLogger(__name__)
@@ -75,15 +75,19 @@ def ensure(session: Session, project: Project) -> list[int]:
 
 
 def send_after_commit(delivery_ids: list[int]) -> None:
-    """The SMS are sent in batches (service.notify.send_batched: one task for all those made
-    within a second, retried by Celery); a broker that is down leaves them to the next batch
-    or the warning sweep, which resends deliveries never tried (service.notify.never_tried)."""
-    if not delivery_ids:
-        return
-    try:
-        notify.send_batched(sms.KIND, delivery_ids, retry=False)
-    except Exception:  # noqa: BLE001 — the invitation is stored; a later batch or the sweep sends it
-        log.warning("broker unavailable; SMS %s left for the sweep", ", ".join(map(str, delivery_ids)))
+    """The SMS are sent in batches: this process's queue (service/pending.py) gathers the
+    deliveries of HCP_AFTER_COMMIT_LINGER_SECONDS, then service.notify.send_batched has one
+    task send every delivery made within a second (retried by Celery) — no broker or Redis
+    call on the request's path. A broker that is down, or a process killed before its queue
+    sent, leaves them to the next batch or the warning sweep, which resends deliveries never
+    tried (service.notify.never_tried)."""
+    if delivery_ids:
+        pending.hand_on("hcp_pending_sms", _send_batched, delivery_ids,
+                        what="SMS left for the next batch or the warning sweep")
+
+
+def _send_batched(delivery_ids: list[int]) -> None:
+    notify.send_batched(sms.KIND, delivery_ids, retry=False)
 
 
 def state(session: Session, invitation: Invitation, now: datetime | None = None) -> str:

@@ -15,10 +15,9 @@ from sqlalchemy.orm import Session
 
 from models import Rating, SuspiciousMark, SweepWatermark, conflict
 from models.types import utcnow
-from service import dispatch
+from service import dispatch, pending
 from service.insights import counting
 from service.ratings.intake import Outcome, route_created
-from service.ratings.pending import PendingQueue
 from service.suspicious import rules
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def send_tasks(outcomes: list[Outcome], bodies: list, request_id: str | None = N
     """Send the tasks of a committed batch; ``bodies`` are the stored bodies, in order.
 
     Routing, one task per bad rating; the term counts and the rules go to this process's
-    queue (service/ratings/pending.py), which sends the batches of ``HCP_AFTER_COMMIT_LINGER_SECONDS``
+    queue (service/pending.py), which sends the batches of ``HCP_AFTER_COMMIT_LINGER_SECONDS``
     as one ``process_stored`` task (one message, one worker transaction; 0: one task per
     batch, sent here). Each send catches a broker that is down (the sweeps catch up later:
     ``sweep_unrouted`` for routing, ``catch_up`` for the term counts and the rules), so this
@@ -41,32 +40,12 @@ def send_tasks(outcomes: list[Outcome], bodies: list, request_id: str | None = N
     count_ids, check_ids = counting.to_count(outcomes, bodies), rules.to_check(outcomes)
     if not count_ids and not check_ids:
         return
-    queue = _pending()
-    if queue is not None:
-        queue.add(count_ids, check_ids)
-        return
-    try:
-        dispatch.send("process_stored", count_ids, check_ids, retry=False)
-    except Exception:  # noqa: BLE001 — never lose the 201 for a count or a check
-        log.warning("broker unavailable; ratings %s left for the catch-up sweep", check_ids or count_ids,
-                    exc_info=True)
+    pending.hand_on("hcp_pending_ratings", _send_stored, count_ids, check_ids,
+                    what="ratings left for the catch-up sweep")
 
 
-def _pending() -> PendingQueue | None:
-    """This process's queue for the app (None when the linger is 0: send at once)."""
-    app = current_app._get_current_object()
-    queue = app.extensions.get("hcp_pending_ratings")
-    if queue is None:
-        linger = app.config["HCP_SETTINGS"].after_commit_linger_seconds
-        if linger <= 0:
-            return None
-
-        def send(count_ids: list[int], check_ids: list[int]) -> None:
-            with app.app_context():  # the queue's thread has none of its own
-                dispatch.send("process_stored", count_ids, check_ids, retry=False)
-
-        queue = app.extensions.setdefault("hcp_pending_ratings", PendingQueue(send, linger))
-    return queue
+def _send_stored(count_ids: list[int], check_ids: list[int]) -> None:
+    dispatch.send("process_stored", count_ids, check_ids, retry=False)
 
 
 def process(session: Session, count_ids: list[int], check_ids: list[int]) -> int:
