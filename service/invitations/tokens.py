@@ -9,7 +9,7 @@ Changing HCP_SECRET_KEY invalidates every link not yet used.
 from __future__ import annotations
 
 import base64
-import hashlib
+import functools
 import hmac
 import secrets
 
@@ -25,9 +25,14 @@ def new_nonce() -> str:
 
 
 def token_for(nonce: str) -> str:
-    key = hmac.new(current_app.config["SECRET_KEY"].encode(), b"hcp invitation v1", hashlib.sha256).digest()
-    mac = hmac.new(key, nonce.encode(), hashlib.sha256).digest()
+    mac = hmac.digest(_token_key(current_app.config["SECRET_KEY"]), nonce.encode(), "sha256")
     return base64.urlsafe_b64encode(mac).decode()[:TOKEN_CHARS]
+
+
+@functools.lru_cache(maxsize=8)
+def _token_key(secret_key: str) -> bytes:
+    """The tokens' key, derived once per secret key (not per token)."""
+    return hmac.digest(secret_key.encode(), b"hcp invitation v1", "sha256")
 
 
 def token_hash(token: str) -> str:
