@@ -83,16 +83,22 @@ def driver_connection() -> Iterator:
     was a sixth of a PUT /projects' view) but keeps its pool: the same checkout, the same
     ping of a connection that sat idle. A psycopg error leaves as SQLAlchemy's own
     (``OperationalError`` and the rest, so the app's 503 and 4xx handlers answer as for any
-    statement), and a connection it broke is discarded, not pooled again.
+    statement), and a connection it broke is discarded, not pooled again. A lost connection
+    (a restarted or terminated server) discards the whole pool, as SQLAlchemy does for its
+    own statements: the others went with it, and each would otherwise fail one request.
     """
     import psycopg
 
-    fairy = intake_engine().raw_connection()
+    engine = intake_engine()
+    fairy = engine.raw_connection()
     try:
         yield fairy.driver_connection
     except psycopg.Error as err:
-        if fairy.driver_connection.closed or isinstance(err, psycopg.OperationalError):
+        lost = engine.dialect.is_disconnect(err, fairy.driver_connection, None)
+        if lost or isinstance(err, psycopg.OperationalError):
             fairy.invalidate(err)
+        if lost:
+            engine.dispose()
         raise exc.DBAPIError.instance(None, None, err, psycopg.Error) from err
     finally:
         fairy.close()
