@@ -73,8 +73,9 @@ def test_device_and_staff_keys_refused_on_client_endpoints(app, client, org):
 
 def test_a_disabled_client_is_refused_at_once_by_every_web_process(app, client, org, hcp_env, shell):
     """Client rows are kept per process under the clients' version in the shared Redis
-    (service.auth.clients): a second app, as another web process, keeps its own and still
-    refuses the key as soon as ``hcp clients disable`` returns."""
+    (service.auth.clients), which each process reads at most every VERSION_TICK seconds: a
+    second app, as another web process, keeps its own, and both refuse the key as soon as
+    ``hcp clients disable`` returns, right after both used it."""
     from service import create_app
 
     other = create_app(hcp_env)

@@ -27,6 +27,10 @@ CLIENT_PREFIX = "hcpc_"
 CLIENT_SCHEME = "clientKey"
 CACHE_SECONDS = 60.0  # the longest a process keeps a client row, whatever the version says
 VERSION = "clients:version"  # the shared value every change of a client replaces
+# How long a process uses the version it read before it reads it again (requests meanwhile
+# share that one GET); ``changed()`` returns only after it, so the next request anywhere
+# sees the new version.
+VERSION_TICK = 0.2
 
 
 def new_client_key() -> str:
@@ -64,8 +68,9 @@ def current_client() -> ClientRef | None:
     A disabled client is refused at once by every web process: the client row is kept in
     this process only beside the clients' version it was read under (a random value in the
     shared Redis, replaced by ``changed()`` after every change of a client), and only
-    while that is still the version (one Redis GET instead of a database round trip), for
-    at most CACHE_SECONDS. Without Redis every request reads the row: one round trip in
+    while that is still the version, for at most CACHE_SECONDS. The version is one Redis
+    GET a process makes at most every VERSION_TICK seconds, and ``changed()`` returns only
+    once that has passed. Without Redis every request reads the row: one round trip in
     autocommit, no ORM. Unknown keys are never kept.
     """
     raw = _bearer()
@@ -97,7 +102,12 @@ def _client_row(key_hash: str) -> ClientRef | None:
 
 
 def _version() -> bytes | None:
-    """The clients' version in the shared Redis (one made up if there is none yet); None without Redis."""
+    """The clients' version in the shared Redis (one made up if there is none yet), as this
+    process read it less than VERSION_TICK seconds ago; None without Redis."""
+    asked = time.monotonic()  # before the GET: a version read across a change expires first
+    held = current_app.extensions.get(_HELD_VERSION)
+    if held is not None and asked - held[0] < VERSION_TICK:
+        return held[1]
     store = shared()
     key = store.key(VERSION)
 
@@ -107,20 +117,29 @@ def _version() -> bytes | None:
             redis.set(key, secrets.token_bytes(16), nx=True)
             found = redis.get(key)
         return found
-    return store.call(read)
+    version = store.call(read)
+    if version is not None:
+        current_app.extensions[_HELD_VERSION] = (asked, version)
+    return version
+
+
+_HELD_VERSION = "hcp_client_version"
 
 
 def changed() -> None:
     """After a commit that changed a client (added, disabled, enabled): every process reads
     its row again. A new random version, never an old one again (a counter would repeat
-    after Redis lost it). Without Redis there is nothing to tell; while it fails, processes
-    keep rows they have for at most CACHE_SECONDS (a warning says so)."""
+    after Redis lost it); returns VERSION_TICK later, when no process uses the old one any
+    more. Without Redis there is nothing to tell; while it fails, processes keep rows they
+    have for at most CACHE_SECONDS (a warning says so)."""
     store = shared()
     if store.redis is None:
         return
     if store.call(lambda r: r.set(store.key(VERSION), secrets.token_bytes(16)) or True) is None:
         log.warning("clients' version not replaced (shared Redis unreachable): web processes may accept "
                     "the client's old state for up to %.0f s", CACHE_SECONDS)
+        return
+    time.sleep(VERSION_TICK)
 
 
 def client_required(*kinds: str):
