@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Index, Integer, SmallInteger, String, text
+from sqlalchemy import JSON, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import db
@@ -50,6 +50,11 @@ class OutboxRecord(db.Model):
     reason: Mapped[str | None] = mapped_column(String(500))
     # A closed case's result as it was at closing (a reopened case closes again as a new record).
     payload: Mapped[dict | None] = mapped_column(JSON)
+    # The record's JSON text ({id, type, data}) in HCP_EXCHANGE_PROFILE as its writer coded
+    # it, and what for (service/exchange/pgcode.py: the coding's key and epoch); a record
+    # whose coded_for is not the current one is coded again when claimed. None: coded then.
+    coded: Mapped[str | None] = mapped_column(Text)
+    coded_for: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         # The push takes the due pending records in id order; sent ones leave the index.

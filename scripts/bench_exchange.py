@@ -104,14 +104,22 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         pass
 
 
-def queue_backlog(name: str) -> int:
+def queue_backlog(name: str, app) -> int:
+    """Every rating's outbox record, stored coded as the intake stores it (outbox.pg_rating_cte:
+    the same SQL, for the app's HCP_EXCHANGE_PROFILE and HCP_AREA_CODE)."""
     import psycopg
+
+    from service.exchange import outbox
+    from service.extensions import db
 
     with psycopg.connect(f"{load_ratings.PG_URL}/{name}") as conn:
         n = conn.execute(
             "INSERT INTO exchange_outbox (record_id, kind, rating_id, status, created_at, due_at, attempts) "
             "SELECT 'rating-' || id, 'rating', id, 'pending', received_at, received_at, 0 FROM ratings").rowcount
         conn.commit()
+    with app.app_context():
+        outbox.pg_code_ratings(db.session.connection())
+        db.session.commit()
     with psycopg.connect(f"{load_ratings.PG_URL}/{name}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE exchange_outbox")
     return n
@@ -245,9 +253,9 @@ def main() -> None:
         receiver = Receiver()  # forked before any database connection is open
         loaded = load_ratings.load(args.database, args.backlog, seed=3, days=30)
         app = loaded["app"]
-        queued = queue_backlog(args.database)
         settings = app.config["HCP_SETTINGS"]
         settings.exchange_url, settings.area_code = receiver.url, "330106"
+        queued = queue_backlog(args.database, app)
 
         from sqlalchemy import func, select
 

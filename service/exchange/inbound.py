@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from sqlalchemy import insert
 
 from models import CHANNEL_LABELS, InboundSource, IntegrationClient
-from service.exchange import profiles
+from service.exchange import outbox, profiles
 from service.exchange.push import HOTLINE_PROFILE
 from service.extensions import db
 from service.ratings import after_commit
@@ -139,6 +139,8 @@ def receive(client: IntegrationClient, records: list, settings, request_id: str 
                                     "source_id": mapped[n][0]})
             if sources:
                 conn.execute(insert(InboundSource), sources)
+                if report:  # their records were coded before the source was written: again, with it
+                    outbox.pg_code_ratings(conn, [r["rating_id"] for r in sources])
     made = [(o, m[2]) for o, m in zip(outcomes, mapped) if o is not None]
     after_commit.send_tasks([o for o, _ in made], [b for _, b in made], request_id)
     names = {neutral: name for name, neutral in profile.fields["rating"].items()}

@@ -16,11 +16,15 @@ tests/test_exchange_pgcode.py holds the two to the same payloads for every profi
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import re
+from dataclasses import dataclass
 
 from models.exchange import RATING_RECORD_PREFIX
-from service.exchange.profiles import _PLAIN, _REQUIRED, _TIME, Profile
+from service.exchange import profiles
+from service.exchange.profiles import _PLAIN, _REQUIRED, _TIME, Profile, UnknownProfile
 
 _STRFTIME = {"%Y": "YYYY", "%m": "MM", "%d": "DD", "%H": "HH24", "%M": "MI", "%S": "SS"}
 # A neutral value's shape: text, a number, HCP_AREA_CODE, a value of the case's payload, a list, a time.
@@ -175,3 +179,58 @@ def columns(profile: Profile, area_code: str | None) -> tuple[str, str] | None:
     record = _object([("id", _json_text("q.record_id")), ("type", _json_text("q.kind")),
                       ("data", f"coalesce({data}, 'null')")])
     return record, held
+
+
+# The coding epoch (PostgreSQL, migration 0027): moved on by triggers when a department's
+# credit code, an item's code or a rating's coded columns change, or one of them is deleted.
+EPOCH = "(SELECT epoch FROM exchange_coding)"
+
+
+@dataclass(frozen=True)
+class Coding:
+    """A profile's coding as SQL (columns()) for one HCP_AREA_CODE, its code tables (codes())
+    and its key: what a stored text was made by, so a record coded otherwise is recoded."""
+
+    record: str
+    held: str
+    codes: str
+    key: str
+
+    def coded_for(self) -> str:
+        """SQL of the ``coded_for`` a text coded now gets: the key and the coding epoch."""
+        return f"({lit(self.key + ':')} || {EPOCH})"
+
+
+@functools.lru_cache(maxsize=32)
+def coding(profile_name: str, area_code: str | None) -> Coding | None:
+    """HCP_EXCHANGE_PROFILE's coding in SQL; None if the profile is unknown or coded in Python."""
+    try:
+        profile = profiles.load(profile_name)
+    except UnknownProfile:
+        return None
+    cols = columns(profile, area_code)
+    if cols is None:
+        return None
+    tables = codes(profile)
+    key = hashlib.sha256("\n".join((profile.name, profile.version, *cols, tables)).encode()).hexdigest()[:40]
+    return Coding(cols[0], cols[1], tables, key)
+
+
+def rating_rows(ratings: str) -> str:
+    """The row ``q`` columns() reads, of each rating of ``ratings`` (a rowset of the ratings
+    table's columns, aliased ``c``) as its 上报 record: with its department's credit code,
+    its item's code and its source's id."""
+    return ("(SELECT c.id AS r_id, c.project_no AS r_project_no, c.channel AS r_channel, c.level AS r_level, "
+            "c.assess_number AS r_assess_number, c.rated_at AS r_rated_at, c.reasons AS r_reasons, "
+            "c.comment AS r_comment, c.rater_name_masked AS r_rater_name_masked, c.real_name AS r_real_name, "
+            "d.credit_code AS r_credit_code, i.code AS r_item_code, s.source_id AS r_source_id, "
+            f"{lit(RATING_RECORD_PREFIX)} || c.id AS record_id, 'rating'::text AS kind, NULL::json AS payload, "
+            f"c.received_at FROM {ratings} c LEFT JOIN departments d ON d.id = c.department_id "
+            "LEFT JOIN service_items i ON i.id = c.item_id LEFT JOIN exchange_sources s ON s.rating_id = c.id) q")
+
+
+def stored(made: Coding, codes_param: str) -> tuple[str, str, str]:
+    """SQL of (coded, coded_for) over ``q`` and the FROM item binding the code tables (as
+    ``codes_param``, a placeholder of the caller's style) as ``codes``: what a writer stores."""
+    return (f"CASE WHEN NOT {made.held} THEN {made.record} END", made.coded_for(),
+            f"(SELECT CAST({codes_param} AS jsonb) AS t) codes")

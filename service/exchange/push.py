@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import (BigInteger, Integer, String, and_, bindparam, case, cast, func, literal_column, select, true,
+from sqlalchemy import (BigInteger, Integer, String, bindparam, case, cast, func, literal_column, select, true,
                         update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from config import Settings
 from models import IntegrationClient, OutboxRecord
@@ -108,13 +109,13 @@ def _read(claimed):
     """The claimed records (``claimed``: a CTE of their _RECORD columns, or a list of ids)
     with everything their coding needs, one Core row each (no ORM objects): the record, its
     rating's values (records.rating_columns) and the client's kind and callback URL."""
-    rec = OUTBOX if isinstance(claimed, list) else claimed
+    rec = OUTBOX if isinstance(claimed, (list, BindParameter)) else claimed
     stmt = records.join_ratings(
         select(*(rec.c[c.name] for c in _RECORD), *records.rating_columns(),
                IntegrationClient.kind.label("c_kind"), IntegrationClient.callback_url.label("c_callback_url"))
         .select_from(rec).outerjoin(IntegrationClient, IntegrationClient.id == rec.c.client_id),
         rec.c.rating_id).order_by(rec.c.id)
-    return stmt.where(OUTBOX.c.id.in_(claimed)) if isinstance(claimed, list) else stmt
+    return stmt.where(OUTBOX.c.id.in_(claimed)) if rec is OUTBOX else stmt
 
 
 # PostgreSQL: one statement locks a batch of due records (SKIP LOCKED: concurrent senders
@@ -168,37 +169,56 @@ def _pg_claim(settings: Settings) -> tuple:
 
 def _pg_batches(settings: Settings) -> tuple | None:
     """The claim's records grouped by the database into what is POSTed: one row per batch of
-    HCP_EXCHANGE_BATCH records coded by the SQL for HCP_EXCHANGE_URL (``records``: their JSON
-    texts joined as the body lists them; ``ids`` as the array's text, passed back as it came
-    to the settle; ``record_ids``; ``attempts`` as text, read only if the batch fails), and one
-    row each for the rest (``records`` NULL: held by the SQL, or for a client's own callback
-    URL — read whole and coded in Python). So Python handles a batch, not its records. None
-    when the profile is coded in Python; built once per profile and area code."""
+    HCP_EXCHANGE_BATCH records stored coded for HCP_EXCHANGE_URL as they are now
+    (``coded_for`` the current coding's: outbox.py) — ``records``: their texts joined as
+    the body lists them; ``ids`` as the array's text, passed back as it came to the settle;
+    ``record_ids``; ``attempts`` as text, read only if the batch fails — and one row each for
+    the rest (``records`` NULL: not stored coded, coded for another profile, area code or
+    epoch, or for a client: coded at the claim, _pg_recode). So the claim reads no rating
+    and codes nothing, and Python handles a batch, not its records. None when the profile is
+    coded in Python; built once per profile and area code."""
     key = (settings.exchange_profile, settings.area_code)
     if key not in _PG_BATCHES:
-        coding = _coding(settings)
-        made = None
-        if coding is not None:
+        made = pgcode.coding(*key)
+        stmt = None
+        if made is not None:
+            c = (_due(bindparam("limit"), OUTBOX.c.id, OUTBOX.c.record_id, OUTBOX.c.attempts, OUTBOX.c.coded,
+                      func.set_config("synchronous_commit", "off", True).label("async_commit"),
+                      (OUTBOX.c.coded.is_not(None) & OUTBOX.c.client_id.is_(None)
+                       & (OUTBOX.c.coded_for == literal_column(made.coded_for()))).label("sql"))
+                 .with_for_update(skip_locked=True).cte("claimed"))
             # Unordered below the window (its sort gives the batches their records); the
             # aggregates of a group read its rows in one pass, so ids[i], record_ids[i] and the
             # i-th text are one record's without an ORDER BY (a sort) in each.
-            c = _coded_select(_PG_CLAIM.order_by(None).subquery("q"), coding[0]).subquery("c")
-            sql = and_(c.c.sql_held.is_(False), c.c.c_callback_url.is_(None))
-            w = select(c, sql.label("sql"), func.row_number().over(partition_by=sql, order_by=c.c.id).label("rn")
-                       ).subquery("w")
+            w = select(c, func.row_number().over(partition_by=c.c.sql, order_by=c.c.id).label("rn")).subquery("w")
             group = case((w.c.sql, (w.c.rn - 1) // bindparam("batch", type_=Integer)), else_=-w.c.id)
-            made = (select(func.array_agg(w.c.id).cast(String).label("ids"),
+            stmt = (select(func.array_agg(w.c.id).cast(String).label("ids"),
                            func.array_agg(w.c.record_id).label("record_ids"),
                            func.array_agg(w.c.attempts).cast(String).label("attempts"),
-                           case((func.bool_and(w.c.sql), func.string_agg(w.c.sql_record, literal_column("', '"))),
+                           case((func.bool_and(w.c.sql), func.string_agg(w.c.coded, literal_column("', '"))),
                                 else_=None).label("records"),
                            func.bool_and(w.c.async_commit.is_not(None)).label("async_commit"))
-                    .group_by(w.c.sql, group).order_by(func.min(w.c.id)), coding[1])
-        _PG_BATCHES[key] = made
+                    .group_by(w.c.sql, group).order_by(func.min(w.c.id)))
+        _PG_BATCHES[key] = stmt
     return _PG_BATCHES[key]
 
 
-_PG_BATCHES: dict[tuple[str, str | None], tuple | None] = {}  # (profile, area code) → (statement, parameters)
+def _pg_recode(settings: Settings) -> tuple:
+    """The claimed records (``ids``) not stored coded as they are now, read with their ratings
+    and coded by the SQL (sql_record unless sql_held: pgcode.columns), as the claim coded
+    every record before they were stored coded; built once per profile and area code."""
+    key = (settings.exchange_profile, settings.area_code)
+    made = _PG_RECODE.get(key)
+    if made is None:
+        coding = _coding(settings)
+        q = (_read(bindparam("ids", expanding=True))
+             .add_columns(literal_column("NULL").label("async_commit")).subquery("q"))
+        made = _PG_RECODE[key] = _coded_select(q, coding[0]).order_by(q.c.id), coding[1]
+    return made
+
+
+_PG_RECODE: dict[tuple[str, str | None], tuple] = {}
+_PG_BATCHES: dict[tuple[str, str | None], object] = {}  # (profile, area code) → the statement, or None
 
 
 def claim(session: Session, settings: Settings, now: datetime, limit: int | None = None) -> list:
@@ -435,12 +455,13 @@ def push_batch(session: Session, settings: Settings, now: datetime | None = None
     grouped = _pg_batches(settings) if session.get_bind().dialect.name == "postgresql" else None
     done, outcome = Pushed(), _Outcome()
     if grouped is not None:
-        stmt, params = grouped
-        rows = session.connection().execute(stmt, {**params, "now": now, "limit": limit,
-                                                   "batch": settings.exchange_batch}).all()
+        rows = session.connection().execute(grouped, {"now": now, "limit": limit,
+                                                      "batch": settings.exchange_batch}).all()
         rest = [int(r.ids[1:-1]) for r in rows if r.records is None]
-        if rest:  # held by the SQL, or for a client's callback URL: read whole, coded in Python
-            done.add(_send_records(session, settings, session.execute(_read(rest)).all(), outcome, pool))
+        if rest:  # not stored coded as they are now: coded here (by the SQL, else in Python)
+            stmt, params = _pg_recode(settings)
+            recoded = session.connection().execute(stmt, {**params, "ids": rest}).all()
+            done.add(_send_records(session, settings, recoded, outcome, pool))
         done.add(_send_coded(settings, [r for r in rows if r.records is not None], outcome, pool))
     else:
         claimed = claim(session, settings, now, limit)

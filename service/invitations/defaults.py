@@ -86,12 +86,16 @@ ON CONFLICT DO NOTHING
 RETURNING id, received_at""".format(rated_date=closed_day_sql("postgresql", "due.expires_at"))
 
 
-def _pg_batch_sql() -> str:
+def _pg_batch_sql() -> tuple[str, dict]:
+    """The batch's statement and its parameters beyond the batch's own (the code tables of
+    HCP_EXCHANGE_PROFILE, when the outbox records are stored coded: outbox.pg_rating_cte)."""
     answer = f"count(*), {_PG_LAST}"
     if outbox.enabled():
+        made = outbox.coding(channel="default")
         # "WITH created AS (…), queued AS (…) SELECT …": the due CTE goes first.
-        return "WITH" + _PG_DUE + "," + outbox.pg_rating_cte(_PG_INSERT, answer)[len("WITH"):]
-    return f"WITH{_PG_DUE}, created AS ({_PG_INSERT}) SELECT {answer} FROM created"
+        sql = "WITH" + _PG_DUE + "," + outbox.pg_rating_cte(_PG_INSERT, answer, made)[len("WITH"):]
+        return sql, {} if made is None else {"hcp_codes": made.codes}
+    return f"WITH{_PG_DUE}, created AS ({_PG_INSERT}) SELECT {answer} FROM created", {}
 
 
 def ensure_devices(session: Session, now: datetime) -> None:
@@ -117,11 +121,11 @@ def run_batch(session: Session, now: datetime | None = None, batch: int = BATCH,
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         after_at, after_id = after or _FIRST_KEY
+        sql, coding = _pg_batch_sql()
         made, settled, last_at, last_id = session.execute(
-            text(_pg_batch_sql()).bindparams(bindparam("now", type_=UTCDateTime()),
-                                             bindparam("after_at", type_=UTCDateTime())),
+            text(sql).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("after_at", type_=UTCDateTime())),
             {"now": now, "batch": batch, "level": level, "negative": is_bad(level),
-             "device_name": SYSTEM_NAMES["default"], "after_at": after_at, "after_id": after_id}).one()
+             "device_name": SYSTEM_NAMES["default"], "after_at": after_at, "after_id": after_id, **coding}).one()
         return settled, made, (last_at, last_id) if settled else after
     ids = list(session.scalars(select(UnsettledInvitation.invitation_id).where(UnsettledInvitation.expires_at <= now)
                                .order_by(UnsettledInvitation.expires_at, UnsettledInvitation.invitation_id)

@@ -133,6 +133,22 @@ def _pg_inserts() -> dict[tuple[bool, bool], str]:
 
 
 _PG_INSERTS = _pg_inserts()
+_PG_CODED: dict[tuple[bool, outbox.pgcode.Coding], str] = {}
+
+
+def _pg_insert(many: bool, report: bool) -> tuple[str, dict]:
+    """The statement of ``_pg_inserts()`` by (many rows?, with outbox records?) and its
+    parameters beyond the rows': with the outbox, each record stored coded when
+    HCP_EXCHANGE_PROFILE is coded in SQL (outbox.pg_rating_cte), built once per coding."""
+    made = outbox.coding() if report else None
+    if made is None:
+        return _PG_INSERTS[(many, report)], {}
+    stmt = _PG_CODED.get((many, made))
+    if stmt is None:
+        plain = _PG_INSERTS[(many, False)]
+        answer = ", ".join(c.name for c in _ANSWER)
+        stmt = _PG_CODED[(many, made)] = outbox.pg_rating_cte(plain, answer, made, "%(hcp_codes)s", pyformat=True)
+    return stmt, {"hcp_codes": made.codes}
 _Created = namedtuple("_Created", [c.name for c in _ANSWER])
 _JSON_COLUMNS = {c.name for c in RATINGS.columns if c.type.compile(dialect=postgresql.dialect()) == "JSON"}
 
@@ -155,14 +171,15 @@ def _insert_rows(conn: Connection, rows: list[dict], report: bool | None = None)
         if report:
             outbox.queue_ratings(conn, created.values())
         return created
+    stmt, extra = _pg_insert(len(rows) > 1, report)
     if len(rows) == 1:
-        params = {**rows[0], **{name: _json_text(rows[0][name]) for name in _JSON_COLUMNS}}
-        result = conn.exec_driver_sql(_PG_INSERTS[(False, report)], params)
+        params = {**rows[0], **{name: _json_text(rows[0][name]) for name in _JSON_COLUMNS}, **extra}
     else:
         params = {name: [row[name] for row in rows] for name in rows[0]}
         for name in _JSON_COLUMNS:
             params[name] = [_json_text(v) for v in params[name]]
-        result = conn.exec_driver_sql(_PG_INSERTS[(True, report)], params)
+        params.update(extra)
+    result = conn.exec_driver_sql(stmt, params)
     # As UTCDateTime would give it back: an aware datetime in UTC.
     return {r.client_id: _Created(r.id, r.client_id, r.level, r.negative, r.received_at.astimezone(timezone.utc))
             for r in result}
