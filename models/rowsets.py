@@ -31,10 +31,15 @@ def recordset(table, columns: tuple[str, ...], param: str = "rows") -> str:
     return f"json_to_recordset(%({param})s::json) AS t({typed})"
 
 
+def insert(table, columns: tuple[str, ...]) -> str:
+    """``INSERT … SELECT FROM json_to_recordset(…)`` into ``table``, in the rows' order."""
+    names = ", ".join(_quote(c) for c in columns)
+    return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {recordset(table, columns)}"
+
+
 def insert_ignore(table, columns: tuple[str, ...]) -> str:
     """``INSERT … SELECT FROM json_to_recordset(…) ON CONFLICT DO NOTHING`` into ``table``."""
-    names = ", ".join(_quote(c) for c in columns)
-    return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {recordset(table, columns)} ON CONFLICT DO NOTHING"
+    return f"{insert(table, columns)} ON CONFLICT DO NOTHING"
 
 
 def _iso(value):

@@ -119,21 +119,35 @@ def _over(session: Session, marks: list[dict], limits: dict) -> dict[tuple, set[
             else:
                 crossed.append((rule, key, window))
     for start in range(0, len(crossed), _CHUNK):
-        for rule, rating_id, group_key in session.execute(
-                select(m.rule, m.rating_id, m.group_key).where(
-                    tuple_(m.rule, m.key, m.window).in_(crossed[start:start + _CHUNK]))):
+        chunk = crossed[start:start + _CHUNK]
+        if session.get_bind().dialect.name == "postgresql":
+            found = session.connection().exec_driver_sql(_PG_WINDOW_MARKS, {"rows": _windows_param(chunk)})
+        else:
+            found = session.execute(select(m.rule, m.rating_id, m.group_key).where(
+                tuple_(m.rule, m.key, m.window).in_(chunk)))
+        for rule, rating_id, group_key in found:
             groups[(rule, group_key)].add(rating_id)
     return groups
 
 
 # PostgreSQL: one statement whose text never changes with the number of windows (the windows
-# as three array parameters), so neither SQLAlchemy nor psycopg parses a new text per batch —
-# building and splitting the UNION ALL below of a batch's ~100 windows was most of a
-# process_stored task's time with many kiosks in the profile.
+# as one JSON parameter, models/rowsets.py), so neither SQLAlchemy nor psycopg parses a new
+# text per batch — building and splitting a UNION ALL of a batch's ~100 windows was most of a
+# process_stored task's time with many kiosks in the profile, and three arrays after it cost
+# psycopg's element-by-element dumping (~3 µs a string).
+_WINDOW = ("rule", "key", "window")
+_PG_WINDOWS = rowsets.recordset(SuspiciousMark.__table__, _WINDOW)
 _PG_CAPPED_COUNTS = (
-    'SELECT w.rule, w.key, w.win, (SELECT count(*) FROM (SELECT 1 FROM suspicious_marks m '
-    'WHERE m.rule = w.rule AND m.key = w.key AND m."window" = w.win LIMIT %(cap)s) x) AS n '
-    "FROM unnest(%(rules)s::varchar[], %(keys)s::varchar[], %(wins)s::varchar[]) AS w(rule, key, win)")
+    'SELECT t.rule, t.key, t."window", (SELECT count(*) FROM (SELECT 1 FROM suspicious_marks m '
+    'WHERE m.rule = t.rule AND m.key = t.key AND m."window" = t."window" LIMIT %(cap)s) x) AS n '
+    f"FROM {_PG_WINDOWS}")
+_PG_WINDOW_MARKS = (
+    f'SELECT m.rule, m.rating_id, m.group_key FROM {_PG_WINDOWS} JOIN suspicious_marks m '
+    'ON m.rule = t.rule AND m.key = t.key AND m."window" = t."window"')
+
+
+def _windows_param(windows: list[tuple]) -> str:
+    return rowsets.dumps([dict(zip(_WINDOW, w)) for w in windows])
 
 
 def _capped_counts(session: Session, windows: list[tuple], cap: int) -> list[tuple]:
@@ -141,8 +155,7 @@ def _capped_counts(session: Session, windows: list[tuple], cap: int) -> list[tup
     index entries of the primary key, however many marks the window holds."""
     if session.get_bind().dialect.name == "postgresql":
         return [tuple(row) for row in session.connection().exec_driver_sql(_PG_CAPPED_COUNTS, {
-            "cap": cap, "rules": [w[0] for w in windows], "keys": [w[1] for w in windows],
-            "wins": [w[2] for w in windows]})]
+            "cap": cap, "rows": _windows_param(windows)})]
     parts, params = [], {"cap": cap}
     for i, (rule, key, window) in enumerate(windows):
         parts.append(f"SELECT :r{i} AS rule, :k{i} AS key, :w{i} AS win, count(*) AS n FROM "
@@ -167,11 +180,12 @@ def _before_acceptance(session: Session, rows) -> dict[tuple, set[int]]:
     return groups
 
 
-def _subject(session: Session, rule: str, group_key: str, sample) -> str:
-    """What a flag's ratings have in common, for the queue (never a clear phone number)."""
+def _subject(rule: str, group_key: str, sample, devices: dict[int, str]) -> str:
+    """What a flag's ratings have in common, for the queue (never a clear phone number);
+    ``devices`` holds the names of the burst groups' devices."""
     if rule == "burst":
-        device = session.get(Device, sample.device_id)
-        return f"{device.name}（设备 {device.id}）" if device else f"设备 {sample.device_id}"
+        name = devices.get(sample.device_id)
+        return f"{name}（设备 {sample.device_id}）" if name is not None else f"设备 {sample.device_id}"
     if rule == "phone":
         return sample.rater_phone_masked or "实名评价人"
     if rule == "comment":
@@ -179,54 +193,153 @@ def _subject(session: Session, rule: str, group_key: str, sample) -> str:
     return group_key.split(":", 1)[1]
 
 
-def _flag(session: Session, rule: str, group_key: str, department_id: int, ids: set[int], info: dict,
-          now) -> int | None:
-    """Put ``ids`` not yet in a flag of the group into its open flag (opened if there is none)."""
-    f, fr = SuspiciousFlag.__table__.c, SuspiciousFlagRating.__table__.c
-    flags = session.execute(select(f.id, f.state, f.generation).where(
-        f.rule == rule, f.group_key == group_key, f.department_id == department_id).order_by(f.id)).all()
-    if flags:  # the ids already in one of the group's flags (read by id: a flag may be large)
-        known = set(session.scalars(select(fr.rating_id).where(
-            fr.flag_id.in_([x.id for x in flags]), fr.rating_id.in_(sorted(ids)))))
-        ids = ids - known
-    if not ids:
-        return None
-    open_ = [x for x in flags if x.state == "open"]
-    if open_:
-        flag_id, action = open_[0].id, "join"
+_GROUP = ("rule", "group_key", "department_id")  # a flag's group, one per department
+_F = SuspiciousFlag.__table__.c
+_FR = SuspiciousFlagRating.__table__.c
+# PostgreSQL: a batch's groups' flags, its flags' new ratings and their history rows are each
+# one statement of one JSON parameter, whatever the number of groups (models/rowsets.py).
+_PG_GROUP_FLAGS = (
+    f"SELECT f.rule, f.group_key, f.department_id, f.id, f.state, f.generation "
+    f"FROM {rowsets.recordset(SuspiciousFlag.__table__, _GROUP)} JOIN suspicious_flags f "
+    "ON f.rule = t.rule AND f.group_key = t.group_key AND f.department_id = t.department_id ORDER BY f.id")
+_OPENED = ("rule", "group_key", "department_id", "generation", "subject", "state", "opened_at")
+_PG_OPEN = (
+    f"INSERT INTO suspicious_flags ({', '.join(_OPENED)}) SELECT {', '.join(_OPENED)} "
+    f"FROM {rowsets.recordset(SuspiciousFlag.__table__, _OPENED)} "
+    "ON CONFLICT (rule, group_key, department_id, generation) DO NOTHING RETURNING rule, group_key, department_id, id")
+_EVENT = ("flag_id", "at", "actor_id", "action", "from_state", "to_state", "ratings")
+_PG_EVENTS = rowsets.insert(SuspiciousFlagEvent.__table__, _EVENT)
+
+
+def _group_flags(session: Session, groups: list[tuple]) -> dict[tuple, list]:
+    """``{(rule, group_key, department_id): [(id, state, generation), …] by id}`` of ``groups``' flags."""
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.connection().exec_driver_sql(
+            _PG_GROUP_FLAGS, {"rows": rowsets.dumps([dict(zip(_GROUP, g)) for g in groups])}).all()
     else:
-        # A group decided before and joined by more ratings: a new flag, so no decision is
-        # widened to ratings nobody looked at.
-        generation = max((x.generation for x in flags), default=0) + 1
-        flag_id, action = _open(session, rule, group_key, department_id, generation,
-                                _subject(session, rule, group_key, info[min(ids)]), now), "open"
-        if flag_id is None:  # another transaction opened it meanwhile (a PUT and the worker): join it
-            flag_id, action = session.scalar(select(f.id).where(
-                f.rule == rule, f.group_key == group_key, f.department_id == department_id,
-                f.generation == generation)), "join"
-            ids = ids - set(session.scalars(select(fr.rating_id).where(
-                fr.flag_id == flag_id, fr.rating_id.in_(sorted(ids)))))
-            if not ids:
-                return None
-    _insert_ignore(session, SuspiciousFlagRating.__table__, [{"flag_id": flag_id, "rating_id": i} for i in sorted(ids)])
-    # A Core insert: an ORM object here would cost the worker a flush of the unit of work.
-    session.execute(insert(SuspiciousFlagEvent).values(
-        flag_id=flag_id, at=now, actor_id=None, action=action, from_state=None if action == "open" else "open",
-        to_state="open", ratings=len(ids)))
-    return flag_id
+        rows = []
+        for start in range(0, len(groups), _CHUNK):
+            rows += session.execute(select(_F.rule, _F.group_key, _F.department_id, _F.id, _F.state, _F.generation)
+                                    .where(tuple_(_F.rule, _F.group_key, _F.department_id).in_(
+                                        groups[start:start + _CHUNK])).order_by(_F.id)).all()
+    out: dict[tuple, list] = defaultdict(list)
+    for rule, group_key, department_id, flag_id, state, generation in rows:
+        out[(rule, group_key, department_id)].append((flag_id, state, generation))
+    return out
 
 
-def _open(session: Session, rule: str, group_key: str, department_id: int, generation: int, subject: str,
-          now) -> int | None:
-    """A new open flag's id; None when that generation of the group exists already (opened by
-    a concurrent transaction, now committed: the unique key waits for it)."""
-    f = SuspiciousFlag.__table__.c
-    return session.scalar(
-        conflict.insert(session, SuspiciousFlag.__table__)
-        .values(rule=rule, group_key=group_key, department_id=department_id, generation=generation,
-                subject=subject, state="open", opened_at=now)
-        .on_conflict_do_nothing(index_elements=[f.rule, f.group_key, f.department_id, f.generation])
-        .returning(f.id))
+def _in_flags(session: Session, flag_ids: list[int], ids: list[int]) -> dict[int, set[int]]:
+    """``{flag_id: rating ids}``: which of ``ids`` the flags ``flag_ids`` hold already (read by
+    id: a flag may be large)."""
+    out: dict[int, set[int]] = defaultdict(set)
+    if not flag_ids or not ids:
+        return out
+    dialect = session.get_bind().dialect.name
+    for start in range(0, len(ids), _CHUNK):
+        for flag_id, rating_id in session.execute(select(_FR.flag_id, _FR.rating_id).where(
+                rowsets.id_in(_FR.flag_id, flag_ids, dialect),
+                rowsets.id_in(_FR.rating_id, ids[start:start + _CHUNK], dialect))):
+            out[flag_id].add(rating_id)
+    return out
+
+
+def _open(session: Session, rows: list[dict]) -> dict[tuple, int]:
+    """Open the flags ``rows`` (columns ``_OPENED``): ``{group: new flag id}``, without the
+    groups whose generation exists already (opened by a concurrent transaction, now
+    committed: the unique key waits for it)."""
+    if not rows:
+        return {}
+    if session.get_bind().dialect.name == "postgresql":
+        return {(rule, key, dept): flag_id for rule, key, dept, flag_id in session.connection().exec_driver_sql(
+            _PG_OPEN, {"rows": rowsets.dumps(rows)})}
+    out = {}
+    for row in rows:
+        flag_id = session.scalar(
+            conflict.insert(session, SuspiciousFlag.__table__).values(**row)
+            .on_conflict_do_nothing(index_elements=[_F.rule, _F.group_key, _F.department_id, _F.generation])
+            .returning(_F.id))
+        if flag_id is not None:
+            out[(row["rule"], row["group_key"], row["department_id"])] = flag_id
+    return out
+
+
+def _flag_groups(session: Session, groups: dict[tuple, set[int]], now, rows=()) -> list[int]:
+    """Put each group's ratings not yet in one of its flags into its open flag (opened if there
+    is none), one flag per department; returns the flags opened or grown, in group order.
+    ``rows``: rating rows already read (id, department_id, device_id, rater_phone_masked, comment).
+
+    A fixed handful of statements for all the groups: their flags, the ratings those hold
+    already, the flags to open, the new flag ratings and the history rows."""
+    if not groups:
+        return []
+    # The members' departments and what the flag's subject is made from.
+    every = sorted({i for members in groups.values() for i in members})
+    info = {r.id: r for r in rows}
+    missing, dialect = [i for i in every if i not in info], session.get_bind().dialect.name
+    for start in range(0, len(missing), _CHUNK):
+        for r in session.execute(select(_R.id, _R.department_id, _R.device_id, _R.rater_phone_masked, _R.comment)
+                                 .where(rowsets.id_in(_R.id, missing[start:start + _CHUNK], dialect))):
+            info[r.id] = r
+    members_of: dict[tuple, set[int]] = {}
+    for (rule, group_key), members in sorted(groups.items()):
+        by_department: dict[int, set[int]] = defaultdict(set)
+        for i in members:
+            if i in info:
+                by_department[info[i].department_id].add(i)
+        for department_id, dept_ids in sorted(by_department.items()):
+            members_of[(rule, group_key, department_id)] = dept_ids
+    flags = _group_flags(session, list(members_of))
+    held = _in_flags(session, sorted({f[0] for fs in flags.values() for f in fs}), every)
+    todo: dict[tuple, tuple[int, str, set[int]]] = {}  # group: (flag id or None, action, ratings)
+    opening = []
+    for group, ids in members_of.items():
+        ids = ids - set().union(*(held[f[0]] for f in flags.get(group, ())))
+        if not ids:
+            continue
+        open_ = [f for f in flags.get(group, ()) if f[1] == "open"]
+        if open_:
+            todo[group] = (open_[0][0], "join", ids)
+        else:
+            # A group decided before and joined by more ratings: a new flag, so no decision is
+            # widened to ratings nobody looked at.
+            generation = max((f[2] for f in flags.get(group, ())), default=0) + 1
+            todo[group] = (None, "open", ids)
+            opening.append((group, generation, info[min(ids)]))
+    if opening:
+        burst = sorted({sample.device_id for (rule, _k, _d), _g, sample in opening if rule == "burst"})
+        devices = dict(session.execute(select(Device.id, Device.name).where(Device.id.in_(burst))).all()
+                       if burst else ())
+        opened = _open(session, [
+            {"rule": rule, "group_key": key, "department_id": dept, "generation": generation,
+             "subject": _subject(rule, key, sample, devices), "state": "open", "opened_at": now}
+            for (rule, key, dept), generation, sample in opening])
+        for (rule, key, dept), generation, _sample in opening:
+            group = (rule, key, dept)
+            if group in opened:
+                todo[group] = (opened[group], "open", todo[group][2])
+                continue
+            # Another transaction opened it meanwhile (a PUT and the worker): join it.
+            flag_id = session.scalar(select(_F.id).where(
+                _F.rule == rule, _F.group_key == key, _F.department_id == dept, _F.generation == generation))
+            ids = todo[group][2] - _in_flags(session, [flag_id], sorted(todo[group][2]))[flag_id]
+            todo[group] = (flag_id, "join", ids)
+    todo = {group: t for group, t in todo.items() if t[2]}
+    if not todo:
+        return []
+    _insert_ignore(session, SuspiciousFlagRating.__table__, [
+        {"flag_id": flag_id, "rating_id": i}
+        for flag_id, i in sorted((flag_id, i) for flag_id, _a, ids in todo.values() for i in ids)])
+    events = [{"flag_id": flag_id, "at": now, "actor_id": None, "action": action,
+               "from_state": None if action == "open" else "open", "to_state": "open", "ratings": len(ids)}
+              for flag_id, action, ids in todo.values()]
+    # Core inserts: ORM objects here would cost the worker a flush of the unit of work.
+    if dialect == "postgresql":
+        session.connection().exec_driver_sql(_PG_EVENTS, {"rows": rowsets.dumps(events)})
+    else:
+        session.execute(insert(SuspiciousFlagEvent), events)
+    touched = [flag_id for flag_id, _a, _ids in todo.values()]
+    log.info("suspicious ratings: flags %s opened or grown", touched)
+    return touched
 
 
 def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
@@ -250,33 +363,7 @@ def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
     groups = _over(session, marks, limits) if marks else {}
     for key, members in _before_acceptance(session, rows).items():
         groups.setdefault(key, set()).update(members)
-    return _flag_groups(session, groups, now)
-
-
-def _flag_groups(session: Session, groups: dict[tuple, set[int]], now) -> list[int]:
-    """Put each group's ratings into its flags, one per department; returns the flags opened or grown."""
-    if not groups:
-        return []
-    # The members' departments and what the flag's subject is made from.
-    every = sorted({i for members in groups.values() for i in members})
-    info, dialect = {}, session.get_bind().dialect.name
-    for start in range(0, len(every), _CHUNK):
-        for r in session.execute(select(_R.id, _R.department_id, _R.device_id, _R.rater_phone_masked, _R.comment)
-                                 .where(rowsets.id_in(_R.id, every[start:start + _CHUNK], dialect))):
-            info[r.id] = r
-    touched = []
-    for (rule, group_key), members in sorted(groups.items()):
-        by_department: dict[int, set[int]] = defaultdict(set)
-        for i in members:
-            if i in info:
-                by_department[info[i].department_id].add(i)
-        for department_id, dept_ids in sorted(by_department.items()):
-            flag_id = _flag(session, rule, group_key, department_id, dept_ids, info, now)
-            if flag_id is not None:
-                touched.append(flag_id)
-    if touched:
-        log.info("suspicious ratings: flags %s opened or grown", touched)
-    return touched
+    return _flag_groups(session, groups, now, rows)
 
 
 def recheck_project(session: Session, project_no: str, accepted_at, settings=None) -> list[int]:
