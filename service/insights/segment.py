@@ -69,7 +69,10 @@ def terms(text: str | None) -> set[str]:
     import jieba  # loaded once (tokenizer()); its own block pattern, so the cache is exact
 
     for block in jieba.re_han_default.findall(text[:MAX_TEXT]):
-        out |= _block_terms(block)
+        # A block without a Han character or a latin letter holds no term (every word is a
+        # piece of its block): a number ("（1234）") is not cut, nor kept in the cache.
+        if _WORDLIKE.search(block):
+            out |= _block_terms(block)
     return out
 
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, insert, select, text, tuple_
+from sqlalchemy import bindparam, delete, insert, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from models import (Device, Project, Rating, SuspiciousFlag, SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark,
@@ -342,6 +342,19 @@ def _flag_groups(session: Session, groups: dict[tuple, set[int]], now, rows=()) 
     return touched
 
 
+_PG_DELETE_EXPIRED = "DELETE FROM suspicious_marks WHERE expires_at < %(now)s"
+_DELETE_EXPIRED = delete(SuspiciousMark.__table__).where(SuspiciousMark.__table__.c.expires_at < bindparam("now"))
+
+
+def _delete_expired(session: Session, now) -> None:
+    """Delete the marks whose window can no longer grow (a Core statement: the ORM's bulk
+    delete would also look for the rows in the session, which holds none)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(_PG_DELETE_EXPIRED, {"now": now})
+    else:
+        session.execute(_DELETE_EXPIRED, {"now": now})
+
+
 def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
     """Run the rules on the ratings ``rating_ids``; the caller commits. Returns the flags opened or grown."""
     settings = settings or current_app.config["HCP_SETTINGS"]
@@ -355,7 +368,7 @@ def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
             _R.id, _R.device_id, _R.department_id, _R.rated_at, _R.rated_date, _R.rater_phone_index,
             _R.rater_phone_masked, _R.comment, _R.project_no).where(
                 rowsets.id_in(_R.id, ids[start:start + _CHUNK], dialect))).all()
-    session.execute(delete(SuspiciousMark).where(SuspiciousMark.expires_at < now))
+    _delete_expired(session, now)
     marks = sorted(_marks(rows, settings, now), key=lambda m: (m["rule"], m["key"], m["window"], m["rating_id"]))
     _insert_ignore(session, SuspiciousMark.__table__, marks)
     limits = {"burst": settings.burst_ratings, "phone": settings.phone_daily_max,
