@@ -163,12 +163,14 @@ def _kind(profile: Profile, kind: str, neutral: dict[str, tuple[str, str]]):
     return _object(pairs), " OR ".join(f"({h})" for h in held) or "false"
 
 
-def columns(profile: Profile, area_code: str | None) -> tuple[str, str] | None:
+def columns(profile: Profile, area_code: str | None,
+            of: tuple[str, ...] = ("rating", "case")) -> tuple[str, str] | None:
     """(sql_record, sql_held) over the claim's row ``q`` and the code tables ``codes.t`` (bound as
-    codes(profile)); None if the profile is coded in Python."""
+    codes(profile)); None if the profile is coded in Python. ``of``: the kinds of record ``q``
+    may be (a writer of ratings codes those alone: a shorter expression to set up per statement)."""
     neutral = _neutral(area_code)
     kinds = {}
-    for kind in ("rating", "case"):
+    for kind in of:
         made = _kind(profile, kind, neutral[kind])
         if made is None:
             return None
@@ -195,6 +197,8 @@ class Coding:
     held: str
     codes: str
     key: str
+    rating_record: str  # the same for a rating's record alone (columns(of=("rating",)))
+    rating_held: str
 
     def coded_for(self) -> str:
         """SQL of the ``coded_for`` a text coded now gets: the key and the coding epoch."""
@@ -213,7 +217,7 @@ def coding(profile_name: str, area_code: str | None) -> Coding | None:
         return None
     tables = codes(profile)
     key = hashlib.sha256("\n".join((profile.name, profile.version, *cols, tables)).encode()).hexdigest()[:40]
-    return Coding(cols[0], cols[1], tables, key)
+    return Coding(cols[0], cols[1], tables, key, *columns(profile, area_code, ("rating",)))
 
 
 def rating_rows(ratings: str) -> str:
@@ -230,7 +234,8 @@ def rating_rows(ratings: str) -> str:
 
 
 def stored(made: Coding, codes_param: str) -> tuple[str, str, str]:
-    """SQL of (coded, coded_for) over ``q`` and the FROM item binding the code tables (as
-    ``codes_param``, a placeholder of the caller's style) as ``codes``: what a writer stores."""
-    return (f"CASE WHEN NOT {made.held} THEN {made.record} END", made.coded_for(),
+    """SQL of (coded, coded_for) over ``q`` (a rating's record: rating_rows) and the FROM item
+    binding the code tables (as ``codes_param``, a placeholder of the caller's style) as
+    ``codes``: what a writer of ratings stores."""
+    return (f"CASE WHEN NOT {made.rating_held} THEN {made.rating_record} END", made.coded_for(),
             f"(SELECT CAST({codes_param} AS jsonb) AS t) codes")

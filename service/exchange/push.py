@@ -384,7 +384,7 @@ def _send(settings: Settings, target: Target, recs: list, neutral: dict, outcome
         except PushError as err:
             return err
 
-    answers = pool.map(one, batches) if pool is not None and len(batches) > 1 else map(one, batches)
+    answers = _at_once(pool, one, batches)
     for (recs, _), results in zip(batches, answers):
         _answered(settings, recs, results, outcome, done)
     return done
@@ -419,6 +419,15 @@ def _answered(settings: Settings, recs: list, results: dict[str, dict] | PushErr
 _NO_RESULT: dict = {}
 
 
+def _at_once(pool: ThreadPoolExecutor | None, fn, items: list) -> list:
+    """``fn`` of each item, at the same time through ``pool`` when there are several: the
+    first in this thread, the rest in the pool's (one hand-off fewer per claim)."""
+    if pool is None or len(items) < 2:
+        return [fn(item) for item in items]
+    rest = [pool.submit(fn, item) for item in items[1:]]
+    return [fn(items[0])] + [future.result() for future in rest]
+
+
 def _send_coded(settings: Settings, rows: list, outcome: _Outcome, pool: ThreadPoolExecutor | None) -> Pushed:
     """POST the batches the claim coded and grouped (_pg_batches) to HCP_EXCHANGE_URL, at once
     through ``pool``, and note the answers: a batch wholly ``ok`` as its ids' array text."""
@@ -434,7 +443,7 @@ def _send_coded(settings: Settings, rows: list, outcome: _Outcome, pool: ThreadP
         except PushError as err:
             return err
 
-    answers = pool.map(one, rows) if pool is not None and len(rows) > 1 else map(one, rows)
+    answers = _at_once(pool, one, rows)
     for row, results in zip(rows, answers):
         if not isinstance(results, PushError) and all(
                 results.get(rid, _NO_RESULT).get("status") == "ok" for rid in row.record_ids):
@@ -522,7 +531,7 @@ def push(session: Session, settings: Settings, budget_seconds: float = 50.0) -> 
             and session.get_bind().dialect.name == "postgresql"):
         claimers = 2 if settings.exchange_senders >= 4 else 1  # so one's claim or settle overlaps the other's POSTs
         width = settings.exchange_senders // claimers
-    pools = [ThreadPoolExecutor(width, thread_name_prefix="exchange-sender") if width > 1 else None
+    pools = [ThreadPoolExecutor(width - 1, thread_name_prefix="exchange-sender") if width > 1 else None
              for _ in range(claimers)]
     helpers: list[threading.Thread] = []
     outcomes: list[Pushed | BaseException] = []
