@@ -342,17 +342,9 @@ def _flag_groups(session: Session, groups: dict[tuple, set[int]], now, rows=()) 
     return touched
 
 
-_PG_DELETE_EXPIRED = "DELETE FROM suspicious_marks WHERE expires_at < %(now)s"
+# A Core statement, built once: the ORM's bulk delete would also look for the rows in the
+# session, which holds none.
 _DELETE_EXPIRED = delete(SuspiciousMark.__table__).where(SuspiciousMark.__table__.c.expires_at < bindparam("now"))
-
-
-def _delete_expired(session: Session, now) -> None:
-    """Delete the marks whose window can no longer grow (a Core statement: the ORM's bulk
-    delete would also look for the rows in the session, which holds none)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.connection().exec_driver_sql(_PG_DELETE_EXPIRED, {"now": now})
-    else:
-        session.execute(_DELETE_EXPIRED, {"now": now})
 
 
 def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
@@ -368,7 +360,7 @@ def check(session: Session, rating_ids: list[int], settings=None) -> list[int]:
             _R.id, _R.device_id, _R.department_id, _R.rated_at, _R.rated_date, _R.rater_phone_index,
             _R.rater_phone_masked, _R.comment, _R.project_no).where(
                 rowsets.id_in(_R.id, ids[start:start + _CHUNK], dialect))).all()
-    _delete_expired(session, now)
+    session.execute(_DELETE_EXPIRED, {"now": now})  # the marks whose window can no longer grow
     marks = sorted(_marks(rows, settings, now), key=lambda m: (m["rule"], m["key"], m["window"], m["rating_id"]))
     _insert_ignore(session, SuspiciousMark.__table__, marks)
     limits = {"burst": settings.burst_ratings, "phone": settings.phone_daily_max,
