@@ -274,6 +274,43 @@ def test_a_backlog_is_shared_by_the_pushs_sender_threads_each_record_once(app, c
     assert query(lambda s: s.scalar(select(func.count(OutboxRecord.id)).where(OutboxRecord.status == "sent"))) == 1000
 
 
+@pytest.mark.postgres_only
+def test_records_a_claimers_cursor_passed_by_are_sent_by_the_same_push(app, client, hall, platform, query):
+    """Each claim of a drain starts where the one before ended (push._drain); the first ten
+    records are locked elsewhere while the claims pass them, given back during the push, and
+    still go out in it — by the last claim from the start — each once."""
+    from service.extensions import db
+
+    ids = rate(client, hall[1], 300)
+    start = utcnow() - timedelta(hours=1)
+    with app.app_context():  # one due_at each (a batch's records share theirs)
+        for n, record_id in enumerate(sorted(ids)):
+            db.session.execute(update(OutboxRecord).where(OutboxRecord.rating_id == record_id)
+                               .values(due_at=start + timedelta(seconds=n)))
+        db.session.commit()
+        holder = db.engine.connect()
+    holder.execute(select(OutboxRecord.id).order_by(OutboxRecord.due_at, OutboxRecord.id).limit(10)
+                   .with_for_update())
+    original, calls, released = platform._answer, [0], threading.Event()
+
+    def give_back_on_the_fourth(path, auth, raw):
+        calls[0] += 1
+        if calls[0] == 4:
+            holder.rollback()
+            released.set()
+        return original(path, auth, raw)
+
+    platform._answer = give_back_on_the_fourth
+    try:
+        done = run_push(app, exchange_batch=50, exchange_senders=4)
+    finally:
+        platform._answer = original
+        holder.close()
+    assert released.is_set()
+    assert (done.sent, done.failed) == (300, 0)
+    assert sorted(platform.received) == sorted(rating_record_id(i) for i in ids) and platform.duplicates() == 0
+
+
 def test_the_push_runs_in_the_celery_worker_and_beat_schedules_it(app, worker, client, hall, platform, query):
     from service import dispatch
     from workers.schedule import beat_schedule
