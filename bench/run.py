@@ -573,14 +573,17 @@ class Bench:
         # device caches to hold them all).
         for url in (off_url, self.hcp_url):
             self._wrk(url, "/api/v1/ratings", self.org["key"], 12 if kiosks else 2, self._nonce(), share, kiosks)
-        celery = [p for w in self.workers for p in [w.pid] + children(w.pid)]
-
         def measured(url: str) -> dict:
-            # The workers' CPU per rating beside the rate: the rules' work is theirs, not the request's.
-            before = cpu_seconds(celery)
+            # The CPU per rating of each server-side part beside the rate (the rules' work is the
+            # workers' and the database's, not the request's): a measure the machine's swings
+            # move far less than the rates.
+            parts = self._server_side(off if url == off_url else self.hcp)
+            before = {name: cpu_seconds(pids) for name, pids in parts.items()}
             result = self._wrk(url, "/api/v1/ratings", self.org["key"], self.args.seconds, self._nonce(), share,
                                kiosks)
-            result["celery_cpu_ms"] = 1000 * (cpu_seconds(celery) - before) / max(1, result["requests"])
+            result["server_cpu_ms"] = {name: 1000 * (cpu_seconds(pids) - before[name]) / max(1, result["requests"])
+                                       for name, pids in parts.items()}
+            result["celery_cpu_ms"] = result["server_cpu_ms"]["celery"]
             return result
 
         on_runs, off_runs = [], []
@@ -600,6 +603,14 @@ class Bench:
         cpu_on, cpu_off = (min(r["celery_cpu_ms"] for r in runs) for runs in (on_runs, off_runs))
         self.rows.append(Row("celery CPU ms / rating, counting + rules on vs off", f"{cpu_on:.2f}", f"{cpu_off:.2f}",
                              None, "", None))
+        # Over all rounds of each side: server CPU per rating (a task spilling into the next
+        # round is counted there; the sides alternate, so it evens out).
+        total = {side: {name: sum(r["server_cpu_ms"][name] * r["requests"] for r in runs)
+                        / max(1, sum(r["requests"] for r in runs)) for name in runs[0]["server_cpu_ms"]}
+                 for side, runs in (("on", on_runs), ("off", off_runs))}
+        self.rows.append(Row("server CPU ms / rating, counting + rules on vs off (all rounds)",
+                             _split({"server_cpu_ms": total["on"]}), _split({"server_cpu_ms": total["off"]}),
+                             sum(total["off"].values()) / sum(total["on"].values()), "(CPU ratio)", None))
 
     def applications(self) -> None:
         from bench import applications
