@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from models import Case, Rating, SuspiciousFlag, SuspiciousFlagEvent, SuspiciousFlagRating, SuspiciousMark
 from tests.support import bearer, wait_for
@@ -112,6 +112,36 @@ def test_a_phone_over_its_daily_cap_is_flagged_by_its_blind_index(app, district,
                    + [(m.key, m.group_key) for m in s.scalars(select(SuspiciousMark))])
     assert all(phone not in a and phone not in b for a, b in stored)
     assert [subject for subject, _k in stored[:2]] == ["138******78"] * 2
+
+
+def test_expired_marks_are_deleted_at_most_once_a_minute(app, district, query, clock):  # noqa: F811
+    """A window's marks go once it can no longer grow (its end + 2 days), by the next check
+    after PRUNE_EVERY has passed since this process last deleted — not by every check."""
+    from service.suspicious.rules import PRUNE_EVERY
+
+    dev = district["devices"]["a1-hall"]
+    app.extensions.pop("hcp_marks_pruned_at", None)
+
+    def marks_of(ids):
+        return query(lambda s: s.scalars(select(SuspiciousMark.rating_id).where(
+            SuspiciousMark.rating_id.in_(ids))).all())
+
+    clock.set(START + timedelta(hours=1))
+    first = store(app, dev, [good(at=START)])
+    assert len(marks_of(first)) == 2  # the two burst tilings
+    later = START + timedelta(days=3, hours=1)
+    clock.set(later)
+    second = store(app, dev, [good(at=START + timedelta(days=3))])
+    assert marks_of(first) == [] and len(marks_of(second)) == 2
+    # The second's marks expire just after that delete: a check within the minute leaves them.
+    query(lambda s: (s.execute(update(SuspiciousMark).where(SuspiciousMark.rating_id.in_(second))
+                               .values(expires_at=later + timedelta(seconds=1))), s.commit()))
+    clock.set(later + PRUNE_EVERY - timedelta(seconds=1))
+    store(app, dev, [good(at=START + timedelta(days=3, minutes=5))])
+    assert len(marks_of(second)) == 2
+    clock.set(later + PRUNE_EVERY)
+    store(app, dev, [good(at=START + timedelta(days=3, minutes=10))])
+    assert marks_of(second) == []
 
 
 def test_many_identical_comments_are_flagged_but_short_common_ones_are_not(app, district, query):  # noqa: F811
