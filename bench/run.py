@@ -311,11 +311,12 @@ class Bench:
         result["cpu_ms"] = result["server_cpu_ms"]["web"]
         return result
 
-    def measured(self, url: str, run) -> dict:
+    def measured(self, url: str, run, server=None) -> dict:
         """``run()``'s wrk result with the CPU per request of each server-side part behind
-        ``url``: what a dedicated core would make of it, whatever else the machine was doing
-        meanwhile (``server_cpu_ms``: web workers, PostgreSQL, Redis, Celery workers)."""
-        parts = self._server_side(self.hcp if url == self.hcp_url else self.base)
+        ``url`` (``server``: its gunicorn, when it is neither hcp's nor the baseline's): what a
+        dedicated core would make of it, whatever else the machine was doing meanwhile
+        (``server_cpu_ms``: web workers, PostgreSQL, Redis, Celery workers)."""
+        parts = self._server_side(server or (self.hcp if url == self.hcp_url else self.base))
         before = {name: cpu_seconds(pids) for name, pids in parts.items()}
         result = run()
         result["server_cpu_ms"] = {name: 1000 * (cpu_seconds(pids) - before[name]) / max(1, result["requests"])
@@ -573,16 +574,14 @@ class Bench:
         # device caches to hold them all).
         for url in (off_url, self.hcp_url):
             self._wrk(url, "/api/v1/ratings", self.org["key"], 12 if kiosks else 2, self._nonce(), share, kiosks)
+
         def measured(url: str) -> dict:
             # The CPU per rating of each server-side part beside the rate (the rules' work is the
             # workers' and the database's, not the request's): a measure the machine's swings
             # move far less than the rates.
-            parts = self._server_side(off if url == off_url else self.hcp)
-            before = {name: cpu_seconds(pids) for name, pids in parts.items()}
-            result = self._wrk(url, "/api/v1/ratings", self.org["key"], self.args.seconds, self._nonce(), share,
-                               kiosks)
-            result["server_cpu_ms"] = {name: 1000 * (cpu_seconds(pids) - before[name]) / max(1, result["requests"])
-                                       for name, pids in parts.items()}
+            result = self.measured(url, lambda: self._wrk(url, "/api/v1/ratings", self.org["key"], self.args.seconds,
+                                                          self._nonce(), share, kiosks),
+                                   server=off if url == off_url else None)
             result["celery_cpu_ms"] = result["server_cpu_ms"]["celery"]
             return result
 

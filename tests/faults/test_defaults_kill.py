@@ -40,7 +40,7 @@ def test_a_default_sweep_killed_mid_run_leaves_one_rating_per_invitation(redis, 
         system_device(db.session, dept.id, "default")
         db.session.commit()
         org = {"department_id": dept.id, "item_id": item.id, "n": N}
-        dsn = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg", "postgresql")
+    dsn = stack.env["HCP_DATABASE_URL"]
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(LOAD_PROJECTS, org)
         conn.execute(LOAD_INVITATIONS)
