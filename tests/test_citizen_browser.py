@@ -21,6 +21,39 @@ pytestmark = pytest.mark.browser
 LINK = re.compile(r"(http://\S+/r/[A-Za-z0-9_-]{24})")
 
 
+# What the page shows a citizen, measured in the browser: visible text below 4.5:1 contrast
+# against the background it sits on (WCAG's relative luminance), form controls without a
+# label, and controls whose target (a radio's or checkbox's is its label) is under 44×44 px.
+ACCESSIBILITY = """() => {
+  const rgb = s => s.match(/[\\d.]+/g).map(Number);
+  const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255;
+    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const background = el => { for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor); if (c.length < 4 || c[3] > 0) return c; }
+    return [255, 255, 255]; };
+  const shown = el => { const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none"; };
+  const low = [], small = [], unlabelled = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (!shown(el) || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const f = lum(rgb(getComputedStyle(el).color)), b = lum(background(el));
+    const ratio = (Math.max(f, b) + 0.05) / (Math.min(f, b) + 0.05);
+    if (ratio < 4.5) low.push(`${el.tagName} ${el.textContent.trim().slice(0, 12)} ${ratio.toFixed(2)}`);
+  }
+  for (const el of document.querySelectorAll("button, input, textarea, select")) {
+    if (el.type === "hidden") continue;
+    const label = el.labels && el.labels[0];
+    if (el.tagName !== "BUTTON" && !label && !el.getAttribute("aria-label")) unlabelled.push(el.name || el.type);
+    const target = ["radio", "checkbox"].includes(el.type) && label ? label : el;
+    if (!shown(target)) continue;
+    const r = target.getBoundingClientRect();
+    if (r.width < 44 || r.height < 44) small.push(`${el.name || el.tagName} ${r.width.toFixed(0)}×${r.height.toFixed(0)}`);
+  }
+  return {low, small, unlabelled};
+}"""
+
+
 @pytest.fixture(scope="module")
 def gateway():
     server = support.RobotServer()
@@ -80,6 +113,7 @@ def test_the_loop_on_a_phone(app, org, stack, gateway, phone_page, query):
     assert not page.is_visible("text=态度生硬")  # reasons appear once a level is chosen
     page.get_by_label("不满意", exact=True).check()
     assert page.is_visible("text=态度生硬") and not page.is_visible("text=热情周到")
+    assert page.evaluate(ACCESSIBILITY) == {"low": [], "small": [], "unlabelled": []}
     page.get_by_role("button", name="提交评价").click()
     assert "请至少选择一项原因" in page.get_by_role("alert").inner_text()  # checked in the page first
     page.get_by_label("态度生硬、言语不文明").check()
