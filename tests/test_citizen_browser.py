@@ -48,7 +48,8 @@ ACCESSIBILITY = """() => {
     const target = ["radio", "checkbox"].includes(el.type) && label ? label : el;
     if (!shown(target)) continue;
     const r = target.getBoundingClientRect();
-    if (r.width < 44 || r.height < 44) small.push(`${el.name || el.tagName} ${r.width.toFixed(0)}×${r.height.toFixed(0)}`);
+    if (r.width < 44 || r.height < 44)
+      small.push(`${el.name || el.tagName} ${r.width.toFixed(0)}×${r.height.toFixed(0)}`);
   }
   return {low, small, unlabelled};
 }"""
